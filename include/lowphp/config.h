@@ -1,0 +1,131 @@
+// Configuration model of php-fpm.conf + pool files, and the parser's public face.
+// config/ knows nothing of processes: it turns files into these structs and
+// reports errors worded exactly as php-fpm 8.2 words them.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace lowphp::config {
+
+// php-fpm's zlog levels, same numeric order (debug is the most verbose).
+enum class LogLevel { Debug = 1, Notice = 2, Warning = 3, Error = 4, Alert = 5 };
+
+enum class PmStyle { Static, Dynamic, Ondemand };
+
+// One php_value[...] / php_admin_value[...] entry. Flags are stored with their
+// value normalised the way php-fpm passes them to PHP ("1"/"0" for on/off...).
+struct IniSetting {
+    std::string name;
+    std::string value;
+};
+
+struct GlobalConfig {
+    std::string pid;                 // "" = no pid file
+    std::string error_log;           // default "log/php-fpm.log" resolved against prefix; "syslog" allowed
+    std::string syslog_ident = "php-fpm";
+    std::string syslog_facility = "daemon";
+    bool log_buffering = true;
+    LogLevel log_level = LogLevel::Notice;
+    int log_limit = 1024;
+    int emergency_restart_threshold = 0;
+    int emergency_restart_interval = 0; // seconds
+    int process_control_timeout = 0;    // seconds
+    int process_max = 0;
+    std::optional<int> process_priority;
+    bool daemonize = true;
+    std::optional<int> rlimit_files;
+    std::optional<long> rlimit_core; // -1 = unlimited
+    std::string events_mechanism;
+    int systemd_interval = 10; // seconds
+};
+
+struct PoolConfig {
+    std::string name;
+    std::string prefix;
+    std::string user;
+    std::string group;
+    std::string listen;
+    int listen_backlog = 511;
+    std::string listen_owner;
+    std::string listen_group;
+    std::string listen_mode; // "" = php-fpm's default 0660
+    std::string listen_acl_users;
+    std::string listen_acl_groups;
+    std::string listen_allowed_clients;
+    std::optional<int> listen_setfib;
+    std::optional<int> process_priority;
+    bool process_dumpable = false;
+    PmStyle pm = PmStyle::Static;
+    bool pm_set = false;
+    int pm_max_children = 0;
+    int pm_start_servers = 0;
+    int pm_min_spare_servers = 0;
+    int pm_max_spare_servers = 0;
+    int pm_max_spawn_rate = 32;
+    int pm_process_idle_timeout = 10; // seconds
+    int pm_max_requests = 0;
+    std::string pm_status_path;
+    std::string pm_status_listen;
+    std::string ping_path;
+    std::string ping_response = "pong";
+    std::string access_log;
+    std::string access_format = "%R - %u %t \"%m %r\" %s";
+    std::vector<std::string> access_suppress_path;
+    std::string slowlog;
+    int request_slowlog_timeout = 0;    // seconds
+    int request_slowlog_trace_depth = 20;
+    int request_terminate_timeout = 0;  // seconds
+    bool request_terminate_timeout_track_finished = false;
+    std::optional<int> rlimit_files;
+    std::optional<long> rlimit_core; // -1 = unlimited
+    std::string chroot;
+    std::string chdir;
+    bool catch_workers_output = false;
+    bool decorate_workers_output = true;
+    bool clear_env = true;
+    std::string security_limit_extensions = ".php .phar";
+    std::string apparmor_hat;
+    std::vector<std::pair<std::string, std::string>> env; // env[NAME] = value, in file order
+    std::vector<IniSetting> php_values;                   // php_value[] and php_flag[]
+    std::vector<IniSetting> php_admin_values;             // php_admin_value[] and php_admin_flag[]
+    // lowphp additions (not in php-fpm): a pool's own php.ini and scan dir.
+    std::string php_ini;
+    std::string php_ini_scan_dir;
+};
+
+struct Config {
+    std::string path;   // the main configuration file as given
+    std::string prefix; // -p value or "" (php-fpm then uses its install prefix)
+    GlobalConfig global;
+    std::vector<PoolConfig> pools;
+};
+
+// A message worded as php-fpm would log it; level says how (ERROR stops startup).
+struct Message {
+    LogLevel level;
+    std::string text;
+};
+
+struct ParseOptions {
+    std::string prefix;           // -p, used for relative include= and $prefix
+    std::string default_prefix;   // where relative paths land when -p is absent
+    bool allow_env = true;        // expand ${VAR} from the environment
+};
+
+struct ParseResult {
+    std::optional<Config> config; // set when parsing (and validation) succeeded
+    std::vector<Message> messages; // warnings and errors in order
+};
+
+// Parse the main file with its includes, then validate and fill defaults as
+// php-fpm's fpm_conf_init_main does. On error `config` is empty and messages name
+// file, line and directive in php-fpm's words.
+ParseResult load(const std::string& path, const ParseOptions& opts);
+
+// -tt: the dump php-fpm prints (one notice line per directive).
+std::vector<std::string> dump(const Config& cfg);
+
+} // namespace lowphp::config
