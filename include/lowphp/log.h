@@ -1,0 +1,66 @@
+// php-fpm compatible logging (zlog): the same line format, levels and targets,
+// so monitoring that greps php-fpm's error_log keeps working.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "lowphp/config.h"
+
+namespace lowphp::log {
+
+using config::LogLevel;
+
+const char* level_name(LogLevel level);
+
+// "[23-Nov-2026 05:21:09] " (with ".%06d" microseconds in debug mode). Children
+// write without a timestamp, as php-fpm's children do.
+std::string time_prefix(long sec, long usec, bool debug);
+
+// Everything before the message: time (master only), level, and in debug mode
+// pid/function. Mirrors zlog_buf_prefix.
+std::string line_prefix(LogLevel level, bool is_child, bool debug, long sec, long usec, int pid,
+                        const char* function, int line);
+
+// Cut a line to log_limit the way zlog does ("..." at the end).
+std::string truncate_to_limit(std::string line, std::size_t limit);
+
+// Where the process's log lines go.
+enum class Target { Stderr, File, Syslog };
+
+struct Settings {
+    LogLevel level = LogLevel::Notice;
+    std::size_t limit = 1024;
+    bool is_child = false;
+};
+
+void configure(const Settings& s);
+const Settings& settings();
+// Open error_log ("syslog" selects syslog). Returns false with errno set on failure.
+bool open_target(const std::string& error_log, const std::string& syslog_ident,
+                 const std::string& syslog_facility);
+// Once startup is over php-fpm stops echoing NOTICE+ lines to stderr.
+void set_launched(bool force_stderr);
+// Reopen the error log file (SIGUSR1). Returns false on failure.
+bool reopen();
+int fd(); // file descriptor of the log target (-1 for syslog)
+void set_fd(int fd);
+
+// Hook called with the bare message of every log call (children send it to
+// FastCGI stderr as php-fpm does), whatever the level.
+using ExternalLogger = void (*)(LogLevel, const char* msg, std::size_t len);
+void set_external_logger(ExternalLogger logger);
+
+void write(LogLevel level, const char* function, int line, bool with_errno, const char* fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+} // namespace lowphp::log
+
+#define ZLOG_DEBUG(...) ::lowphp::log::write(::lowphp::log::LogLevel::Debug, __func__, __LINE__, false, __VA_ARGS__)
+#define ZLOG_NOTICE(...) ::lowphp::log::write(::lowphp::log::LogLevel::Notice, __func__, __LINE__, false, __VA_ARGS__)
+#define ZLOG_WARNING(...) ::lowphp::log::write(::lowphp::log::LogLevel::Warning, __func__, __LINE__, false, __VA_ARGS__)
+#define ZLOG_ERROR(...) ::lowphp::log::write(::lowphp::log::LogLevel::Error, __func__, __LINE__, false, __VA_ARGS__)
+#define ZLOG_ALERT(...) ::lowphp::log::write(::lowphp::log::LogLevel::Alert, __func__, __LINE__, false, __VA_ARGS__)
+#define ZLOG_SYSERROR(...) ::lowphp::log::write(::lowphp::log::LogLevel::Error, __func__, __LINE__, true, __VA_ARGS__)
+#define ZLOG_SYSWARNING(...) ::lowphp::log::write(::lowphp::log::LogLevel::Warning, __func__, __LINE__, true, __VA_ARGS__)

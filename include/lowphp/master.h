@@ -1,0 +1,24 @@
+// The master process: owns sockets, scoreboard and every child; never runs PHP.
+#pragma once
+
+#include <string>
+
+#include "lowphp/config.h"
+#include "lowphp/zygote.h"
+
+namespace lowphp::master {
+
+struct Options {
+    std::string config_path;
+    std::string prefix;
+    std::string pid_path;      // -g, overrides the pid directive
+    int force_daemon = -1;     // -1: config decides, 0: -F, 1: -D
+    bool force_stderr = false; // -O
+    bool run_as_root = false;  // -R
+    zygote::PhpIniOptions ini;
+};
+
+// Runs the process manager until it stops; returns the process exit status.
+int run(config::Config cfg, const Options& opts);
+
+} // namespace lowphp::master

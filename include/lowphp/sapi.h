@@ -1,0 +1,26 @@
+// The PHP side of a pool, as seen by the zygote and workers (no PHP types here).
+#pragma once
+
+#include <fcgiapp.h>
+#include <string>
+
+#include "lowphp/config.h"
+#include "lowphp/scoreboard.h"
+#include "lowphp/zygote.h"
+
+namespace lowphp::sapi {
+
+// php_module_startup with the pool's php.ini (zygote). Returns false on failure.
+bool start_pool(const config::PoolConfig& pool, const zygote::PhpIniOptions& ini);
+
+// Per-worker set-up after fork and privilege drop (environment hooks, logging).
+void init_worker(const config::PoolConfig& pool, WorkerSlot* slot);
+
+// Serve the request libfcgi has just read into `req`. Returns false when the
+// worker must stop after it (pm.max_requests reached).
+bool serve(FCGX_Request& req);
+
+// Module shutdown at worker exit (flushes sessions etc. are per request already).
+void shutdown_worker();
+
+} // namespace lowphp::sapi

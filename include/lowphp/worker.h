@@ -1,0 +1,20 @@
+// One worker's life, from the zygote's clone to its exit: privileges, then the
+// accept → FastCGI → PHP loop.
+#pragma once
+
+#include <cstdint>
+
+#include "lowphp/zygote.h"
+
+namespace lowphp::worker {
+
+struct Params {
+    const zygote::Params* zygote = nullptr;
+    uint32_t slot = 0;
+    int stdout_fd = -1; // catch_workers_output pipes, or -1 for /dev/null
+    int stderr_fd = -1;
+};
+
+[[noreturn]] void run(const Params& params);
+
+} // namespace lowphp::worker

@@ -1,0 +1,53 @@
+// The contract between the master (no PHP) and a pool's zygote (PHP started
+// with the pool's php.ini). The master forks the zygote and then only talks to it
+// through `control_fd`, a SOCK_SEQPACKET socketpair.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lowphp/config.h"
+
+namespace lowphp {
+class Scoreboard;
+}
+
+namespace lowphp::zygote {
+
+// Command line settings that reach PHP (php-fpm's -c, -n, -d).
+struct PhpIniOptions {
+    std::string ini_path;                  // -c (file or directory), "" = default
+    bool no_ini = false;                   // -n
+    std::vector<std::string> defines;      // -d name=value, in order
+};
+
+struct Params {
+    const config::Config* config = nullptr;
+    size_t pool_index = 0;
+    PhpIniOptions ini;
+    int listen_fd = -1;
+    int control_fd = -1;
+    Scoreboard* scoreboard = nullptr;
+    bool run_as_root = false;
+};
+
+// master -> zygote: make a worker for scoreboard slot `slot`. When the pool catches
+// worker output, two fds (stdout and stderr write ends) travel with it (SCM_RIGHTS).
+struct SpawnCommand {
+    uint32_t slot;
+    uint32_t with_output_fds;
+};
+
+// zygote -> master: the worker's pid (or -errno). slot == kReadySlot reports the
+// zygote's own start-up result (pid = zygote pid, or a negative value on failure).
+struct SpawnReply {
+    uint32_t slot;
+    int32_t pid;
+};
+constexpr uint32_t kReadySlot = UINT32_MAX;
+
+// Runs in the freshly forked zygote process; never returns.
+[[noreturn]] void run(const Params& params);
+
+} // namespace lowphp::zygote

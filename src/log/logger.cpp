@@ -1,0 +1,155 @@
+// The process-wide log sink: error_log file, stderr or syslog, as php-fpm's zlog.
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/time.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "lowphp/log.h"
+
+namespace lowphp::log {
+namespace {
+
+struct State {
+    Settings settings;
+    int fd = -1; // -1: stderr
+    bool syslog = false;
+    bool launched = false;
+    std::string path;
+    ExternalLogger external = nullptr;
+};
+
+State& state() {
+    static State s;
+    return s;
+}
+
+int facility_from_name(const std::string& name) {
+    static const struct {
+        const char* name;
+        int value;
+    } table[] = {{"auth", LOG_AUTH},     {"authpriv", LOG_AUTHPRIV}, {"cron", LOG_CRON},
+                 {"daemon", LOG_DAEMON}, {"ftp", LOG_FTP},           {"kern", LOG_KERN},
+                 {"lpr", LOG_LPR},       {"mail", LOG_MAIL},         {"news", LOG_NEWS},
+                 {"syslog", LOG_SYSLOG}, {"user", LOG_USER},         {"uucp", LOG_UUCP},
+                 {"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1},     {"local2", LOG_LOCAL2},
+                 {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4},     {"local5", LOG_LOCAL5},
+                 {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7}};
+    for (const auto& f : table)
+        if (strcasecmp(name.c_str(), f.name) == 0) return f.value;
+    return LOG_DAEMON;
+}
+
+int syslog_priority(LogLevel level) {
+    switch (level) {
+    case LogLevel::Debug: return LOG_DEBUG;
+    case LogLevel::Notice: return LOG_NOTICE;
+    case LogLevel::Warning: return LOG_WARNING;
+    case LogLevel::Error: return LOG_ERR;
+    case LogLevel::Alert: return LOG_ALERT;
+    }
+    return LOG_NOTICE;
+}
+
+void write_all(int fd, const std::string& s) {
+    const char* p = s.data();
+    size_t left = s.size();
+    while (left > 0) {
+        ssize_t n = ::write(fd, p, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return; // nowhere left to report a failing log write
+        p += n;
+        left -= static_cast<size_t>(n);
+    }
+}
+
+} // namespace
+
+void configure(const Settings& s) { state().settings = s; }
+const Settings& settings() { return state().settings; }
+int fd() { return state().syslog ? -1 : (state().fd < 0 ? STDERR_FILENO : state().fd); }
+void set_fd(int fd) { state().fd = fd; }
+void set_external_logger(ExternalLogger logger) { state().external = logger; }
+
+bool open_target(const std::string& error_log, const std::string& ident,
+                 const std::string& facility) {
+    State& s = state();
+    if (error_log == "syslog") {
+        static std::string kept_ident; // openlog keeps the pointer
+        kept_ident = ident;
+        openlog(kept_ident.c_str(), LOG_PID | LOG_CONS, facility_from_name(facility));
+        s.syslog = true;
+        return true;
+    }
+    int fd = ::open(error_log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return false;
+    s.path = error_log;
+    s.fd = fd;
+    return true;
+}
+
+bool reopen() {
+    State& s = state();
+    if (s.syslog || s.path.empty()) return true;
+    int fd = ::open(s.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return false;
+    // Keep the same descriptor number: children and stderr refer to it.
+    if (s.fd >= 0) {
+        dup2(fd, s.fd);
+        ::close(fd);
+    } else {
+        s.fd = fd;
+    }
+    if (s.launched) dup2(s.fd, STDERR_FILENO);
+    return true;
+}
+
+void set_launched(bool force_stderr) {
+    State& s = state();
+    // After start-up stderr itself points at the error log, so stray writes by
+    // libraries land there too (php-fpm: fpm_stdio_redirect_stderr_to_error_log).
+    if (!force_stderr && !s.syslog && s.fd >= 0 && s.fd != STDERR_FILENO)
+        dup2(s.fd, STDERR_FILENO);
+    s.launched = true;
+}
+
+void write(LogLevel level, const char* function, int line, bool with_errno, const char* fmt, ...) {
+    State& s = state();
+    int saved_errno = errno;
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (s.external) s.external(level, msg, strlen(msg));
+    if (level < s.settings.level) {
+        errno = saved_errno;
+        return;
+    }
+    bool debug = s.settings.level == LogLevel::Debug;
+    struct timeval tv;
+    gettimeofday(&tv, nullptr);
+    std::string text = line_prefix(level, s.settings.is_child, debug, tv.tv_sec, tv.tv_usec,
+                                   getpid(), function, line);
+    text += msg;
+    if (with_errno) {
+        text += ": ";
+        text += strerror(saved_errno);
+        text += " (" + std::to_string(saved_errno) + ")";
+    }
+    text = truncate_to_limit(std::move(text), s.settings.limit);
+    if (s.syslog) {
+        syslog(syslog_priority(level), "%s", text.c_str());
+    } else {
+        text += '\n';
+        int out = s.fd < 0 ? STDERR_FILENO : s.fd;
+        write_all(out, text);
+        if (out != STDERR_FILENO && !s.launched && level >= LogLevel::Notice)
+            write_all(STDERR_FILENO, text);
+    }
+    errno = saved_errno;
+}
+
+} // namespace lowphp::log

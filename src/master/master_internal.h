@@ -1,0 +1,129 @@
+// The master's state, shared by its translation units (lifecycle, process
+// management, zygote control, worker output capture).
+#pragma once
+
+#include <event2/event.h>
+#include <map>
+#include <memory>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include "lowphp/config.h"
+#include "lowphp/master.h"
+#include "lowphp/net.h"
+#include "lowphp/scoreboard.h"
+#include "lowphp/unique_fd.h"
+
+namespace lowphp::master {
+
+struct EventDeleter {
+    void operator()(event* e) const { event_free(e); }
+};
+using EventPtr = std::unique_ptr<event, EventDeleter>;
+
+struct EventBaseDeleter {
+    void operator()(event_base* b) const { event_base_free(b); }
+};
+
+class Master;
+
+// One child's captured stdout or stderr (catch_workers_output).
+struct OutputPipe {
+    UniqueFd fd;
+    EventPtr ev;
+    std::string pending; // a line not yet ended by '\n'
+    const char* stream_name = "stderr";
+    pid_t pid = 0;
+    size_t pool = 0;
+};
+
+struct Worker {
+    pid_t pid = 0;
+    size_t pool = 0;
+    uint32_t slot = 0;
+    uint64_t started_us = 0;
+    bool idle_kill = false; // stopped by the process manager: do not replace
+    std::unique_ptr<OutputPipe> out, err;
+};
+
+struct PoolRuntime {
+    config::PoolConfig cfg;
+    net::Listener listener;
+    pid_t zygote_pid = 0;
+    UniqueFd zygote_ctl;
+    EventPtr zygote_ev;
+    EventPtr ondemand_ev; // ondemand: wakes the master when a connection waits
+    bool zygote_ready = false;
+    int zygote_restarts = 0;
+    uint64_t zygote_retry_at_us = 0;
+    std::vector<bool> slot_busy; // slot index (relative) reserved or in use
+    int pending_spawns = 0;
+    int idle_spawn_rate = 1; // dynamic pm: doubles while spawning is needed
+    // Pending output pipes per slot while the zygote forks the worker.
+    std::map<uint32_t, std::pair<std::unique_ptr<OutputPipe>, std::unique_ptr<OutputPipe>>> pending_pipes;
+};
+
+enum class State { Starting, Running, Finishing, Terminating };
+
+class Master {
+  public:
+    Master(config::Config cfg, const Options& opts) : cfg_(std::move(cfg)), opts_(opts) {}
+    int run();
+
+    // Lifecycle (master.cpp).
+    void on_signal(int signo);
+    void on_tick();
+    void begin_stop(State how);
+    void maybe_exit();
+
+    // Zygotes (zygote_control.cpp).
+    bool start_zygote(size_t pool);
+    void on_zygote_message(size_t pool);
+    void request_spawn(size_t pool);
+
+    // Workers (process_manager.cpp).
+    void reap_children();
+    void manage_pools();
+    void spawn_initial(size_t pool);
+    int idle_workers(size_t pool);
+    int total_workers(size_t pool);
+    void watch_output(Worker& w);
+    void on_output(OutputPipe* pipe);
+    void flush_output(OutputPipe* pipe, bool all);
+
+    event_base* base() { return base_.get(); }
+    Scoreboard& scoreboard() { return scoreboard_; }
+
+  private:
+    bool setup_logging();
+    bool create_listeners();
+    bool write_pid_file();
+    bool daemonize_if_asked();
+    void notify_parent(bool ok);
+    void install_events();
+    void cleanup();
+    void signal_workers(int signo);
+    void on_worker_exit(Worker& w, int status);
+    void on_zygote_exit(size_t pool, int status);
+    void kill_idle_worker(size_t pool);
+    uint32_t free_slot(size_t pool);
+
+    config::Config cfg_;
+    Options opts_;
+    std::unique_ptr<event_base, EventBaseDeleter> base_;
+    std::vector<EventPtr> signal_events_;
+    EventPtr tick_event_;
+    EventPtr escalate_event_;
+    Scoreboard scoreboard_;
+    std::vector<PoolRuntime> pools_;
+    std::map<pid_t, Worker> workers_;
+    State state_ = State::Starting;
+    int stop_signal_sent_ = 0;
+    std::string pid_path_;
+    int daemon_pipe_ = -1;
+    uint64_t started_us_ = 0;
+    std::vector<uint64_t> failures_us_; // emergency_restart_threshold bookkeeping
+};
+
+} // namespace lowphp::master

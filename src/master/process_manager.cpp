@@ -1,0 +1,303 @@
+// Process management: how many workers each pool has (pm static / dynamic /
+// ondemand), reaping and replacing them, and their captured output.
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "master_internal.h"
+#include "lowphp/log.h"
+
+namespace lowphp::master {
+namespace {
+
+using config::PmStyle;
+
+std::string signal_name(int signo) {
+    const char* abbrev = sigabbrev_np(signo);
+    return abbrev ? std::string("SIG") + abbrev : std::string();
+}
+
+void output_cb(evutil_socket_t, short, void* arg);
+Master* g_pm_master = nullptr;
+
+void output_cb(evutil_socket_t, short, void* arg) {
+    g_pm_master->on_output(static_cast<OutputPipe*>(arg));
+}
+
+void ondemand_cb(evutil_socket_t, short, void* arg);
+
+} // namespace
+
+uint32_t Master::free_slot(size_t index) {
+    PoolRuntime& pool = pools_[index];
+    for (size_t i = 0; i < pool.slot_busy.size(); ++i)
+        if (!pool.slot_busy[i]) return scoreboard_.pool(index).first_slot + static_cast<uint32_t>(i);
+    return UINT32_MAX;
+}
+
+int Master::total_workers(size_t index) {
+    int n = pools_[index].pending_spawns;
+    for (auto& [pid, w] : workers_)
+        if (w.pool == index) ++n;
+    return n;
+}
+
+int Master::idle_workers(size_t index) {
+    int n = 0;
+    for (auto& [pid, w] : workers_)
+        if (w.pool == index && !w.idle_kill &&
+            scoreboard_.slot(w.slot).state.load(std::memory_order_relaxed) ==
+                static_cast<int>(WorkerState::Idle))
+            ++n;
+    return n;
+}
+
+void Master::spawn_initial(size_t index) {
+    const auto& cfg = pools_[index].cfg;
+    int count = cfg.pm == PmStyle::Static    ? cfg.pm_max_children
+                : cfg.pm == PmStyle::Dynamic ? cfg.pm_start_servers
+                                             : 0;
+    for (int i = 0; i < count; ++i) request_spawn(index);
+    if (cfg.pm == PmStyle::Ondemand && !pools_[index].ondemand_ev) {
+        struct Arg {
+            Master* m;
+            size_t pool;
+        };
+        static std::vector<Arg> args(pools_.size());
+        args.resize(pools_.size());
+        args[index] = {this, index};
+        pools_[index].ondemand_ev.reset(event_new(base_.get(), pools_[index].listener.fd.get(),
+                                                  EV_READ | EV_PERSIST, ondemand_cb, &args[index]));
+        event_add(pools_[index].ondemand_ev.get(), nullptr);
+    }
+    // A pool that starts with no worker (ondemand) is ready at once.
+    if (count == 0 && state_ == State::Starting) {
+        for (auto& p : pools_)
+            if (!p.zygote_ready || p.pending_spawns > 0) return;
+        state_ = State::Running;
+        ZLOG_NOTICE("ready to handle connections");
+        ZLOG_NOTICE("systemd monitor interval set to %dms", cfg_.global.systemd_interval * 1000);
+        log::set_launched(opts_.force_stderr);
+        notify_parent(true);
+    }
+}
+
+namespace {
+
+// ondemand: a connection is waiting in the backlog; fork a worker if none is idle.
+void ondemand_cb(evutil_socket_t, short, void* arg) {
+    struct Arg {
+        Master* m;
+        size_t pool;
+    };
+    auto* a = static_cast<Arg*>(arg);
+    if (a->m->idle_workers(a->pool) == 0) a->m->request_spawn(a->pool);
+}
+
+} // namespace
+
+// The 1-second maintenance of php-fpm's fpm_pctl_perform_idle_server_maintenance.
+void Master::manage_pools() {
+    for (size_t i = 0; i < pools_.size(); ++i) {
+        PoolRuntime& pool = pools_[i];
+        const auto& cfg = pool.cfg;
+        if (!pool.zygote_ready) {
+            if (pool.zygote_pid == 0 && now_us() >= pool.zygote_retry_at_us) start_zygote(i);
+            continue;
+        }
+        int idle = idle_workers(i), total = total_workers(i);
+        if (cfg.pm == PmStyle::Ondemand) {
+            uint64_t limit = static_cast<uint64_t>(cfg.pm_process_idle_timeout) * 1000000u;
+            for (auto& [pid, w] : workers_) {
+                WorkerSlot& s = scoreboard_.slot(w.slot);
+                if (w.pool == i && !w.idle_kill &&
+                    s.state.load() == static_cast<int>(WorkerState::Idle) &&
+                    now_us() - std::max(w.started_us, s.request_started_us.load()) > limit) {
+                    w.idle_kill = true;
+                    kill(pid, SIGQUIT);
+                }
+            }
+            continue;
+        }
+        if (cfg.pm != PmStyle::Dynamic) continue;
+        if (idle > cfg.pm_max_spare_servers) {
+            kill_idle_worker(i);
+            pool.idle_spawn_rate = 1;
+            continue;
+        }
+        if (idle >= cfg.pm_min_spare_servers) {
+            pool.idle_spawn_rate = 1;
+            continue;
+        }
+        if (total >= cfg.pm_max_children) {
+            if (!scoreboard_.pool(i).max_children_reached) {
+                ZLOG_WARNING("[pool %s] server reached pm.max_children setting (%d), consider "
+                            "raising it",
+                            cfg.name.c_str(), cfg.pm_max_children);
+                scoreboard_.pool(i).max_children_reached = 1;
+            }
+            continue;
+        }
+        int children_to_fork = std::min(pool.idle_spawn_rate, cfg.pm_min_spare_servers - idle);
+        children_to_fork = std::min(children_to_fork, cfg.pm_max_children - total);
+        if (pool.idle_spawn_rate >= 8)
+            ZLOG_WARNING("[pool %s] seems busy (you may need to increase pm.start_servers, or "
+                        "pm.min/max_spare_servers), spawning %d children, there are %d idle, and "
+                        "%d total children",
+                        cfg.name.c_str(), children_to_fork, idle, total);
+        for (int k = 0; k < children_to_fork; ++k) request_spawn(i);
+        pool.idle_spawn_rate = std::min(pool.idle_spawn_rate * 2, cfg.pm_max_spawn_rate);
+    }
+}
+
+// Dynamic pm shrinks by retiring the idle worker that has been idle longest.
+void Master::kill_idle_worker(size_t index) {
+    Worker* oldest = nullptr;
+    uint64_t oldest_at = UINT64_MAX;
+    for (auto& [pid, w] : workers_) {
+        if (w.pool != index || w.idle_kill) continue;
+        WorkerSlot& s = scoreboard_.slot(w.slot);
+        if (s.state.load() != static_cast<int>(WorkerState::Idle)) continue;
+        uint64_t since = std::max(w.started_us, s.request_started_us.load());
+        if (since < oldest_at) {
+            oldest_at = since;
+            oldest = &w;
+        }
+    }
+    if (!oldest) return;
+    oldest->idle_kill = true;
+    kill(oldest->pid, SIGQUIT);
+}
+
+void Master::reap_children() {
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        auto it = workers_.find(pid);
+        if (it != workers_.end()) {
+            on_worker_exit(it->second, status);
+            workers_.erase(it);
+            continue;
+        }
+        for (size_t i = 0; i < pools_.size(); ++i)
+            if (pools_[i].zygote_pid == pid) on_zygote_exit(i, status);
+    }
+    maybe_exit();
+}
+
+void Master::on_worker_exit(Worker& w, int status) {
+    PoolRuntime& pool = pools_[w.pool];
+    if (w.out) flush_output(w.out.get(), true);
+    if (w.err) flush_output(w.err.get(), true);
+    WorkerSlot& slot = scoreboard_.slot(w.slot);
+    slot.pid = 0;
+    slot.state = static_cast<int>(WorkerState::Idle);
+    slot.request_started_us = 0;
+    pool.slot_busy[w.slot - scoreboard_.pool(w.pool).first_slot] = false;
+
+    bool stopping = state_ == State::Finishing || state_ == State::Terminating;
+    log::LogLevel severity = log::LogLevel::Notice;
+    bool restart = !stopping;
+    char how[128];
+    if (WIFEXITED(status)) {
+        snprintf(how, sizeof how, "with code %d", WEXITSTATUS(status));
+        if (w.idle_kill) restart = false;
+        if (WEXITSTATUS(status) != 0) severity = log::LogLevel::Warning;
+    } else {
+        int sig = WTERMSIG(status);
+        snprintf(how, sizeof how, "on signal %d (%s%s)", sig, signal_name(sig).c_str(),
+                 WCOREDUMP(status) ? " - core dumped" : "");
+        if (w.idle_kill && sig == SIGQUIT) restart = false;
+        if (sig != SIGQUIT) severity = log::LogLevel::Warning;
+    }
+    if (stopping) severity = log::LogLevel::Debug;
+    uint64_t lived = now_us() - w.started_us;
+    log::write(severity, __func__, __LINE__, false,
+               "[pool %s] child %d exited %s after %lu.%06lu seconds from start",
+               pool.cfg.name.c_str(), static_cast<int>(w.pid), how,
+               static_cast<unsigned long>(lived / 1000000u),
+               static_cast<unsigned long>(lived % 1000000u));
+    // ondemand workers are spawned on demand, not replaced.
+    if (restart && pool.cfg.pm != config::PmStyle::Ondemand) request_spawn(w.pool);
+}
+
+void Master::on_zygote_exit(size_t index, int status) {
+    PoolRuntime& pool = pools_[index];
+    pool.zygote_pid = 0;
+    pool.zygote_ready = false;
+    pool.zygote_ev.reset();
+    pool.zygote_ctl.reset();
+    pool.pending_spawns = 0;
+    for (auto& [slot, pipes] : pool.pending_pipes) {
+        pool.slot_busy[slot - scoreboard_.pool(index).first_slot] = false;
+        (void)pipes;
+    }
+    pool.pending_pipes.clear();
+    if (state_ == State::Finishing || state_ == State::Terminating) return;
+    // Back off 1, 2, 4 ... 30 s between restarts so a broken php.ini does not spin.
+    int delay = std::min(30, 1 << std::min(pool.zygote_restarts, 5));
+    pool.zygote_restarts++;
+    pool.zygote_retry_at_us = now_us() + static_cast<uint64_t>(delay - 1) * 1000000u;
+    const char* how = WIFEXITED(status) ? "exited" : "was killed";
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status);
+    ZLOG_WARNING("[pool %s] zygote %s (%d), restarting it", pool.cfg.name.c_str(), how, code);
+    if (state_ == State::Starting) {
+        notify_parent(false);
+        begin_stop(State::Terminating);
+    }
+}
+
+void Master::watch_output(Worker& w) {
+    g_pm_master = this;
+    for (OutputPipe* p : {w.out.get(), w.err.get()}) {
+        if (!p) continue;
+        p->pid = w.pid;
+        p->pool = w.pool;
+        p->ev.reset(event_new(base_.get(), p->fd.get(), EV_READ | EV_PERSIST, output_cb, p));
+        event_add(p->ev.get(), nullptr);
+    }
+}
+
+void Master::on_output(OutputPipe* pipe) {
+    char buf[4096];
+    for (;;) {
+        ssize_t n = read(pipe->fd.get(), buf, sizeof buf);
+        if (n > 0) {
+            pipe->pending.append(buf, static_cast<size_t>(n));
+            continue;
+        }
+        if (n == 0) {
+            pipe->ev.reset(); // the worker closed it (exited)
+            flush_output(pipe, true);
+            return;
+        }
+        break; // EAGAIN
+    }
+    flush_output(pipe, false);
+}
+
+// php-fpm's fpm_stdio_child_said: one log line per output line.
+void Master::flush_output(OutputPipe* pipe, bool all) {
+    const auto& cfg = pools_[pipe->pool].cfg;
+    size_t start = 0;
+    for (;;) {
+        size_t nl = pipe->pending.find('\n', start);
+        if (nl == std::string::npos) break;
+        std::string line = pipe->pending.substr(start, nl - start);
+        start = nl + 1;
+        if (cfg.decorate_workers_output)
+            ZLOG_WARNING("[pool %s] child %d said into %s: \"%s\"", cfg.name.c_str(),
+                        static_cast<int>(pipe->pid), pipe->stream_name, line.c_str());
+        else
+            ZLOG_WARNING("%s", line.c_str());
+    }
+    pipe->pending.erase(0, start);
+    if (all && !pipe->pending.empty()) {
+        pipe->pending += '\n';
+        flush_output(pipe, false);
+    }
+}
+
+} // namespace lowphp::master

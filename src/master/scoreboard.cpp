@@ -1,0 +1,50 @@
+// Scoreboard mapping: MAP_SHARED | MAP_ANONYMOUS, so it exists only in this
+// process tree and vanishes with it.
+#include <cstring>
+#include <new>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "lowphp/log.h"
+#include "lowphp/scoreboard.h"
+
+namespace lowphp {
+
+uint64_t now_us() {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec / 1000);
+}
+
+bool Scoreboard::create(const std::vector<std::string>& pools,
+                        const std::vector<uint32_t>& slots_per_pool) {
+    size_t total = 0;
+    for (uint32_t n : slots_per_pool) total += n;
+    size_ = sizeof(PoolBoard) * pools.size() + sizeof(WorkerSlot) * total;
+    base_ = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (base_ == MAP_FAILED) {
+        base_ = nullptr;
+        ZLOG_SYSERROR("unable to allocate scoreboard: mmap(%zu)", size_);
+        return false;
+    }
+    pools_ = static_cast<PoolBoard*>(base_);
+    slots_ = reinterpret_cast<WorkerSlot*>(pools_ + pools.size());
+    pool_count_ = pools.size();
+    uint32_t first = 0;
+    for (size_t i = 0; i < pools.size(); ++i) {
+        PoolBoard* p = new (&pools_[i]) PoolBoard{};
+        strncpy(p->name, pools[i].c_str(), sizeof p->name - 1);
+        p->first_slot = first;
+        p->slot_count = slots_per_pool[i];
+        p->start_time_s = now_us() / 1000000u;
+        first += slots_per_pool[i];
+    }
+    for (size_t i = 0; i < total; ++i) new (&slots_[i]) WorkerSlot{};
+    return true;
+}
+
+Scoreboard::~Scoreboard() {
+    if (base_) munmap(base_, size_);
+}
+
+} // namespace lowphp

@@ -1,0 +1,224 @@
+// Master side of the zygotes: fork one per pool, ask it for workers, learn their
+// pids. Workers are cloned with CLONE_PARENT, so they are the master's own
+// children: it reaps them and sees their exit status directly.
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <set>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "master_internal.h"
+#include "lowphp/log.h"
+#include "lowphp/zygote.h"
+
+namespace lowphp::master {
+namespace {
+
+Master* g_self = nullptr;
+
+struct ZygoteEventArg {
+    Master* master;
+    size_t pool;
+};
+
+void zygote_cb(evutil_socket_t, short, void* arg) {
+    auto* a = static_cast<ZygoteEventArg*>(arg);
+    a->master->on_zygote_message(a->pool);
+}
+
+// A forked zygote must not hold the master's descriptors (event loop, other
+// pools' sockets, pipes of other workers): only what it needs stays open.
+void close_all_but(const std::set<int>& keep) {
+    DIR* dir = opendir("/proc/self/fd");
+    if (!dir) return;
+    std::vector<int> to_close;
+    int dir_fd = dirfd(dir);
+    while (struct dirent* e = readdir(dir)) {
+        if (e->d_name[0] == '.') continue;
+        int fd = atoi(e->d_name);
+        if (fd > 2 && fd != dir_fd && !keep.count(fd)) to_close.push_back(fd);
+    }
+    closedir(dir);
+    for (int fd : to_close) close(fd);
+}
+
+void reset_signals() {
+    for (int signo : {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGHUP})
+        signal(signo, SIG_DFL);
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, nullptr);
+}
+
+std::vector<ZygoteEventArg>& event_args(size_t pools) {
+    static std::vector<ZygoteEventArg> args;
+    if (args.size() < pools) args.resize(pools);
+    return args;
+}
+
+} // namespace
+
+bool Master::start_zygote(size_t index) {
+    PoolRuntime& pool = pools_[index];
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        ZLOG_SYSERROR("[pool %s] failed to create the zygote control socket", pool.cfg.name.c_str());
+        return false;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        ZLOG_SYSERROR("[pool %s] fork() failed", pool.cfg.name.c_str());
+        close(sv[0]);
+        close(sv[1]);
+        return false;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        reset_signals();
+        close(sv[0]);
+        close_all_but({sv[1], pool.listener.fd.get(), log::fd()});
+        zygote::Params p;
+        p.config = &cfg_;
+        p.pool_index = index;
+        p.ini = opts_.ini;
+        p.listen_fd = pool.listener.fd.get();
+        p.control_fd = sv[1];
+        p.scoreboard = &scoreboard_;
+        p.run_as_root = opts_.run_as_root;
+        zygote::run(p);
+    }
+    close(sv[1]);
+    g_self = this;
+    pool.zygote_pid = pid;
+    pool.zygote_ready = false;
+    pool.zygote_ctl.reset(sv[0]);
+    auto& args = event_args(pools_.size());
+    args[index] = {this, index};
+    pool.zygote_ev.reset(
+        event_new(base_.get(), sv[0], EV_READ | EV_PERSIST, zygote_cb, &args[index]));
+    event_add(pool.zygote_ev.get(), nullptr);
+    return true;
+}
+
+void Master::on_zygote_message(size_t index) {
+    PoolRuntime& pool = pools_[index];
+    zygote::SpawnReply reply;
+    ssize_t n = recv(pool.zygote_ctl.get(), &reply, sizeof reply, MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        // The zygote is gone; its exit is handled when it is reaped.
+        pool.zygote_ev.reset();
+        pool.zygote_ctl.reset();
+        return;
+    }
+    if (n != sizeof reply) return;
+    if (reply.slot == zygote::kReadySlot) {
+        if (reply.pid < 0) {
+            ZLOG_ERROR("[pool %s] PHP start-up failed in the pool's zygote", pool.cfg.name.c_str());
+            if (state_ == State::Starting) {
+                notify_parent(false);
+                begin_stop(State::Terminating);
+            }
+            return;
+        }
+        pool.zygote_ready = true;
+        spawn_initial(index);
+        return;
+    }
+    pool.pending_spawns--;
+    auto pipes = std::move(pool.pending_pipes[reply.slot]);
+    pool.pending_pipes.erase(reply.slot);
+    uint32_t rel = reply.slot - scoreboard_.pool(index).first_slot;
+    if (reply.pid <= 0) {
+        errno = -reply.pid;
+        ZLOG_SYSERROR("[pool %s] fork() failed", pool.cfg.name.c_str());
+        pool.slot_busy[rel] = false;
+    } else {
+        Worker& w = workers_[reply.pid];
+        w.pid = reply.pid;
+        w.pool = index;
+        w.slot = reply.slot;
+        w.started_us = now_us();
+        w.out = std::move(pipes.first);
+        w.err = std::move(pipes.second);
+        watch_output(w);
+        if (state_ == State::Starting)
+            ZLOG_DEBUG("[pool %s] child %d started", pool.cfg.name.c_str(), reply.pid);
+        else
+            ZLOG_NOTICE("[pool %s] child %d started", pool.cfg.name.c_str(), reply.pid);
+    }
+    if (state_ != State::Starting) return;
+    for (auto& p : pools_)
+        if (!p.zygote_ready || p.pending_spawns > 0) return;
+    state_ = State::Running;
+    ZLOG_NOTICE("ready to handle connections");
+    ZLOG_NOTICE("systemd monitor interval set to %dms", cfg_.global.systemd_interval * 1000);
+    log::set_launched(opts_.force_stderr);
+    notify_parent(true);
+}
+
+namespace {
+
+std::unique_ptr<OutputPipe> make_pipe(const char* name, int& write_end) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) return nullptr;
+    auto p = std::make_unique<OutputPipe>();
+    p->fd.reset(fds[0]);
+    p->stream_name = name;
+    write_end = fds[1];
+    return p;
+}
+
+bool send_spawn(int ctl, const zygote::SpawnCommand& cmd, const int* fds, int nfds) {
+    struct iovec iov = {const_cast<zygote::SpawnCommand*>(&cmd), sizeof cmd};
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * 2)];
+    if (nfds > 0) {
+        msg.msg_control = control;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * static_cast<size_t>(nfds));
+        struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * static_cast<size_t>(nfds));
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * static_cast<size_t>(nfds));
+    }
+    ssize_t n;
+    do n = sendmsg(ctl, &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == static_cast<ssize_t>(sizeof cmd);
+}
+
+} // namespace
+
+void Master::request_spawn(size_t index) {
+    PoolRuntime& pool = pools_[index];
+    if (!pool.zygote_ready || !pool.zygote_ctl) return;
+    uint32_t slot = free_slot(index);
+    if (slot == UINT32_MAX) return;
+    zygote::SpawnCommand cmd{slot, 0};
+    int fds[2] = {-1, -1};
+    std::unique_ptr<OutputPipe> out, err;
+    if (pool.cfg.catch_workers_output) {
+        out = make_pipe("stdout", fds[0]);
+        err = make_pipe("stderr", fds[1]);
+        cmd.with_output_fds = out && err ? 1 : 0;
+    }
+    bool sent = send_spawn(pool.zygote_ctl.get(), cmd, fds, cmd.with_output_fds ? 2 : 0);
+    for (int fd : fds)
+        if (fd >= 0) close(fd);
+    if (!sent) {
+        ZLOG_SYSERROR("[pool %s] unable to ask the zygote for a worker", pool.cfg.name.c_str());
+        return;
+    }
+    pool.slot_busy[slot - scoreboard_.pool(index).first_slot] = true;
+    pool.pending_spawns++;
+    pool.pending_pipes[slot] = {std::move(out), std::move(err)};
+}
+
+} // namespace lowphp::master

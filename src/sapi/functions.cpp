@@ -1,0 +1,75 @@
+// Functions php-fpm gives scripts: fastcgi_finish_request(), apache_request_headers()
+// and its alias getallheaders().
+#include "sapi_internal.h"
+
+extern "C" {
+#include "php_output.h"
+}
+
+namespace lowphp::sapi {
+namespace {
+
+// HTTP_ACCEPT_ENCODING → Accept-Encoding, as sapi_add_request_header does.
+bool header_name(const std::string& param, std::string& out) {
+    if (param.size() > 5 && param.compare(0, 5, "HTTP_") == 0) {
+        out.clear();
+        bool upper = true;
+        for (size_t i = 5; i < param.size(); ++i) {
+            char c = param[i];
+            if (c == '_') {
+                out += '-';
+                upper = true;
+            } else {
+                out += upper ? c : static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+                upper = false;
+            }
+        }
+        return true;
+    }
+    if (param == "CONTENT_TYPE") out = "Content-Type";
+    else if (param == "CONTENT_LENGTH") out = "Content-Length";
+    else return false;
+    return true;
+}
+
+} // namespace
+
+extern "C" {
+
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_fastcgi_finish_request, 0, 0, _IS_BOOL, 0)
+ZEND_END_ARG_INFO()
+
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_apache_request_headers, 0, 0, IS_ARRAY, 0)
+ZEND_END_ARG_INFO()
+
+static PHP_FUNCTION(fastcgi_finish_request) {
+    ZEND_PARSE_PARAMETERS_NONE();
+    RequestContext* ctx = current_request;
+    if (!ctx || ctx->closed) RETURN_FALSE;
+    php_output_end_all();
+    sapi_send_headers();
+    finish_fastcgi_request(*ctx);
+    RETURN_TRUE;
+}
+
+static PHP_FUNCTION(apache_request_headers) {
+    ZEND_PARSE_PARAMETERS_NONE();
+    array_init(return_value);
+    if (!current_request) return;
+    std::string name;
+    for (const auto& [param, value] : current_request->params.items())
+        if (header_name(param, name))
+            add_assoc_stringl_ex(return_value, name.c_str(), name.size(), value.c_str(),
+                                 value.size());
+}
+
+} // extern "C"
+
+const zend_function_entry sapi_functions[] = {
+    ZEND_FE(fastcgi_finish_request, arginfo_fastcgi_finish_request)
+    ZEND_FE(apache_request_headers, arginfo_apache_request_headers)
+    ZEND_FALIAS(getallheaders, apache_request_headers, arginfo_apache_request_headers)
+    ZEND_FE_END,
+};
+
+} // namespace lowphp::sapi

@@ -1,0 +1,66 @@
+// -v, -i and -m: PHP started in the invoking process, output to stdout.
+#include "sapi_internal.h"
+#include "lowphp/php_cli.h"
+
+extern "C" {
+#include "ext/standard/info.h"
+#include "php_output.h"
+#include "zend_extensions.h"
+}
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+namespace lowphp::sapi {
+namespace {
+
+void print_modules() {
+    std::vector<std::string> names;
+    zval* entry;
+    ZEND_HASH_MAP_FOREACH_VAL(&module_registry, entry) {
+        names.emplace_back(static_cast<zend_module_entry*>(Z_PTR_P(entry))->name);
+    }
+    ZEND_HASH_FOREACH_END();
+    std::sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) {
+        return strcasecmp(a.c_str(), b.c_str()) < 0;
+    });
+    php_printf("[PHP Modules]\n");
+    for (const auto& n : names) php_printf("%s\n", n.c_str());
+    php_printf("\n[Zend Modules]\n");
+    std::vector<std::string> exts;
+    for (zend_llist_element* e = zend_extensions.head; e; e = e->next)
+        exts.emplace_back(static_cast<zend_extension*>(static_cast<void*>(e->data))->name);
+    std::sort(exts.begin(), exts.end());
+    for (const auto& n : exts) php_printf("%s\n", n.c_str());
+    php_printf("\n");
+}
+
+} // namespace
+
+int print_info(InfoMode mode, const zygote::PhpIniOptions& ini) {
+    if (mode == InfoMode::Info) lowphp_sapi_module.phpinfo_as_text = 1;
+    if (!start_php(nullptr, ini)) return 70;
+    if (mode == InfoMode::Modules) {
+        php_output_activate();
+        SG(headers_sent) = 1;
+        print_modules();
+        php_output_end_all();
+        php_output_deactivate();
+    } else {
+        if (php_request_startup() == FAILURE) return 70;
+        SG(headers_sent) = 1;
+        SG(request_info).no_headers = 1;
+        if (mode == InfoMode::Version)
+            // php-fpm's -v (fpm_main.c); the build stamp is lowphp-fpm's own.
+            php_printf("PHP %s (%s) (built: %s %s)\nCopyright (c) The PHP Group\n%s",
+                       PHP_VERSION, sapi_module.name, __DATE__, __TIME__, get_zend_version());
+        else php_print_info(0xFFFFFFFF);
+        php_request_shutdown(nullptr);
+    }
+    php_module_shutdown();
+    sapi_shutdown();
+    return 0;
+}
+
+} // namespace lowphp::sapi

@@ -1,0 +1,117 @@
+// ini values that do not come from php.ini: the pool's php_value / php_admin_value
+// (set once in the zygote, as php-fpm sets them in each child) and the
+// PHP_VALUE / PHP_ADMIN_VALUE FastCGI params (set for one request).
+#include "sapi_internal.h"
+#include "lowphp/log.h"
+
+extern "C" {
+#include "ext/standard/dl.h"
+#include "zend_ini.h"
+#include "zend_ini_scanner.h"
+}
+
+namespace lowphp::sapi {
+namespace {
+
+// disable_functions / disable_classes only take effect when applied to the engine.
+void apply_disable_list(const std::string& value, bool classes) {
+    size_t pos = 0;
+    while (pos < value.size()) {
+        size_t start = value.find_first_not_of(" ,", pos);
+        if (start == std::string::npos) break;
+        size_t end = value.find_first_of(" ,", start);
+        if (end == std::string::npos) end = value.size();
+        std::string name = value.substr(start, end - start);
+        if (classes) zend_disable_class(name.c_str(), name.size());
+        else zend_disable_functions(name.c_str());
+        pos = end;
+    }
+}
+
+// php-fpm's fpm_php_apply_defines_ex: "extension" loads a module, the rest alter
+// the directive's master value. Returns false when the directive is unknown.
+bool apply_define(const std::string& name, const std::string& value, bool system) {
+    if (name == "extension" && !value.empty()) {
+        zval result;
+        php_dl(value.c_str(), MODULE_PERSISTENT, &result, 1);
+        return Z_TYPE(result) == IS_TRUE;
+    }
+    if (!alter_master_ini(name, value, system)) return false;
+    if (name == "disable_functions" && !value.empty()) apply_disable_list(value, false);
+    if (name == "disable_classes" && !value.empty()) apply_disable_list(value, true);
+    return true;
+}
+
+struct IniParseState {
+    RequestContext* ctx;
+    bool system;
+};
+
+void request_ini_entry(zval* key, zval* value, zval*, int callback_type, void* arg) {
+    auto* st = static_cast<IniParseState*>(arg);
+    if (callback_type != ZEND_INI_PARSER_ENTRY) {
+        ZLOG_ERROR("Passing INI directive through FastCGI: only classic entries are allowed");
+        return;
+    }
+    if (!key || Z_STRLEN_P(key) < 1) {
+        ZLOG_ERROR("Passing INI directive through FastCGI: empty key");
+        return;
+    }
+    if (!value) {
+        ZLOG_ERROR("Passing INI directive through FastCGI: empty value for key '%s'", Z_STRVAL_P(key));
+        return;
+    }
+    zend_ini_entry* entry =
+        static_cast<zend_ini_entry*>(zend_hash_find_ptr(EG(ini_directives), Z_STR_P(key)));
+    // Request-scoped: registered as modified, so PHP restores it at request end
+    // (php-fpm alters the worker's master value and lets it leak into later requests).
+    if (!entry || zend_alter_ini_entry_ex(Z_STR_P(key), Z_STR_P(value), ZEND_INI_SYSTEM,
+                                          ZEND_INI_STAGE_ACTIVATE, true) != SUCCESS) {
+        ZLOG_ERROR("Passing INI directive through FastCGI: unable to set '%s'", Z_STRVAL_P(key));
+        return;
+    }
+    if (st->system && entry->modifiable != ZEND_INI_SYSTEM) {
+        st->ctx->locked_entries.emplace_back(entry, entry->modifiable);
+        entry->modifiable = ZEND_INI_SYSTEM;
+    }
+}
+
+} // namespace
+
+bool alter_master_ini(const std::string& name, const std::string& value, bool system) {
+    auto* entry = static_cast<zend_ini_entry*>(
+        zend_hash_str_find_ptr(EG(ini_directives), name.c_str(), name.size()));
+    if (!entry) return false;
+    zend_string* dup = zend_string_init(value.c_str(), value.size(), 1);
+    if (!entry->on_modify || entry->on_modify(entry, dup, entry->mh_arg1, entry->mh_arg2,
+                                              entry->mh_arg3, ZEND_INI_STAGE_ACTIVATE) == SUCCESS) {
+        entry->value = dup;
+        // A user value stays changeable (so .user.ini can still override it).
+        if (system) entry->modifiable = ZEND_INI_SYSTEM;
+    } else {
+        zend_string_release(dup);
+    }
+    return true;
+}
+
+void apply_pool_values(const config::PoolConfig& pool) {
+    for (const auto& v : pool.php_values)
+        if (!apply_define(v.name, v.value, false))
+            ZLOG_ERROR("Unable to set php_value '%s'", v.name.c_str());
+    for (const auto& v : pool.php_admin_values)
+        if (!apply_define(v.name, v.value, true))
+            ZLOG_ERROR("Unable to set php_admin_value '%s'", v.name.c_str());
+}
+
+void apply_request_ini(RequestContext& ctx, const char* text, bool system) {
+    std::string ini = std::string(text) + "\n";
+    IniParseState st{&ctx, system};
+    zend_parse_ini_string(ini.data(), 1, ZEND_INI_SCANNER_NORMAL, request_ini_entry, &st);
+}
+
+void restore_request_ini(RequestContext& ctx) {
+    for (auto& [entry, modifiable] : ctx.locked_entries) entry->modifiable = modifiable;
+    ctx.locked_entries.clear();
+}
+
+} // namespace lowphp::sapi

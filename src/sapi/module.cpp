@@ -1,0 +1,310 @@
+// The fpm-fcgi SAPI: PHP's view of a FastCGI request (output, headers, input,
+// variables) and the pool's PHP start-up in its zygote.
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "sapi_internal.h"
+#include "lowphp/headers.h"
+#include "lowphp/log.h"
+#include "lowphp/sapi.h"
+
+extern "C" {
+#include "php_ini.h"
+#include "ext/standard/info.h"
+}
+
+namespace lowphp::sapi {
+
+CgiGlobals cgi_globals;
+RequestContext* current_request = nullptr;
+const config::PoolConfig* current_pool = nullptr;
+WorkerSlot* current_slot = nullptr;
+
+namespace {
+
+size_t ub_write(const char* str, size_t len) {
+    RequestContext* ctx = current_request;
+    if (!ctx) return fwrite(str, 1, len, stdout); // -i / -m / -v: plain stdout
+    if (ctx->closed || FCGX_PutStr(str, static_cast<int>(len), ctx->fcgx->out) < 0) {
+        // As php-fpm: output after the client is gone aborts the script unless
+        // ignore_user_abort is set.
+        php_handle_aborted_connection();
+        return 0;
+    }
+    return len;
+}
+
+void flush(void* server_context) {
+    auto* ctx = static_cast<RequestContext*>(server_context);
+    if (!ctx) {
+        fflush(stdout);
+        return;
+    }
+    sapi_send_headers();
+    if (!ctx->closed && FCGX_FFlush(ctx->fcgx->out) < 0) php_handle_aborted_connection();
+}
+
+int send_headers(sapi_headers_struct* headers) {
+    if (SG(request_info).no_headers == 1) return SAPI_HEADER_SENT_SUCCESSFULLY;
+    ResponseHead head;
+    head.status = headers->http_response_code;
+    if (headers->http_status_line) head.status_line = headers->http_status_line;
+    head.rfc2616_headers = cgi_globals.rfc2616_headers;
+    head.nph = cgi_globals.nph;
+    zend_llist_position pos;
+    for (auto* h = static_cast<sapi_header_struct*>(zend_llist_get_first_ex(&headers->headers, &pos));
+         h; h = static_cast<sapi_header_struct*>(zend_llist_get_next_ex(&headers->headers, &pos)))
+        head.headers.emplace_back(h->header, h->header_len);
+    std::string block = encode_head(head);
+    RequestContext* ctx = current_request;
+    if (ctx && !ctx->closed) FCGX_PutStr(block.data(), static_cast<int>(block.size()), ctx->fcgx->out);
+    else if (!ctx) fwrite(block.data(), 1, block.size(), stdout);
+    return SAPI_HEADER_SENT_SUCCESSFULLY;
+}
+
+size_t read_post(char* buffer, size_t count) {
+    RequestContext* ctx = current_request;
+    if (!ctx || ctx->closed) return 0;
+    size_t remaining = static_cast<size_t>(SG(request_info).content_length) - SG(read_post_bytes);
+    if (remaining < count) count = remaining;
+    size_t done = 0;
+    while (done < count) {
+        int n = FCGX_GetStr(buffer + done, static_cast<int>(count - done), ctx->fcgx->in);
+        if (n <= 0) break;
+        done += static_cast<size_t>(n);
+    }
+    return done;
+}
+
+char* sapi_getenv(const char* name, size_t len) {
+    if (!current_request) return getenv(name);
+    return current_request->params.find_mutable(std::string_view(name, len));
+}
+
+char* read_cookies() { return sapi_getenv("HTTP_COOKIE", sizeof("HTTP_COOKIE") - 1); }
+
+void (*php_import_environment_original)(zval*) = nullptr;
+
+// $_SERVER (and $_ENV): the process environment, then every FastCGI param.
+void import_environment(zval* array) {
+    if (Z_TYPE(PG(http_globals)[TRACK_VARS_ENV]) == IS_ARRAY &&
+        Z_ARR_P(array) != Z_ARR(PG(http_globals)[TRACK_VARS_ENV]) &&
+        zend_hash_num_elements(Z_ARRVAL(PG(http_globals)[TRACK_VARS_ENV])) > 0) {
+        zend_array_destroy(Z_ARR_P(array));
+        Z_ARR_P(array) = zend_array_dup(Z_ARR(PG(http_globals)[TRACK_VARS_ENV]));
+        return;
+    }
+    if (Z_TYPE(PG(http_globals)[TRACK_VARS_SERVER]) == IS_ARRAY &&
+        Z_ARR_P(array) != Z_ARR(PG(http_globals)[TRACK_VARS_SERVER]) &&
+        zend_hash_num_elements(Z_ARRVAL(PG(http_globals)[TRACK_VARS_SERVER])) > 0) {
+        zend_array_destroy(Z_ARR_P(array));
+        Z_ARR_P(array) = zend_array_dup(Z_ARR(PG(http_globals)[TRACK_VARS_SERVER]));
+        return;
+    }
+    php_import_environment_original(array);
+    if (!current_request) return;
+    bool is_env = Z_ARR_P(array) == Z_ARR(PG(http_globals)[TRACK_VARS_ENV]);
+    for (const auto& [name, value] : current_request->params.items()) {
+        char* val = const_cast<char*>(value.c_str());
+        size_t new_len;
+        if (sapi_module.input_filter(is_env ? PARSE_ENV : PARSE_SERVER, name.c_str(), &val,
+                                     value.size(), &new_len))
+            php_register_variable_safe(name.c_str(), val, new_len, array);
+    }
+}
+
+void load_environment(zval* array) {
+    php_import_environment_original(array);
+    if (!current_request) return;
+    for (const auto& [name, value] : current_request->params.items())
+        php_register_variable_safe(name.c_str(), value.c_str(), value.size(), array);
+}
+
+void register_variables(zval* track) {
+    php_import_environment_variables(track);
+    std::string self = SG(request_info).request_uri ? SG(request_info).request_uri : "";
+    if (cgi_globals.fix_pathinfo && current_request) {
+        if (const std::string* pi = current_request->params.find("PATH_INFO")) self += *pi;
+    }
+    char* val = self.data();
+    size_t len = self.size();
+    if (sapi_module.input_filter(PARSE_SERVER, "PHP_SELF", &val, len, &len))
+        php_register_variable_safe("PHP_SELF", val, len, track);
+}
+
+void log_message(const char* message, int) {
+    log::write(log::LogLevel::Notice, "sapi_cgi_log_message", 0, false, "PHP message: %s", message);
+}
+
+int activate() {
+    if (current_request) activate_user_ini();
+    return SUCCESS;
+}
+
+int deactivate() {
+    if (SG(sapi_started) && current_request) finish_fastcgi_request(*current_request);
+    return SUCCESS;
+}
+
+PHP_INI_BEGIN()
+STD_PHP_INI_BOOLEAN("cgi.rfc2616_headers", "0", PHP_INI_ALL, OnUpdateBool, rfc2616_headers,
+                    CgiGlobals, cgi_globals)
+STD_PHP_INI_BOOLEAN("cgi.nph", "0", PHP_INI_ALL, OnUpdateBool, nph, CgiGlobals, cgi_globals)
+STD_PHP_INI_BOOLEAN("cgi.force_redirect", "1", PHP_INI_SYSTEM, OnUpdateBool, force_redirect,
+                    CgiGlobals, cgi_globals)
+STD_PHP_INI_ENTRY("cgi.redirect_status_env", nullptr, PHP_INI_SYSTEM, OnUpdateString,
+                  redirect_status_env, CgiGlobals, cgi_globals)
+STD_PHP_INI_BOOLEAN("cgi.fix_pathinfo", "1", PHP_INI_SYSTEM, OnUpdateBool, fix_pathinfo,
+                    CgiGlobals, cgi_globals)
+STD_PHP_INI_BOOLEAN("cgi.discard_path", "0", PHP_INI_SYSTEM, OnUpdateBool, discard_path,
+                    CgiGlobals, cgi_globals)
+STD_PHP_INI_BOOLEAN("fastcgi.logging", "1", PHP_INI_SYSTEM, OnUpdateBool, fcgi_logging,
+                    CgiGlobals, cgi_globals)
+STD_PHP_INI_ENTRY("fastcgi.error_header", nullptr, PHP_INI_SYSTEM, OnUpdateString, error_header,
+                  CgiGlobals, cgi_globals)
+STD_PHP_INI_ENTRY("fpm.config", nullptr, PHP_INI_SYSTEM, OnUpdateString, fpm_config, CgiGlobals,
+                  cgi_globals)
+PHP_INI_END()
+
+PHP_MINIT_FUNCTION(cgi_fcgi) {
+    (void)type;
+    REGISTER_INI_ENTRIES();
+    return SUCCESS;
+}
+
+PHP_MSHUTDOWN_FUNCTION(cgi_fcgi) {
+    (void)type;
+    UNREGISTER_INI_ENTRIES();
+    return SUCCESS;
+}
+
+PHP_MINFO_FUNCTION(cgi_fcgi) {
+    php_info_print_table_start();
+    php_info_print_table_row(2, "php-fpm", "active");
+    php_info_print_table_end();
+    DISPLAY_INI_ENTRIES();
+}
+
+// Named "cgi-fcgi" as in php-fpm: apps test extension_loaded('cgi-fcgi').
+zend_module_entry cgi_module_entry = {
+    STANDARD_MODULE_HEADER,
+    "cgi-fcgi",
+    sapi_functions,
+    PHP_MINIT(cgi_fcgi),
+    PHP_MSHUTDOWN(cgi_fcgi),
+    nullptr,
+    nullptr,
+    PHP_MINFO(cgi_fcgi),
+    PHP_VERSION,
+    STANDARD_MODULE_PROPERTIES,
+};
+
+int startup(sapi_module_struct* module) { return php_module_startup(module, &cgi_module_entry); }
+
+} // namespace
+
+sapi_module_struct lowphp_sapi_module = {
+    const_cast<char*>("fpm-fcgi"),    // name: opcache only runs under known SAPI names
+    const_cast<char*>("FPM/FastCGI"), // pretty name
+    startup,
+    php_module_shutdown_wrapper,
+    activate,
+    deactivate,
+    ub_write,
+    flush,
+    nullptr, // get_stat
+    sapi_getenv,
+    php_error,
+    nullptr, // header_handler
+    send_headers,
+    nullptr, // send_header
+    read_post,
+    read_cookies,
+    register_variables,
+    log_message,
+    nullptr, // get_request_time
+    nullptr, // terminate_process
+    STANDARD_SAPI_MODULE_PROPERTIES,
+};
+
+namespace {
+
+std::string fpm_config_dir() {
+    return "/etc/php/" + std::to_string(PHP_MAJOR_VERSION) + "." +
+           std::to_string(PHP_MINOR_VERSION) + "/fpm";
+}
+
+// php.ini lookup as php-fpm does it: -c, then PHPRC, then php-fpm's own
+// directory; a pool's `php_ini` takes precedence over all of them.
+void choose_ini(const config::PoolConfig* pool, const zygote::PhpIniOptions& ini,
+                std::string& path_storage) {
+    lowphp_sapi_module.php_ini_ignore = ini.no_ini ? 1 : 0;
+    lowphp_sapi_module.php_ini_ignore_cwd = 1;
+    if (pool && !pool->php_ini.empty()) path_storage = pool->php_ini;
+    else if (!ini.ini_path.empty()) path_storage = ini.ini_path;
+    else if (const char* rc = getenv("PHPRC"); rc && *rc) path_storage = rc;
+    else path_storage = fpm_config_dir();
+    lowphp_sapi_module.php_ini_path_override = path_storage.data();
+    if (pool && !pool->php_ini_scan_dir.empty())
+        setenv("PHP_INI_SCAN_DIR", pool->php_ini_scan_dir.c_str(), 1);
+    else if (!getenv("PHP_INI_SCAN_DIR"))
+        setenv("PHP_INI_SCAN_DIR", (fpm_config_dir() + "/conf.d").c_str(), 1);
+}
+
+// -d entries as INI text, quoted the way php_ini_builder_define quotes them.
+char* build_ini_entries(const zygote::PhpIniOptions& ini) {
+    static std::string text; // PHP keeps the pointer for the life of the process
+    text.clear();
+    for (const auto& d : ini.defines) {
+        size_t eq = d.find('=');
+        if (eq == std::string::npos) {
+            text += d + "=1\n";
+            continue;
+        }
+        std::string name = d.substr(0, eq), value = d.substr(eq + 1);
+        unsigned char first = value.empty() ? 0 : static_cast<unsigned char>(value[0]);
+        bool quote = first && !isalnum(first) && first != '"' && first != '\'';
+        text += name + "=" + (quote ? "\"" + value + "\"" : value) + "\n";
+    }
+    return text.data();
+}
+
+} // namespace
+
+bool start_php(const config::PoolConfig* pool, const zygote::PhpIniOptions& ini) {
+    static std::string ini_path;
+    zend_signal_startup();
+    sapi_startup(&lowphp_sapi_module);
+    choose_ini(pool, ini, ini_path);
+    lowphp_sapi_module.ini_entries = build_ini_entries(ini);
+    lowphp_sapi_module.executable_location = const_cast<char*>("/usr/sbin/lowphp-fpm");
+    php_import_environment_original = php_import_environment_variables;
+    php_import_environment_variables = import_environment;
+    php_load_environment_variables = load_environment;
+    return lowphp_sapi_module.startup(&lowphp_sapi_module) == SUCCESS;
+}
+
+bool start_pool(const config::PoolConfig& pool, const zygote::PhpIniOptions& ini) {
+    if (!start_php(&pool, ini)) return false;
+    apply_pool_values(pool);
+    return true;
+}
+
+void shutdown_worker() {
+    php_module_shutdown();
+    sapi_shutdown();
+}
+
+} // namespace lowphp::sapi
+
+namespace lowphp::sapi {
+
+void init_worker(const config::PoolConfig& pool, WorkerSlot* slot) {
+    current_pool = &pool;
+    current_slot = slot;
+    // Every log line of a worker also reaches the web server on FCGI_STDERR.
+    log::set_external_logger(log_to_fastcgi);
+}
+
+} // namespace lowphp::sapi

@@ -1,0 +1,235 @@
+// One request through PHP, in php-fpm's order (fpm_main.c's request loop):
+// map params → request startup → 404 / limit_extensions → execute → shutdown.
+#include <cerrno>
+#include <cstring>
+#include <sys/stat.h>
+
+#include "sapi_internal.h"
+#include "lowphp/log.h"
+#include "lowphp/request_mapping.h"
+#include "lowphp/sapi.h"
+
+extern "C" {
+#include "fopen_wrappers.h"
+#include "php_output.h"
+}
+
+namespace lowphp::sapi {
+
+void ParamList::load(char** envp) {
+    items_.clear();
+    index_.clear();
+    // php-fpm's FastCGI layer records the role as the first param.
+    items_.emplace_back("FCGI_ROLE", "RESPONDER");
+    index_.emplace("FCGI_ROLE", 0);
+    for (char** e = envp; e && *e; ++e) {
+        const char* eq = strchr(*e, '=');
+        if (!eq) continue;
+        std::string name(*e, static_cast<size_t>(eq - *e));
+        auto it = index_.find(name);
+        if (it != index_.end()) {
+            items_[it->second].second = eq + 1; // a repeated param: last value wins
+            continue;
+        }
+        index_.emplace(name, items_.size());
+        items_.emplace_back(std::move(name), eq + 1);
+    }
+}
+
+const std::string* ParamList::find(std::string_view name) const {
+    auto it = index_.find(std::string(name));
+    return it == index_.end() ? nullptr : &items_[it->second].second;
+}
+
+char* ParamList::find_mutable(std::string_view name) {
+    auto it = index_.find(std::string(name));
+    return it == index_.end() ? nullptr : items_[it->second].second.data();
+}
+
+void ParamList::set(const std::string& name, const std::optional<std::string>& value) {
+    auto it = index_.find(name);
+    if (value && it != index_.end()) {
+        items_[it->second].second = *value;
+    } else if (value) {
+        index_.emplace(name, items_.size());
+        items_.emplace_back(name, *value);
+    } else if (it != index_.end()) {
+        items_.erase(items_.begin() + static_cast<long>(it->second));
+        reindex();
+    }
+}
+
+void ParamList::reindex() {
+    index_.clear();
+    for (size_t i = 0; i < items_.size(); ++i) index_.emplace(items_[i].first, i);
+}
+
+void log_to_fastcgi(config::LogLevel, const char* msg, size_t len) {
+    RequestContext* ctx = current_request;
+    if (!cgi_globals.fcgi_logging || !ctx || ctx->closed || !msg || len == 0) return;
+    if (ctx->stderr_started) FCGX_PutStr("; ", 2, ctx->fcgx->err);
+    ctx->stderr_started = true;
+    FCGX_PutStr(msg, static_cast<int>(len), ctx->fcgx->err);
+}
+
+void finish_fastcgi_request(RequestContext& ctx) {
+    if (ctx.closed) return;
+    ctx.closed = true;
+    FCGX_Finish_r(ctx.fcgx);
+}
+
+namespace {
+
+bool is_regular_file(const std::string& path) {
+    struct stat st;
+    return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// security.limit_extensions (fpm_php_limit_extensions): empty list allows all.
+bool extension_allowed(const char* path) {
+    const std::string& list = current_pool->security_limit_extensions;
+    if (!path || list.find_first_not_of(" \t") == std::string::npos) return true;
+    size_t path_len = strlen(path);
+    size_t pos = 0;
+    while (pos < list.size()) {
+        size_t start = list.find_first_not_of(" \t", pos);
+        if (start == std::string::npos) break;
+        size_t end = list.find_first_of(" \t", start);
+        if (end == std::string::npos) end = list.size();
+        size_t ext_len = end - start;
+        if (path_len > ext_len && list.compare(start, ext_len, path + path_len - ext_len) == 0)
+            return true;
+        pos = end;
+    }
+    ZLOG_NOTICE("Access to the script '%s' has been denied (see security.limit_extensions)", path);
+    return false;
+}
+
+Params as_map(const ParamList& list) {
+    Params m;
+    for (const auto& [k, v] : list.items()) m.emplace(k, v);
+    return m;
+}
+
+// init_request_info: fill SG(request_info) from the mapped params.
+void init_request_info(RequestContext& ctx) {
+    MappingOptions opts;
+    opts.fix_pathinfo = cgi_globals.fix_pathinfo;
+    opts.discard_path = cgi_globals.discard_path;
+    RequestInfo info = map_request(as_map(ctx.params), opts, is_regular_file);
+    for (const auto& [name, value] : info.changed) ctx.params.set(name, value);
+    ctx.method = info.request_method.value_or("");
+    ctx.query = info.query_string.value_or("");
+    ctx.uri = info.request_uri.value_or("");
+    ctx.content_type = info.content_type.value_or("");
+    auto& ri = SG(request_info);
+    ri.request_method = info.request_method ? ctx.method.c_str() : nullptr;
+    ri.query_string = info.query_string ? ctx.query.data() : nullptr;
+    ri.request_uri = info.request_uri ? ctx.uri.data() : nullptr;
+    ri.content_type = info.content_type ? ctx.content_type.c_str() : nullptr;
+    ri.content_length = info.content_length;
+    ri.path_translated = info.path_translated ? estrdup(info.path_translated->c_str()) : nullptr;
+    ri.proto_num = 1000;
+    SG(sapi_headers).http_response_code = info.script_not_found ? 404 : 200;
+    if (info.request_method || info.path_translated) {
+        const std::string* auth = ctx.params.find("HTTP_AUTHORIZATION");
+        php_handle_auth_data(auth ? auth->c_str() : nullptr);
+    }
+    if (const std::string* v = ctx.params.find("PHP_VALUE")) apply_request_ini(ctx, v->c_str(), false);
+    if (const std::string* v = ctx.params.find("PHP_ADMIN_VALUE"))
+        apply_request_ini(ctx, v->c_str(), true);
+}
+
+void set_state(WorkerState s) {
+    if (current_slot) current_slot->state.store(static_cast<int>(s), std::memory_order_relaxed);
+}
+
+void record_request(RequestContext& ctx) {
+    if (!current_slot) return;
+    current_slot->request_started_us.store(now_us(), std::memory_order_relaxed);
+    snprintf(current_slot->method, sizeof current_slot->method, "%s", ctx.method.c_str());
+    snprintf(current_slot->uri, sizeof current_slot->uri, "%s", ctx.uri.c_str());
+    const char* script = SG(request_info).path_translated;
+    snprintf(current_slot->script, sizeof current_slot->script, "%s", script ? script : "-");
+}
+
+void execute_primary_script() {
+    const char* path = SG(request_info).path_translated;
+    if (!path) {
+        zend_try {
+            ZLOG_DEBUG("Primary script unknown");
+            SG(sapi_headers).http_response_code = 404;
+            PUTS("File not found.\n");
+        }
+        zend_catch {}
+        zend_end_try();
+        return;
+    }
+    if (!extension_allowed(path)) {
+        SG(sapi_headers).http_response_code = 403;
+        PUTS("Access denied.\n");
+        return;
+    }
+    std::string primary = path; // php_fopen_primary_script may free path_translated
+    zend_file_handle fh;
+    if (php_fopen_primary_script(&fh) == FAILURE) {
+        int err = errno;
+        zend_try {
+            ZLOG_ERROR("Unable to open primary script: %s (%s)", primary.c_str(), strerror(err));
+            SG(sapi_headers).http_response_code = err == EACCES ? 403 : 404;
+            PUTS(err == EACCES ? "Access denied.\n" : "No input file specified.\n");
+        }
+        zend_catch {}
+        zend_end_try();
+        return;
+    }
+    set_state(WorkerState::Running);
+    EG(exit_status) = 0;
+    php_execute_script(&fh);
+    zend_destroy_file_handle(&fh);
+}
+
+} // namespace
+
+bool serve(FCGX_Request& req) {
+    RequestContext ctx;
+    ctx.fcgx = &req;
+    ctx.params.load(req.envp);
+    set_state(WorkerState::GettingInfo);
+    current_request = &ctx;
+    SG(server_context) = &ctx;
+    init_request_info(ctx);
+    record_request(ctx);
+    if (php_request_startup() == FAILURE) {
+        finish_fastcgi_request(ctx);
+        SG(server_context) = nullptr;
+        current_request = nullptr;
+        return false;
+    }
+    if (SG(request_info).request_method) execute_primary_script();
+    if (EG(exit_status) == 255 && cgi_globals.error_header && *cgi_globals.error_header &&
+        !SG(headers_sent)) {
+        sapi_header_line ctr{};
+        ctr.line = cgi_globals.error_header;
+        ctr.line_len = strlen(cgi_globals.error_header);
+        sapi_header_op(SAPI_HEADER_REPLACE, &ctr);
+    }
+    set_state(WorkerState::Finishing);
+    if (SG(request_info).path_translated) {
+        efree(SG(request_info).path_translated);
+        SG(request_info).path_translated = nullptr;
+    }
+    php_request_shutdown(nullptr);
+    restore_request_ini(ctx);
+    finish_fastcgi_request(ctx);
+    SG(server_context) = nullptr;
+    current_request = nullptr;
+    if (current_slot) {
+        current_slot->requests.fetch_add(1, std::memory_order_relaxed);
+        current_slot->request_started_us.store(now_us(), std::memory_order_relaxed);
+    }
+    set_state(WorkerState::Idle);
+    return true;
+}
+
+} // namespace lowphp::sapi

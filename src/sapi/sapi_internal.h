@@ -1,0 +1,94 @@
+// Internals of the fpm-fcgi SAPI shared by its translation units. PHP headers
+// are allowed here (and only in sapi/ and backends/).
+#pragma once
+
+extern "C" {
+#include "php.h"
+#include "php_main.h"
+#include "php_variables.h"
+#include "SAPI.h"
+}
+
+#include <fcgiapp.h>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "lowphp/config.h"
+#include "lowphp/scoreboard.h"
+#include "lowphp/zygote.h"
+
+namespace lowphp::sapi {
+
+// The FastCGI params of the request in arrival order (php-fpm registers them in
+// $_SERVER in that order), with a name index for getenv().
+class ParamList {
+  public:
+    void load(char** envp);
+    const std::string* find(std::string_view name) const;
+    char* find_mutable(std::string_view name);
+    // Replace in place (keeping the position), append when new, erase on nullopt.
+    void set(const std::string& name, const std::optional<std::string>& value);
+    const std::vector<std::pair<std::string, std::string>>& items() const { return items_; }
+
+  private:
+    void reindex();
+    std::vector<std::pair<std::string, std::string>> items_;
+    std::unordered_map<std::string, size_t> index_;
+};
+
+// The live request: set while a worker serves one, null otherwise.
+struct RequestContext {
+    FCGX_Request* fcgx = nullptr;
+    ParamList params;
+    std::string method, query, uri, content_type; // storage behind SG(request_info)
+    bool closed = false;          // fastcgi_finish_request() ended the FastCGI request
+    bool stderr_started = false;  // php-fpm separates FCGI_STDERR messages with "; "
+    // ini entries locked by PHP_ADMIN_VALUE for this request only.
+    std::vector<std::pair<zend_ini_entry*, uint8_t>> locked_entries;
+};
+
+struct CgiGlobals {
+    bool rfc2616_headers = false;
+    bool nph = false;
+    bool fix_pathinfo = true;
+    bool discard_path = false;
+    bool fcgi_logging = true;
+    bool force_redirect = true;
+    char* redirect_status_env = nullptr;
+    char* error_header = nullptr;
+    char* fpm_config = nullptr;
+};
+
+extern CgiGlobals cgi_globals;
+extern RequestContext* current_request;
+extern const config::PoolConfig* current_pool;
+extern WorkerSlot* current_slot;
+extern sapi_module_struct lowphp_sapi_module;
+
+// sapi_startup + php_module_startup with the chosen php.ini (zygote, -v/-i/-m).
+bool start_php(const config::PoolConfig* pool, const zygote::PhpIniOptions& ini);
+
+// Set an ini directive's master value as php-fpm's fpm_php_zend_ini_alter_master
+// does: `system` also locks it against ini_set. Returns false when unknown.
+bool alter_master_ini(const std::string& name, const std::string& value, bool system);
+// Apply pool php_value[] / php_admin_value[] (zygote, after module start-up).
+void apply_pool_values(const config::PoolConfig& pool);
+// PHP_VALUE / PHP_ADMIN_VALUE params: INI text applied to this request only.
+void apply_request_ini(RequestContext& ctx, const char* text, bool system);
+void restore_request_ini(RequestContext& ctx);
+
+// .user.ini and [PATH=] / [HOST=] sections for the current request (activate).
+void activate_user_ini();
+
+// Send everything buffered for the request to the web server and end it.
+void finish_fastcgi_request(RequestContext& ctx);
+
+// FCGI_STDERR + error log, as php-fpm's external zlog logger.
+void log_to_fastcgi(config::LogLevel level, const char* msg, size_t len);
+
+extern const zend_function_entry sapi_functions[];
+
+} // namespace lowphp::sapi

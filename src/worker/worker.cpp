@@ -1,0 +1,218 @@
+// A worker: becomes the pool's user, then accepts FastCGI connections and serves
+// their requests until told to stop (SIGQUIT: after the current request).
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lowphp/log.h"
+#include "lowphp/net.h"
+#include "lowphp/sapi.h"
+#include "lowphp/scoreboard.h"
+#include "lowphp/worker.h"
+
+namespace lowphp::worker {
+namespace {
+
+volatile sig_atomic_t quit_requested = 0;
+
+void on_quit(int) { quit_requested = 1; }
+
+// SIGQUIT stays blocked while a request runs (no EINTR inside PHP or libfcgi);
+// it is only deliverable inside ppoll(), where the worker waits for work.
+sigset_t install_signals() {
+    struct sigaction sa {};
+    sa.sa_handler = on_quit;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGQUIT, &sa, nullptr);
+    sigset_t block, waiting;
+    sigemptyset(&block);
+    sigaddset(&block, SIGQUIT);
+    sigprocmask(SIG_BLOCK, &block, &waiting);
+    sigdelset(&waiting, SIGQUIT);
+    return waiting;
+}
+
+// Wait until `fd` is readable; false when a stop was requested meanwhile.
+bool wait_readable(int fd, const sigset_t& mask) {
+    struct pollfd p = {fd, POLLIN, 0};
+    while (!quit_requested) {
+        int rc = ppoll(&p, 1, nullptr, &mask);
+        if (rc > 0) return true;
+        if (rc < 0 && errno != EINTR) return false;
+    }
+    return false;
+}
+
+void redirect_stdio(int out, int err) {
+    int devnull = open("/dev/null", O_RDWR);
+    dup2(devnull, STDIN_FILENO);
+    dup2(out >= 0 ? out : devnull, STDOUT_FILENO);
+    dup2(err >= 0 ? err : devnull, STDERR_FILENO);
+    for (int fd : {devnull, out, err})
+        if (fd > STDERR_FILENO) close(fd);
+}
+
+// env[] values and clear_env, then USER / HOME of the pool user (fpm_env_init_child).
+void set_environment(const config::PoolConfig& pool, const struct passwd* pw) {
+    std::vector<std::pair<std::string, std::string>> values;
+    for (const auto& [k, v] : pool.env) {
+        const char* from_env = v.size() > 1 && v[0] == '$' ? getenv(v.c_str() + 1) : nullptr;
+        values.emplace_back(k, v.size() > 1 && v[0] == '$' ? (from_env ? from_env : "") : v);
+    }
+    if (pool.clear_env) clearenv();
+    for (const auto& [k, v] : values) setenv(k.c_str(), v.c_str(), 1);
+    if (pw) {
+        setenv("USER", pw->pw_name, 1);
+        setenv("HOME", pw->pw_dir, 1);
+    }
+}
+
+void set_limits(const config::PoolConfig& pool) {
+    if (pool.rlimit_files) {
+        struct rlimit r = {static_cast<rlim_t>(*pool.rlimit_files), static_cast<rlim_t>(*pool.rlimit_files)};
+        if (setrlimit(RLIMIT_NOFILE, &r) < 0)
+            ZLOG_SYSWARNING("[pool %s] failed to set rlimit_files for this pool", pool.name.c_str());
+    }
+    if (pool.rlimit_core) {
+        rlim_t v = *pool.rlimit_core < 0 ? RLIM_INFINITY : static_cast<rlim_t>(*pool.rlimit_core);
+        struct rlimit r = {v, v};
+        if (setrlimit(RLIMIT_CORE, &r) < 0)
+            ZLOG_SYSWARNING("[pool %s] failed to set rlimit_core for this pool", pool.name.c_str());
+    }
+}
+
+// chroot, chdir, setgid, initgroups, setuid: php-fpm's fpm_unix_init_child order.
+bool drop_privileges(const config::PoolConfig& pool, const struct passwd* pw, gid_t gid) {
+    if (!pool.chroot.empty() && chroot(pool.chroot.c_str()) < 0) {
+        ZLOG_SYSERROR("[pool %s] failed to chroot(%s)", pool.name.c_str(), pool.chroot.c_str());
+        return false;
+    }
+    const char* dir = !pool.chdir.empty() ? pool.chdir.c_str() : (!pool.chroot.empty() ? "/" : nullptr);
+    if (dir && chdir(dir) < 0) {
+        ZLOG_SYSERROR("[pool %s] failed to chdir(%s)", pool.name.c_str(), dir);
+        return false;
+    }
+    if (getuid() != 0 || !pw) return true;
+    if (setgid(gid) < 0) {
+        ZLOG_SYSERROR("[pool %s] failed to setgid(%d)", pool.name.c_str(), static_cast<int>(gid));
+        return false;
+    }
+    if (initgroups(pw->pw_name, gid) < 0) {
+        ZLOG_SYSERROR("[pool %s] failed to initgroups(%s, %d)", pool.name.c_str(), pw->pw_name,
+                     static_cast<int>(gid));
+        return false;
+    }
+    if (setuid(pw->pw_uid) < 0) {
+        ZLOG_SYSERROR("[pool %s] failed to setuid(%d)", pool.name.c_str(), static_cast<int>(pw->pw_uid));
+        return false;
+    }
+    return true;
+}
+
+bool become_pool_user(const config::PoolConfig& pool) {
+    struct passwd* pw = nullptr;
+    gid_t gid = getgid();
+    if (getuid() == 0 && !pool.user.empty()) {
+        pw = getpwnam(pool.user.c_str());
+        if (!pw) {
+            ZLOG_ERROR("[pool %s] cannot get uid for user '%s'", pool.name.c_str(), pool.user.c_str());
+            return false;
+        }
+        gid = pw->pw_gid;
+        if (!pool.group.empty()) {
+            struct group* gr = getgrnam(pool.group.c_str());
+            if (!gr) {
+                ZLOG_ERROR("[pool %s] cannot get gid for group '%s'", pool.name.c_str(), pool.group.c_str());
+                return false;
+            }
+            gid = gr->gr_gid;
+        }
+    }
+    set_environment(pool, pw);
+    set_limits(pool);
+    if (!drop_privileges(pool, pw, gid)) return false;
+    if (pool.process_dumpable) prctl(PR_SET_DUMPABLE, 1);
+    return true;
+}
+
+// Accept one connection; -1 when none (another worker took it) or refused.
+int accept_connection(int listen_fd, const net::AllowedClients& allowed) {
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof addr;
+    int fd = accept4(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_CLOEXEC);
+    if (fd < 0) return -1;
+    if (!allowed.allows(reinterpret_cast<sockaddr*>(&addr))) {
+        ZLOG_ERROR("Connection disallowed: IP address '%s' has been dropped.",
+                  net::AllowedClients::to_string(reinterpret_cast<sockaddr*>(&addr)).c_str());
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+} // namespace
+
+void run(const Params& params) {
+    const zygote::Params& z = *params.zygote;
+    const config::PoolConfig& pool = z.config->pools[z.pool_index];
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    close(z.control_fd);
+    redirect_stdio(params.stdout_fd, params.stderr_fd);
+    log::Settings ls = log::settings();
+    ls.is_child = true;
+    log::configure(ls);
+    log::set_fd(-1); // children log to stderr: the master captures it or it is discarded
+    std::string title = "pool " + pool.name;
+    prctl(PR_SET_NAME, title.c_str());
+    if (!become_pool_user(pool)) _exit(78);
+    sigset_t waiting = install_signals();
+    WorkerSlot* slot = z.scoreboard->slot_ptr(params.slot);
+    slot->pid = getpid();
+    slot->process_started_us = now_us();
+    slot->requests = 0;
+    slot->state = static_cast<int>(WorkerState::Idle);
+    sapi::init_worker(pool, slot);
+    PoolBoard& board = z.scoreboard->pool(z.pool_index);
+    // TCP only: php-fpm applies allowed_clients to inet listeners.
+    net::AllowedClients allowed(pool.listen.find('/') == 0 ? "" : pool.listen_allowed_clients);
+    fcntl(z.listen_fd, F_SETFL, fcntl(z.listen_fd, F_GETFL) | O_NONBLOCK);
+
+    FCGX_Request req;
+    FCGX_InitRequest(&req, -1, 0); // we accept ourselves; libfcgi only decodes
+    int served = 0;
+    while (!quit_requested) {
+        if (req.ipcFd < 0) {
+            slot->state.store(static_cast<int>(WorkerState::Idle), std::memory_order_relaxed);
+            if (!wait_readable(z.listen_fd, waiting)) break;
+            int fd = accept_connection(z.listen_fd, allowed);
+            if (fd < 0) continue;
+            board.accepted_conn.fetch_add(1, std::memory_order_relaxed);
+            req.ipcFd = fd;
+            req.keepConnection = 1; // stops FCGX_Accept_r from closing the fresh fd
+        } else if (!wait_readable(req.ipcFd, waiting)) {
+            break;
+        }
+        slot->state.store(static_cast<int>(WorkerState::ReadingHeaders), std::memory_order_relaxed);
+        if (FCGX_Accept_r(&req) < 0) {
+            req.ipcFd = -1; // libfcgi closed a malformed or finished connection
+            continue;
+        }
+        if (pool.pm_max_requests > 0 && served + 1 >= pool.pm_max_requests)
+            req.keepConnection = 0; // the last request: close the connection after it
+        if (!sapi::serve(req)) break;
+        if (pool.pm_max_requests > 0 && ++served >= pool.pm_max_requests) break;
+    }
+    FCGX_Finish_r(&req);
+    if (req.ipcFd >= 0) close(req.ipcFd);
+    _exit(0);
+}
+
+} // namespace lowphp::worker

@@ -1,0 +1,77 @@
+// A pool's zygote: PHP started once with the pool's php.ini (its own opcache and
+// APCu segments), then one clone per worker the master asks for.
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcgiapp.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "lowphp/log.h"
+#include "lowphp/sapi.h"
+#include "lowphp/worker.h"
+#include "lowphp/zygote.h"
+
+namespace lowphp::zygote {
+namespace {
+
+bool reply(int fd, uint32_t slot, int32_t pid) {
+    SpawnReply r{slot, pid};
+    return send(fd, &r, sizeof r, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof r);
+}
+
+// Receive one command and the descriptors that travel with it. Returns false on
+// EOF (the master is gone or stopping).
+bool receive(int fd, SpawnCommand& cmd, int out_fds[2]) {
+    struct iovec iov = {&cmd, sizeof cmd};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * 2)];
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n;
+    do n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(sizeof cmd)) return false;
+    out_fds[0] = out_fds[1] = -1;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+            c->cmsg_len == CMSG_LEN(sizeof(int) * 2))
+            memcpy(out_fds, CMSG_DATA(c), sizeof(int) * 2);
+    return true;
+}
+
+// clone(CLONE_PARENT): the worker becomes the master's child, not ours.
+pid_t clone_worker() {
+    return static_cast<pid_t>(syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+}
+
+} // namespace
+
+void run(const Params& params) {
+    const config::PoolConfig& pool = params.config->pools[params.pool_index];
+    std::string title = "lowphp-fpm: zygote " + pool.name;
+    prctl(PR_SET_NAME, title.c_str() + 11);
+    unsetenv("FCGI_WEB_SERVER_ADDRS"); // allowed clients are ours to check, not libfcgi's
+    bool ok = sapi::start_pool(pool, params.ini) && FCGX_Init() == 0;
+    if (!reply(params.control_fd, kReadySlot, ok ? getpid() : -1) || !ok) _exit(ok ? 0 : 1);
+    SpawnCommand cmd;
+    int fds[2];
+    while (receive(params.control_fd, cmd, fds)) {
+        pid_t pid = clone_worker();
+        if (pid == 0) {
+            worker::Params wp{&params, cmd.slot, fds[0], fds[1]};
+            worker::run(wp);
+        }
+        for (int fd : fds)
+            if (fd >= 0) close(fd);
+        reply(params.control_fd, cmd.slot, pid < 0 ? -errno : pid);
+    }
+    _exit(0);
+}
+
+} // namespace lowphp::zygote
