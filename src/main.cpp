@@ -9,6 +9,7 @@
 #include "lowphp/log.h"
 #include "lowphp/master.h"
 #include "lowphp/php_cli.h"
+#include "lowphp/proctitle.h"
 
 namespace {
 
@@ -161,6 +162,7 @@ bool check_users(const lowphp::config::Config& cfg, bool run_as_root) {
 } // namespace
 
 int main(int argc, char** argv) {
+    lowphp::proctitle::init(argc, argv);
     CommandLine cl = parse(argc, argv);
     if (cl.bad || cl.help) {
         usage(argv[0]);

@@ -10,6 +10,7 @@
 
 #include "master_internal.h"
 #include "lowphp/log.h"
+#include "lowphp/proctitle.h"
 
 namespace lowphp::master {
 namespace {
@@ -124,6 +125,7 @@ int Master::run() {
     for (auto& p : cfg_.pools) pools_.push_back(PoolRuntime{p, {}, 0, {}, {}, {}, false, 0, 0, {}, 0, 1, {}});
     signal(SIGPIPE, SIG_IGN);
     if (!daemonize_if_asked()) return 78;
+    proctitle::set("lowphp-fpm: master process (" + cfg_.path + ")");
     started_us_ = now_us();
     std::vector<std::string> names;
     std::vector<uint32_t> slots;

@@ -303,6 +303,10 @@ namespace lowphp::sapi {
 void init_worker(const config::PoolConfig& pool, WorkerSlot* slot) {
     current_pool = &pool;
     current_slot = slot;
+    // PHP's deferred-signal layer re-installs its handlers at every request with
+    // the ones it recorded at start-up as "original": record the worker's own
+    // (SIGQUIT = graceful stop) instead of the zygote's, as php-fpm does.
+    zend_signal_startup();
     // Every log line of a worker also reaches the web server on FCGI_STDERR.
     log::set_external_logger(log_to_fastcgi);
 }

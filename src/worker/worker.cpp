@@ -14,6 +14,7 @@
 
 #include "lowphp/log.h"
 #include "lowphp/net.h"
+#include "lowphp/proctitle.h"
 #include "lowphp/sapi.h"
 #include "lowphp/scoreboard.h"
 #include "lowphp/worker.h"
@@ -28,6 +29,11 @@ void on_quit(int) { quit_requested = 1; }
 // SIGQUIT stays blocked while a request runs (no EINTR inside PHP or libfcgi);
 // it is only deliverable inside ppoll(), where the worker waits for work.
 sigset_t install_signals() {
+    // libfcgi's initialisation catches SIGTERM/SIGUSR1 to set its own shutdown
+    // flag; a worker keeps php-fpm's semantics: TERM kills at once, USR1 too.
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGUSR1, SIG_DFL);
+    signal(SIGPIPE, SIG_IGN);
     struct sigaction sa {};
     sa.sa_handler = on_quit;
     sigemptyset(&sa.sa_mask);
@@ -170,8 +176,7 @@ void run(const Params& params) {
     ls.is_child = true;
     log::configure(ls);
     log::set_fd(-1); // children log to stderr: the master captures it or it is discarded
-    std::string title = "pool " + pool.name;
-    prctl(PR_SET_NAME, title.c_str());
+    proctitle::set("lowphp-fpm: pool " + pool.name);
     if (!become_pool_user(pool)) _exit(78);
     sigset_t waiting = install_signals();
     WorkerSlot* slot = z.scoreboard->slot_ptr(params.slot);

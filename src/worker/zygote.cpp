@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "lowphp/log.h"
+#include "lowphp/proctitle.h"
 #include "lowphp/sapi.h"
 #include "lowphp/worker.h"
 #include "lowphp/zygote.h"
@@ -54,10 +55,12 @@ pid_t clone_worker() {
 
 void run(const Params& params) {
     const config::PoolConfig& pool = params.config->pools[params.pool_index];
-    std::string title = "lowphp-fpm: zygote " + pool.name;
-    prctl(PR_SET_NAME, title.c_str() + 11);
+    proctitle::set("lowphp-fpm: zygote " + pool.name);
     unsetenv("FCGI_WEB_SERVER_ADDRS"); // allowed clients are ours to check, not libfcgi's
     bool ok = sapi::start_pool(pool, params.ini) && FCGX_Init() == 0;
+    signal(SIGTERM, SIG_DFL); // FCGX_Init caught it; the master stops us with it
+    signal(SIGUSR1, SIG_DFL);
+    signal(SIGPIPE, SIG_IGN);
     if (!reply(params.control_fd, kReadySlot, ok ? getpid() : -1) || !ok) _exit(ok ? 0 : 1);
     SpawnCommand cmd;
     int fds[2];
