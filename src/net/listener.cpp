@@ -8,6 +8,8 @@
 #include <pwd.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
+#include <vector>
 
 #include "lowphp/log.h"
 #include "lowphp/net.h"
@@ -71,6 +73,61 @@ bool socket_owner(const config::PoolConfig& pool, uid_t& uid, gid_t& gid) {
     return true;
 }
 
+std::vector<std::string> split_list(const std::string& list) {
+    std::vector<std::string> out;
+    size_t pos = 0;
+    while (pos < list.size()) {
+        size_t start = list.find_first_not_of(", \t", pos);
+        if (start == std::string::npos) break;
+        size_t end = list.find_first_of(", \t", start);
+        if (end == std::string::npos) end = list.size();
+        out.push_back(list.substr(start, end - start));
+        pos = end;
+    }
+    return out;
+}
+
+// listen.acl_users / listen.acl_groups: a POSIX access ACL giving each named
+// user/group read+write, written as the kernel's system.posix_acl_access xattr
+// (the layout libacl writes), so no extra library is needed.
+bool set_socket_acl(const config::PoolConfig& pool, const std::string& path, mode_t mode) {
+    struct Entry {
+        uint16_t tag, perm;
+        uint32_t id;
+    };
+    constexpr uint16_t kUserObj = 0x01, kUser = 0x02, kGroupObj = 0x04, kGroup = 0x08,
+                       kMask = 0x10, kOther = 0x20;
+    constexpr uint32_t kUndefined = 0xffffffffu;
+    std::vector<Entry> entries = {{kUserObj, static_cast<uint16_t>((mode >> 6) & 7), kUndefined}};
+    for (const auto& name : split_list(pool.listen_acl_users)) {
+        struct passwd* pw = getpwnam(name.c_str());
+        if (!pw) {
+            ZLOG_ERROR("[pool %s] failed to get uid for user '%s'", pool.name.c_str(), name.c_str());
+            return false;
+        }
+        entries.push_back({kUser, 6, pw->pw_uid});
+    }
+    entries.push_back({kGroupObj, static_cast<uint16_t>((mode >> 3) & 7), kUndefined});
+    for (const auto& name : split_list(pool.listen_acl_groups)) {
+        struct group* gr = getgrnam(name.c_str());
+        if (!gr) {
+            ZLOG_ERROR("[pool %s] failed to get gid for group '%s'", pool.name.c_str(), name.c_str());
+            return false;
+        }
+        entries.push_back({kGroup, 6, gr->gr_gid});
+    }
+    entries.push_back({kMask, 6, kUndefined});
+    entries.push_back({kOther, static_cast<uint16_t>(mode & 7), kUndefined});
+    std::string blob(4, '\0');
+    blob[0] = 2; // POSIX_ACL_XATTR_VERSION, little endian
+    for (const Entry& e : entries) blob.append(reinterpret_cast<const char*>(&e), sizeof e);
+    if (setxattr(path.c_str(), "system.posix_acl_access", blob.data(), blob.size(), 0) < 0) {
+        ZLOG_SYSERROR("[pool %s] failed to write ACL", pool.name.c_str());
+        return false;
+    }
+    return true;
+}
+
 UniqueFd bind_unix(const config::PoolConfig& pool, const Address& a) {
     struct sockaddr_un sun {};
     sun.sun_family = AF_UNIX;
@@ -98,6 +155,17 @@ UniqueFd bind_unix(const config::PoolConfig& pool, const Address& a) {
     if (rc < 0) {
         ZLOG_SYSERROR("unable to bind listening socket for address '%s'", a.path.c_str());
         return {};
+    }
+    if (!pool.listen_acl_users.empty() || !pool.listen_acl_groups.empty()) {
+        // php-fpm: with ACLs, listen.owner / listen.group are not applied.
+        if (!pool.listen_owner.empty())
+            ZLOG_WARNING("[pool %s] ACL set, listen.owner = '%s' is ignored", pool.name.c_str(),
+                         pool.listen_owner.c_str());
+        if (!pool.listen_group.empty())
+            ZLOG_WARNING("[pool %s] ACL set, listen.group = '%s' is ignored", pool.name.c_str(),
+                         pool.listen_group.c_str());
+        if (!set_socket_acl(pool, a.path, mode)) return {};
+        return fd;
     }
     if ((uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)) &&
         chown(a.path.c_str(), uid, gid) < 0) {
