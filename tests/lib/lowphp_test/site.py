@@ -138,8 +138,18 @@ header('X-Accel-Buffering: no');
 echo "pid ", getmypid(), "\n";
 while (ob_get_level()) ob_end_flush();
 flush();
-usleep($ms * 1000);
+// a deadline loop: a signal (SIGQUIT for a graceful stop) interrupts usleep()
+$end = microtime(true) + $ms / 1000;
+while (($left = $end - microtime(true)) > 0) usleep((int)min(20000, $left * 1e6 + 1));
 echo "slept $ms\n";
+""",
+    "busy.php": r"""<?php
+// writes its pid to ?f= then sleeps ?ms= milliseconds
+file_put_contents($_GET['f'] . '.tmp', getmypid());
+rename($_GET['f'] . '.tmp', $_GET['f']);
+$end = microtime(true) + (int)($_GET['ms'] ?? 1000) / 1000;
+while (($left = $end - microtime(true)) > 0) usleep((int)min(20000, $left * 1e6 + 1));
+echo "slept\n";
 """,
     "opcache.php": r"""<?php
 $s = function_exists('opcache_get_status') ? opcache_get_status(false) : false;
@@ -158,6 +168,7 @@ echo json_encode($r, JSON_UNESCAPED_SLASHES);
 """,
     "error.php": "<?php trigger_error('a user warning from the test', E_USER_WARNING); echo \"after warning\\n\";\n",
     "fatal.php": "<?php echo \"before\\n\"; undefined_function_xyz(); echo \"after\\n\";\n",
+    "segv.php": "<?php echo \"crashing\\n\"; flush(); posix_kill(getmypid(), 11); sleep(5); echo \"survived\\n\";\n",
     "notes.txt": "<?php echo 'this text file must not run';\n",
 }
 
