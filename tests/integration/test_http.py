@@ -270,6 +270,28 @@ def php_warning_does_not_break_response():
     check_eq(get("/hello.php").status, 200, "next request")
 
 
+@test
+def nginx_upstream_keepalive_over_tcp():
+    """upstream { keepalive } + fastcgi_keep_conn on, backend on 127.0.0.1:port."""
+    import concurrent.futures as cf
+    k = Stack(listen="tcp", keepalive=True, pool={"pm.max_children": "4"})
+    try:
+        def one(i):
+            r = http.get(k.port, f"/query.php?i={i}", timeout=20)
+            return r.status, json.loads(r.body)["get"] if r.status == 200 else r.body
+        with cf.ThreadPoolExecutor(4) as ex:
+            results = list(ex.map(one, range(40)))
+        for i, (status, body) in enumerate(results):
+            check_eq(status, 200, f"request {i}")
+            check_eq(body, {"i": str(i)}, f"request {i} body")
+        d = js(http.post(k.port, "/input.php", b"x" * 100000, content_type="application/octet-stream"))
+        check_eq(d["len"], 100000, "POST over a kept connection")
+        check_eq(http.get(k.port, "/no-such.php").status, 404, "404 over a kept connection")
+        check_eq(http.get(k.port, "/hello.php").body, b"Hello, world!\n", "after the 404")
+    finally:
+        k.close(check=True)
+
+
 def setup():
     global S
     S = Stack(pool={"pm.max_children": "4", "catch_workers_output": "yes"})
