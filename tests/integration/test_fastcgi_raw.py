@@ -1,0 +1,43 @@
+"""$LOWPHP_BIN driven directly over FastCGI (no nginx): records, keep-conn,
+GET_VALUES, multiplexing attempts, aborts, malformed input."""
+from lowphp_test import Backend, TempDir, fcgi_checks, run, site, test
+
+CTX = {}
+
+
+def make_test(check_fn, key):
+    def t():
+        obs = check_fn(CTX[key], CTX["root"])
+        print(f"  {check_fn.__name__}: {obs}")
+    t.__name__ = check_fn.__name__ + ("" if key == "unix" else "_tcp")
+    return t
+
+
+for fn in fcgi_checks.ALL:
+    test(make_test(fn, "unix"))
+for fn in (fcgi_checks.simple_request, fcgi_checks.keep_conn_multiple, fcgi_checks.malformed_records):
+    test(make_test(fn, "tcp"))
+
+
+def setup():
+    CTX["tmp"] = TempDir()
+    CTX["root"] = site.make_docroot(CTX["tmp"].join("www"))
+    CTX["unix"] = Backend(pool={"pm.max_children": "3"}, listen="unix").start()
+    CTX["tcp"] = Backend(pool={"pm.max_children": "3"}, listen="tcp").start()
+    return None
+
+
+def teardown(_):
+    try:
+        for k in ("unix", "tcp"):
+            if k in CTX:
+                CTX[k].stop(check=True)
+    finally:
+        for k in ("unix", "tcp"):
+            if k in CTX:
+                CTX[k].close()
+        CTX["tmp"].cleanup()
+
+
+if __name__ == "__main__":
+    run(setup, teardown)

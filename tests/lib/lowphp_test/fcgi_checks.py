@@ -1,0 +1,315 @@
+"""Raw FastCGI checks, usable against any backend (integration tests run
+them against $LOWPHP_BIN, compat tests against both binaries).
+
+Each check(backend, root) returns an observation (plain data, printed by
+compat and compared where the two backends must agree) and raises
+AssertionError when an invariant that both php-fpm and lowphp-fpm must
+honour is broken.
+"""
+import hashlib
+import os
+import re
+import socket
+import time
+
+from . import fcgi
+from .runner import check, check_eq
+
+
+def params(root, script, **kw):
+    return fcgi.php_params(os.path.join(root, script), document_root=root, **kw)
+
+
+def conn(backend, timeout=10.0):
+    return fcgi.Connection(backend.address, timeout=timeout)
+
+
+def _crash_lines(backend, mark):
+    return [l for l in backend.log_since(mark).splitlines() if "exited on signal" in l]
+
+
+def simple_request(backend, root):
+    with conn(backend) as c:
+        r = c.request(params(root, "hello.php"))
+        check(r.complete, f"no END_REQUEST: {r!r}")
+        check_eq(r.protocol_status, fcgi.REQUEST_COMPLETE, "protocolStatus")
+        check_eq(r.app_status, 0, "appStatus")
+        check_eq(r.body, b"Hello, world!\n", "body")
+        check_eq(r.stderr, b"", "stderr")
+        closed = c.closed_by_peer(3)
+        check(closed, "without FCGI_KEEP_CONN the backend must close the connection after END_REQUEST")
+        types = [fcgi.TYPE_NAMES[t] for t, _, _ in r.records]
+        check_eq(types[-1], "END_REQUEST", "last record")
+        check(all(t == "STDOUT" for t in types[:-1]), f"records before END_REQUEST: {types}")
+        # The spec ends the STDOUT stream with an empty STDOUT record; php-fpm
+        # 8.2 does not send it (nginx does not need it): only observed.
+        terminated = len(r.records) >= 2 and r.records[-2] == (fcgi.STDOUT, 1, b"")
+        return {"stdout_terminator": terminated, "status": r.status, "headers": r.split()[1], "body": r.body.decode(),
+                "app_status": r.app_status, "protocol_status": r.protocol_status, "closed_after": closed}
+
+
+def keep_conn_multiple(backend, root):
+    out = []
+    with conn(backend) as c:
+        for i, (rid, script) in enumerate([(1, "hello.php"), (2, "query.php"), (1, "pid.php"), (7, "hello.php")]):
+            r = c.request(params(root, script, query=f"n={i}"), req_id=rid, keep_conn=True)
+            check(r.complete, f"request {i} (id {rid}) got no END_REQUEST: {r!r}")
+            check_eq(r.protocol_status, fcgi.REQUEST_COMPLETE, f"request {i} protocolStatus")
+            check_eq(r.status, 200, f"request {i} status")
+            out.append((rid, script, r.status, len(r.body)))
+        pids = set()
+        for _ in range(3):
+            pids.add(c.request(params(root, "pid.php"), req_id=3, keep_conn=True).body)
+        check_eq(len(pids), 1, "one kept connection is served by one worker")
+        check(not c.closed_by_peer(0.5), "with FCGI_KEEP_CONN the connection must stay open")
+    return {"requests": [(rid, s, st) for rid, s, st, _ in out]}
+
+
+def stdin_in_many_records(backend, root):
+    data = os.urandom(200_000)
+    with conn(backend) as c:
+        c.send(fcgi.record(fcgi.BEGIN_REQUEST, 1, fcgi.begin_body()))
+        c.params(1, params(root, "input.php", method="POST", content_type="application/octet-stream",
+                           content_length=len(data)))
+        # odd record sizes, with padding
+        i = 0
+        for size in [1, 7, 8, 4096, 65535, 1000, 65535]:
+            c.send(fcgi.record(fcgi.STDIN, 1, data[i:i + size]))
+            i += size
+        c.send(fcgi.stream_records(fcgi.STDIN, 1, data[i:], chunk=30000))
+        r = c.read_response(1)
+        check(r.complete, f"no END_REQUEST: {r!r}")
+        check_eq(r.status, 200, "status")
+        import json
+        d = json.loads(r.body)
+        check_eq(d["len"], len(data), "php://input length")
+        check_eq(d["md5"], hashlib.md5(data).hexdigest(), "php://input md5")
+    return {"len": d["len"]}
+
+
+def big_params(backend, root):
+    """Long names/values (4-byte length encoding) and many PARAMS records.
+    php-fpm parses each PARAMS record on its own, so a name-value pair must
+    not be split across records (nginx never does): pairs are packed whole."""
+    big = "v" * 60_000
+    p = params(root, "dump.php", extra={"HTTP_X_BIG": big, "HTTP_X_SMALL": "s" * 127, "HTTP_X_EDGE": "e" * 128,
+                                        "HTTP_X_" + "N" * 200: "long name"})
+    with conn(backend) as c:
+        c.send(fcgi.record(fcgi.BEGIN_REQUEST, 1, fcgi.begin_body()))
+        for k, v in p.items():  # one record per pair
+            c.send(fcgi.record(fcgi.PARAMS, 1, fcgi.encode_pairs({k: v})))
+        c.send(fcgi.record(fcgi.PARAMS, 1, b""))
+        c.send(fcgi.record(fcgi.STDIN, 1, b""))
+        r = c.read_response(1)
+        check(r.complete, f"no END_REQUEST: {r!r}")
+        check_eq(r.status, 200, "status")
+        import json
+        server = json.loads(r.body)["server"]
+        check_eq(len(server.get("HTTP_X_BIG", "")), 60_000, "60 KB param value")
+        check_eq(server.get("HTTP_X_SMALL"), "s" * 127, "127-byte value")
+        check_eq(server.get("HTTP_X_EDGE"), "e" * 128, "128-byte value")
+        check_eq(server.get("HTTP_X_" + "N" * 200), "long name", "200-byte name")
+    return {"big_len": 60_000}
+
+
+def get_values(backend, root):
+    """php-fpm 8.2 answers only FCGI_MPXS_CONNS=0 (requestId 0) and keeps the connection."""
+    with conn(backend) as c:
+        vals, rec = c.get_values(("FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS"))
+        check(vals is not None, "connection closed instead of a GET_VALUES_RESULT")
+        rtype, rid, content, version = rec
+        check_eq(rid, 0, "GET_VALUES_RESULT requestId")
+        check_eq(version, 1, "record version")
+        check_eq(vals.get("FCGI_MPXS_CONNS"), "0", "FCGI_MPXS_CONNS (no multiplexing)")
+        for k, v in vals.items():
+            check(k in ("FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS"), f"unexpected key {k!r} in {vals}")
+            check(re.fullmatch(r"\d+", v), f"value of {k} not a number: {v!r}")
+        # the connection still serves a request afterwards
+        r = c.request(params(root, "hello.php"))
+        check(r.complete and r.body == b"Hello, world!\n", f"request after GET_VALUES: {r!r}")
+    return {"values": vals, "raw": content.hex()}
+
+
+def second_request_id_in_flight(backend, root):
+    """BEGIN_REQUEST for id 2 while id 1 is still receiving its STDIN.
+    Allowed: END_REQUEST(id 2, FCGI_CANT_MPX_CONN) (the spec's answer, as
+    libfcgi gives it) or closing the connection after id 1 (php-fpm 8.2 does
+    that, and id 1 sees an empty php://input). Never served as id 2."""
+    mark = backend.log_mark()
+    import json
+    with conn(backend, timeout=10) as c:
+        c.send(fcgi.record(fcgi.BEGIN_REQUEST, 1, fcgi.begin_body(flags=fcgi.KEEP_CONN)))
+        c.params(1, params(root, "input.php", method="POST", content_type="application/octet-stream",
+                           content_length=10))
+        c.send(fcgi.record(fcgi.STDIN, 1, b"12345"))
+        time.sleep(0.2)
+        try:
+            c.send_request(params(root, "hello.php"), req_id=2, keep_conn=True)
+            time.sleep(0.1)
+            c.send(fcgi.record(fcgi.STDIN, 1, b"67890") + fcgi.record(fcgi.STDIN, 1, b""))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        recs, eof = [], False
+        try:
+            while True:
+                rec = c.read_record()
+                if rec is None:
+                    eof = True
+                    break
+                recs.append(rec)
+                ends = [r for r in recs if r[0] == fcgi.END_REQUEST]
+                if any(r[1] == 1 for r in ends) and (any(r[1] == 2 for r in ends)):
+                    break
+        except (socket.timeout, TimeoutError):
+            pass
+    ends = {rid: content for t, rid, content, _ in recs if t == fcgi.END_REQUEST}
+    out2 = b"".join(content for t, rid, content, _ in recs if t == fcgi.STDOUT and rid == 2)
+    out1 = b"".join(content for t, rid, content, _ in recs if t == fcgi.STDOUT and rid == 1)
+    check_eq(out2, b"", "id 2 must not be served while id 1 is in flight")
+    if 2 in ends:
+        check_eq(ends[2][4], fcgi.CANT_MPX_CONN, "END_REQUEST(id 2) protocolStatus")
+    else:
+        check(eof, f"id 2 neither refused with CANT_MPX_CONN nor the connection closed: {recs}")
+    check(1 in ends, f"id 1 got no END_REQUEST: {recs}")
+    check_eq(ends[1][4], fcgi.REQUEST_COMPLETE, "END_REQUEST(id 1) protocolStatus")
+    body = out1.partition(b"\r\n\r\n")[2]
+    d = json.loads(body)
+    check(d["len"] in (0, 10), f"id 1 input: {d}")
+    if d["len"] == 10:
+        check_eq(d["md5"], hashlib.md5(b"1234567890").hexdigest(), "id 1 input md5")
+    check_eq(_crash_lines(backend, mark), [], "worker crashes")
+    with conn(backend) as c2:
+        r = c2.request(params(root, "hello.php"))
+        check(r.complete and r.status == 200, f"backend still serves: {r!r}")
+    return {"id2": "CANT_MPX_CONN" if 2 in ends else "connection closed",
+            "id1_input_len": d["len"], "eof": eof}
+
+
+def second_request_id_after_stdin(backend, root):
+    """id 2 sent on a kept connection after id 1's STDIN ended, while its
+    script still runs: answered after id 1 (php-fpm) or refused with
+    CANT_MPX_CONN. Records of the two ids never interleave."""
+    with conn(backend, timeout=10) as c:
+        c.send_request(params(root, "sleep.php", query="ms=300"), req_id=1, keep_conn=True)
+        time.sleep(0.1)
+        c.send_request(params(root, "hello.php"), req_id=2, keep_conn=True)
+        recs = []
+        try:
+            while len([r for r in recs if r[0] == fcgi.END_REQUEST]) < 2:
+                rec = c.read_record()
+                if rec is None:
+                    break
+                recs.append(rec)
+        except (socket.timeout, TimeoutError):
+            pass
+    order = [rid for t, rid, _, _ in recs]
+    ends = {rid: content for t, rid, content, _ in recs if t == fcgi.END_REQUEST}
+    check(1 in ends, f"id 1 not completed: {recs}")
+    out1 = b"".join(c for t, rid, c, _ in recs if t == fcgi.STDOUT and rid == 1)
+    check(b"slept 300" in out1, f"id 1 output: {out1!r}")
+    check(2 in ends, f"id 2 got no END_REQUEST: {recs}")
+    if ends[2][4] == fcgi.REQUEST_COMPLETE:
+        first2 = order.index(2)
+        check(all(r == 2 for r in order[first2:]), f"records interleaved: {order}")
+        out2 = b"".join(c for t, rid, c, _ in recs if t == fcgi.STDOUT and rid == 2)
+        check(out2.endswith(b"Hello, world!\n"), f"id 2 output: {out2!r}")
+        return {"id2": "served after id 1"}
+    check_eq(ends[2][4], fcgi.CANT_MPX_CONN, "id 2 protocolStatus")
+    return {"id2": "CANT_MPX_CONN"}
+
+
+def abort_request(backend, root):
+    """FCGI_ABORT_REQUEST while the script runs: the request still ends with
+    an END_REQUEST (php-fpm ignores the abort until the script is done, then
+    closes) and the backend keeps serving."""
+    mark = backend.log_mark()
+    with conn(backend, timeout=10) as c:
+        c.send_request(params(root, "sleep.php", query="ms=800"), req_id=1, keep_conn=True)
+        time.sleep(0.2)
+        c.send(fcgi.record(fcgi.ABORT_REQUEST, 1))
+        t0 = time.monotonic()
+        r = c.read_response(1)
+        took = time.monotonic() - t0
+        check(r.complete, f"no END_REQUEST after ABORT_REQUEST: {r!r}")
+        check_eq(r.protocol_status, fcgi.REQUEST_COMPLETE, "protocolStatus")
+        closed = c.closed_by_peer(1.5)
+    check_eq(_crash_lines(backend, mark), [], "worker crashes")
+    with conn(backend) as c2:
+        r2 = c2.request(params(root, "hello.php"))
+        check(r2.complete and r2.status == 200, f"backend still serves: {r2!r}")
+    return {"completed_output": b"slept" in r.stdout, "closed_after": closed, "took_lt_1s": took < 1}
+
+
+MALFORMED = [
+    # (name, bytes, half-close our side after sending)
+    ("version 0 header", lambda: fcgi.record(fcgi.BEGIN_REQUEST, 1, fcgi.begin_body(), version=0), False),
+    ("truncated header then close", lambda: b"\x01\x01\x00", True),
+    ("huge content length then close",
+     lambda: fcgi.record(fcgi.BEGIN_REQUEST, 1, fcgi.begin_body()) + fcgi.HEADER.pack(1, fcgi.PARAMS, 1, 65535, 255) + b"x" * 100, True),
+    ("PARAMS before BEGIN_REQUEST", lambda: fcgi.stream_records(fcgi.PARAMS, 1, fcgi.encode_pairs({"A": "b"})), False),
+    ("STDIN before BEGIN_REQUEST", lambda: fcgi.record(fcgi.STDIN, 1, b"abc"), False),
+    ("BEGIN_REQUEST body too short", lambda: fcgi.record(fcgi.BEGIN_REQUEST, 1, b"\x00\x01"), False),
+    ("name length beyond the record",
+     lambda: fcgi.record(fcgi.BEGIN_REQUEST, 1, fcgi.begin_body()) + fcgi.record(fcgi.PARAMS, 1, b"\x7f\x7fabc") + fcgi.record(fcgi.PARAMS, 1, b""), False),
+    ("4-byte length overflow",
+     lambda: fcgi.record(fcgi.BEGIN_REQUEST, 1, fcgi.begin_body()) + fcgi.record(fcgi.PARAMS, 1, b"\xff\xff\xff\xff\x01ab") + fcgi.record(fcgi.PARAMS, 1, b""), False),
+]
+
+
+def malformed_records(backend, root):
+    """Each malformed stream: that connection is closed (no response), no
+    worker crashes, and a well-formed connection is served right after."""
+    mark = backend.log_mark()
+    seen = {}
+    for name, make, half_close in MALFORMED:
+        with conn(backend, timeout=5) as c:
+            try:
+                c.send(make())
+                if half_close:
+                    c.sock.shutdown(socket.SHUT_WR)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            recs, closed = [], False
+            try:
+                while True:
+                    rec = c.read_record()
+                    if rec is None:
+                        closed = True
+                        break
+                    recs.append(rec)
+            except (socket.timeout, TimeoutError):
+                pass
+            except AssertionError:  # truncated record from server, then EOF
+                closed = c.eof
+            check(closed, f"{name}: connection not closed within 5 s (records {recs})")
+            stdout = [r for r in recs if r[0] == fcgi.STDOUT and r[2]]
+            check_eq(stdout, [], f"{name}: a malformed request must not run a script")
+            seen[name] = [fcgi.TYPE_NAMES.get(r[0], r[0]) for r in recs] or "closed"
+        with conn(backend) as ok:
+            r = ok.request(params(root, "hello.php"))
+            check(r.complete and r.body == b"Hello, world!\n", f"after {name}: backend does not serve: {r!r}")
+    check_eq(_crash_lines(backend, mark), [], "worker crashes")
+    return seen
+
+
+def client_gone_mid_response(backend, root):
+    """The client sends a request for a 4 MB response and closes at once:
+    the worker must survive (no SIGPIPE death) and serve the next request."""
+    mark = backend.log_mark()
+    for _ in range(3):
+        c = conn(backend)
+        c.send_request(params(root, "big.php", query="n=4194304"))
+        c.sock.recv(100)
+        c.close()
+    time.sleep(0.3)
+    for _ in range(4):
+        with conn(backend) as c:
+            r = c.request(params(root, "hello.php"))
+            check(r.complete and r.status == 200, f"backend after clients vanished: {r!r}")
+    check_eq(_crash_lines(backend, mark), [], "worker crashes (SIGPIPE?)")
+    return {"ok": True}
+
+
+ALL = [simple_request, keep_conn_multiple, stdin_in_many_records, big_params, get_values,
+       second_request_id_in_flight, second_request_id_after_stdin, abort_request,
+       malformed_records, client_gone_mid_response]
