@@ -75,7 +75,8 @@ class Backend:
 
     def __init__(self, binary=None, *, name=None, pool=None, pool_name="www",
                  global_conf=None, listen="unix", ini=None, defines=(),
-                 extra_args=(), extra_conf="", tmp=None, ready_timeout=10.0):
+                 extra_args=(), extra_conf="", tmp=None, ready_timeout=10.0,
+                 ini_file=None, upload_dir=None):
         self.binary = binary or lowphp_bin()
         self.name = name or os.path.basename(self.binary)
         self.own_tmp = tmp is None
@@ -87,7 +88,7 @@ class Backend:
         self.conf_file = self.tmp.join("php-fpm.conf")
         self.ini_file = self.tmp.join("php.ini")
         self.stdout_file = self.tmp.join("stdout.log")
-        self.upload_dir = self.tmp.join("uploads")
+        self.upload_dir = upload_dir or self.tmp.join("uploads")
         os.makedirs(self.upload_dir, exist_ok=True)
         self.ready_timeout = ready_timeout
         self.proc = None
@@ -121,7 +122,11 @@ class Backend:
         util.write_file(self.conf_file, self.conf_text)
 
         self.ini_args = []
-        if ini is False:
+        if ini_file is not None:
+            # a shared php.ini (compat: both binaries read the same file)
+            self.ini_file = ini_file
+            self.ini_args = ["-c", ini_file]
+        elif ini is False:
             self.ini_args = ["-n"]
         else:
             settings = dict(DEFAULT_INI)
@@ -299,6 +304,19 @@ class Backend:
 
     def worker_pids(self):
         return [p for p in util.descendants_of(self.pid) if util.pid_alive(p)]
+
+
+def write_ini(path, upload_dir, overrides=None):
+    """Write DEFAULT_INI (+ overrides, None deletes) to path."""
+    settings = dict(DEFAULT_INI)
+    settings["upload_tmp_dir"] = upload_dir
+    for k, v in (overrides or {}).items():
+        if v is None:
+            settings.pop(k, None)
+        else:
+            settings[k] = v
+    util.write_file(path, "".join(f"{k} = {v}\n" for k, v in settings.items()))
+    return path
 
 
 def run_cli(binary, args, timeout=20, cwd=None):

@@ -15,9 +15,13 @@ DUMP = r"""<?php
 $files = [];
 foreach ($_FILES as $k => $f) {
     $g = $f;
-    if (isset($f['tmp_name']) && is_string($f['tmp_name'])) {
-        $g['md5'] = $f['tmp_name'] !== '' && is_file($f['tmp_name']) ? md5_file($f['tmp_name']) : null;
-        $g['tmp_name_set'] = $f['tmp_name'] !== '';
+    // tmp_name is random: replace it (string or nested arrays) by the file's md5
+    if (isset($f['tmp_name'])) {
+        $md5 = function ($t) use (&$md5) {
+            if (is_array($t)) return array_map($md5, $t);
+            return $t !== '' && is_file($t) ? md5_file($t) : null;
+        };
+        $g['md5'] = $md5($f['tmp_name']);
         unset($g['tmp_name']);
     }
     $files[$k] = $g;
