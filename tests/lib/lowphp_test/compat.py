@@ -128,6 +128,6 @@ def fetch_both(pair, method, path, body=None, headers=None):
     hdrs.update(headers or {})
     res = []
     for _name, _backend, port in pair.backends:
-        r = http.request(port, method, path, body=body, headers=hdrs, timeout=30)
+        r = http.request(port, method, path, body=body, headers=hdrs, timeout=15)
         res.append(normalise_reply(r))
     return res[0], res[1]

@@ -31,7 +31,7 @@ class Reply:
         return f"<Reply {self.status} {self.reason} headers={self.headers} body={self.body[:300]!r}>"
 
 
-def request(port, method, path, body=None, headers=None, timeout=30.0, host="127.0.0.1"):
+def request(port, method, path, body=None, headers=None, timeout=15.0, host="127.0.0.1"):
     """One request on a fresh connection; returns Reply."""
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
