@@ -22,21 +22,23 @@ for fn in (fcgi_checks.simple_request, fcgi_checks.keep_conn_multiple, fcgi_chec
 def setup():
     CTX["tmp"] = TempDir()
     CTX["root"] = site.make_docroot(CTX["tmp"].join("www"))
-    CTX["unix"] = Backend(pool={"pm.max_children": "3"}, listen="unix").start()
-    CTX["tcp"] = Backend(pool={"pm.max_children": "3"}, listen="tcp").start()
+    for k in ("unix", "tcp"):
+        CTX[k] = Backend(pool={"pm.max_children": "3"}, listen=k)
+        CTX[k].start()
     return None
 
 
 def teardown(_):
     try:
         for k in ("unix", "tcp"):
-            if k in CTX:
+            if k in CTX and CTX[k].proc is not None:
                 CTX[k].stop(check=True)
     finally:
         for k in ("unix", "tcp"):
             if k in CTX:
                 CTX[k].close()
-        CTX["tmp"].cleanup()
+        if "tmp" in CTX:
+            CTX["tmp"].cleanup()
 
 
 if __name__ == "__main__":

@@ -37,9 +37,11 @@ class Pair:
         try:
             ref_bin, sub_bin = phpfpm_bin(), lowphp_bin()
             self.ref = Backend(ref_bin, name="php-fpm8.2", pool=pool, ini_file=self.ini_file,
-                               upload_dir=self.upload_dir).start()
+                               upload_dir=self.upload_dir)
+            self.ref.start()
             self.sub = Backend(sub_bin, name="lowphp-fpm", pool=pool, ini_file=self.ini_file,
-                               upload_dir=self.upload_dir).start()
+                               upload_dir=self.upload_dir)
+            self.sub.start()
             self.nginx = Nginx([(self.root, self.ref.fastcgi_pass), (self.root, self.sub.fastcgi_pass)],
                                keepalive=keepalive).start()
         except BaseException:

@@ -71,6 +71,11 @@ def run(setup=None, teardown=None):
     except BaseException as e:  # noqa: BLE001 - everything is a failure
         detail = traceback.format_exc()
         sys.stderr.write(detail)
+        if teardown is not None:  # release whatever setup got to start
+            try:
+                teardown(None)
+            except BaseException:  # noqa: BLE001
+                sys.stderr.write(traceback.format_exc())
         for name, _, _ in selected:
             print(f"FAIL {name}: setup failed: {_one_line(e)}", flush=True)
         print(f"0 passed, {len(selected)} failed", flush=True)

@@ -12,7 +12,8 @@ class Stack:
         self.backend = None
         self.nginx = None
         try:
-            self.backend = Backend(binary, pool=pool, ini=ini, listen=listen, **backend_kw).start()
+            self.backend = Backend(binary, pool=pool, ini=ini, listen=listen, **backend_kw)
+            self.backend.start()
             self.nginx = Nginx([(self.root, self.backend.fastcgi_pass)], keepalive=keepalive,
                                php_value=php_value).start()
         except BaseException:
