@@ -37,7 +37,14 @@ struct RequestInfo {
     bool script_not_found = false; // php-fpm would answer 404 "File not found."
 };
 
+// Answers "does this path exist?" (php-fpm: tsrm_realpath succeeding).
+using PathExists = std::function<bool(const std::string& path)>;
+
+// `exists` defaults to is_regular_file || directory check done by stat.
 RequestInfo map_request(const Params& params, const MappingOptions& opts,
-                        const IsRegularFile& is_regular_file);
+                        const IsRegularFile& is_regular_file, const PathExists& exists = nullptr);
+
+// php-fpm refuses paths with a ".." segment (is_valid_path).
+bool is_valid_path(const std::string& path);
 
 } // namespace lowphp::sapi

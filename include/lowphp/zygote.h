@@ -28,6 +28,11 @@ struct Params {
     PhpIniOptions ini;
     int listen_fd = -1;
     int control_fd = -1;
+    // Kept-alive FastCGI connections that no worker is serving travel through
+    // the master: workers send idle ones to `park_fd`, the master sends them back
+    // on `handoff_fd` (shared by the pool's workers) once nginx writes on them.
+    int park_fd = -1;
+    int handoff_fd = -1;
     Scoreboard* scoreboard = nullptr;
     bool run_as_root = false;
 };

@@ -122,7 +122,8 @@ void Master::install_events() {
 int Master::run() {
     if (opts_.force_daemon >= 0) cfg_.global.daemonize = opts_.force_daemon == 1;
     if (!setup_logging()) return 78;
-    for (auto& p : cfg_.pools) pools_.push_back(PoolRuntime{p, {}, 0, {}, {}, {}, false, 0, 0, {}, 0, 1, {}});
+    pools_.resize(cfg_.pools.size());
+    for (size_t i = 0; i < cfg_.pools.size(); ++i) pools_[i].cfg = cfg_.pools[i];
     signal(SIGPIPE, SIG_IGN);
     if (!daemonize_if_asked()) return 78;
     proctitle::set("lowphp-fpm: master process (" + cfg_.path + ")");
@@ -144,7 +145,7 @@ int Master::run() {
     install_events();
     ZLOG_NOTICE("fpm is running, pid %d", static_cast<int>(getpid()));
     for (size_t i = 0; i < pools_.size(); ++i) {
-        if (!start_zygote(i)) {
+        if (!open_parking(i) || !start_zygote(i)) {
             ZLOG_ERROR("FPM initialization failed");
             notify_parent(false);
             begin_stop(State::Terminating);
@@ -187,6 +188,7 @@ void Master::begin_stop(State how) {
     int signo = how == State::Finishing ? SIGQUIT : SIGTERM;
     signal_workers(signo);
     stop_signal_sent_ = signo;
+    close_parked(); // idle kept connections: nothing is in flight on them
     for (auto& p : pools_) {
         p.zygote_ev.reset();
         p.ondemand_ev.reset();
@@ -225,6 +227,7 @@ void Master::cleanup() {
         p.listener.fd.reset();
     }
     if (!pid_path_.empty()) unlink(pid_path_.c_str());
+    close_parked();
     signal_events_.clear();
     tick_event_.reset();
     escalate_event_.reset();

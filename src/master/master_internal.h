@@ -60,6 +60,10 @@ struct PoolRuntime {
     std::vector<bool> slot_busy; // slot index (relative) reserved or in use
     int pending_spawns = 0;
     int idle_spawn_rate = 1; // dynamic pm: doubles while spawning is needed
+    // Kept-alive connections parked by workers (see worker/connections.cpp).
+    UniqueFd park_rx, park_tx, handoff_rx, handoff_tx;
+    EventPtr park_ev;
+    std::map<int, EventPtr> parked; // fd -> its one-shot read event
     // Pending output pipes per slot while the zygote forks the worker.
     std::map<uint32_t, std::pair<std::unique_ptr<OutputPipe>, std::unique_ptr<OutputPipe>>> pending_pipes;
 };
@@ -81,6 +85,12 @@ class Master {
     bool start_zygote(size_t pool);
     void on_zygote_message(size_t pool);
     void request_spawn(size_t pool);
+
+    // Parked kept-alive connections (parking.cpp).
+    bool open_parking(size_t pool);
+    void on_park(size_t pool);
+    void on_parked_readable(size_t pool, int fd);
+    void close_parked();
 
     // Workers (process_manager.cpp).
     void reap_children();

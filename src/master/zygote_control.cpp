@@ -81,13 +81,16 @@ bool Master::start_zygote(size_t index) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         reset_signals();
         close(sv[0]);
-        close_all_but({sv[1], pool.listener.fd.get(), log::fd()});
+        close_all_but({sv[1], pool.listener.fd.get(), log::fd(), pool.park_tx.get(),
+                       pool.handoff_rx.get()});
         zygote::Params p;
         p.config = &cfg_;
         p.pool_index = index;
         p.ini = opts_.ini;
         p.listen_fd = pool.listener.fd.get();
         p.control_fd = sv[1];
+        p.park_fd = pool.park_tx.get();
+        p.handoff_fd = pool.handoff_rx.get();
         p.scoreboard = &scoreboard_;
         p.run_as_root = opts_.run_as_root;
         zygote::run(p);

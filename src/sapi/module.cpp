@@ -79,7 +79,9 @@ size_t read_post(char* buffer, size_t count) {
 
 char* sapi_getenv(const char* name, size_t len) {
     if (!current_request) return getenv(name);
-    return current_request->params.find_mutable(std::string_view(name, len));
+    std::string_view key(name, len);
+    if (key == "HTTP_PROXY") return nullptr; // httpoxy
+    return current_request->params.find_mutable(key);
 }
 
 char* read_cookies() { return sapi_getenv("HTTP_COOKIE", sizeof("HTTP_COOKIE") - 1); }
@@ -106,6 +108,7 @@ void import_environment(zval* array) {
     if (!current_request) return;
     bool is_env = Z_ARR_P(array) == Z_ARR(PG(http_globals)[TRACK_VARS_ENV]);
     for (const auto& [name, value] : current_request->params.items()) {
+        if (name == "HTTP_PROXY") continue; // httpoxy: php-fpm never exposes it
         char* val = const_cast<char*>(value.c_str());
         size_t new_len;
         if (sapi_module.input_filter(is_env ? PARSE_ENV : PARSE_SERVER, name.c_str(), &val,
@@ -118,7 +121,8 @@ void load_environment(zval* array) {
     php_import_environment_original(array);
     if (!current_request) return;
     for (const auto& [name, value] : current_request->params.items())
-        php_register_variable_safe(name.c_str(), value.c_str(), value.size(), array);
+        if (name != "HTTP_PROXY")
+            php_register_variable_safe(name.c_str(), value.c_str(), value.size(), array);
 }
 
 void register_variables(zval* track) {

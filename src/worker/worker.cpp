@@ -18,6 +18,7 @@
 #include "lowphp/sapi.h"
 #include "lowphp/scoreboard.h"
 #include "lowphp/worker.h"
+#include "connections.h"
 
 namespace lowphp::worker {
 namespace {
@@ -44,17 +45,6 @@ sigset_t install_signals() {
     sigprocmask(SIG_BLOCK, &block, &waiting);
     sigdelset(&waiting, SIGQUIT);
     return waiting;
-}
-
-// Wait until `fd` is readable; false when a stop was requested meanwhile.
-bool wait_readable(int fd, const sigset_t& mask) {
-    struct pollfd p = {fd, POLLIN, 0};
-    while (!quit_requested) {
-        int rc = ppoll(&p, 1, nullptr, &mask);
-        if (rc > 0) return true;
-        if (rc < 0 && errno != EINTR) return false;
-    }
-    return false;
 }
 
 void redirect_stdio(int out, int err) {
@@ -149,21 +139,6 @@ bool become_pool_user(const config::PoolConfig& pool) {
     return true;
 }
 
-// Accept one connection; -1 when none (another worker took it) or refused.
-int accept_connection(int listen_fd, const net::AllowedClients& allowed) {
-    struct sockaddr_storage addr;
-    socklen_t len = sizeof addr;
-    int fd = accept4(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_CLOEXEC);
-    if (fd < 0) return -1;
-    if (!allowed.allows(reinterpret_cast<sockaddr*>(&addr))) {
-        ZLOG_ERROR("Connection disallowed: IP address '%s' has been dropped.",
-                  net::AllowedClients::to_string(reinterpret_cast<sockaddr*>(&addr)).c_str());
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 } // namespace
 
 void run(const Params& params) {
@@ -186,37 +161,42 @@ void run(const Params& params) {
     slot->state = static_cast<int>(WorkerState::Idle);
     sapi::init_worker(pool, slot);
     PoolBoard& board = z.scoreboard->pool(z.pool_index);
-    // TCP only: php-fpm applies allowed_clients to inet listeners.
-    net::AllowedClients allowed(pool.listen.find('/') == 0 ? "" : pool.listen_allowed_clients);
+    net::Address address;
+    std::string error;
+    net::parse_listen(pool.listen, address, error);
     fcntl(z.listen_fd, F_SETFL, fcntl(z.listen_fd, F_GETFL) | O_NONBLOCK);
+    // allowed_clients applies to inet listeners only, as in php-fpm.
+    ConnectionSource source(z.listen_fd, z.handoff_fd, z.park_fd, pool.listen_allowed_clients,
+                            !address.is_unix);
+    if (!source.ok()) _exit(70);
 
     FCGX_Request req;
-    FCGX_InitRequest(&req, -1, 0); // we accept ourselves; libfcgi only decodes
+    FCGX_InitRequest(&req, -1, 0); // we accept ourselves; libfcgi only decodes records
     int served = 0;
     while (!quit_requested) {
-        if (req.ipcFd < 0) {
-            slot->state.store(static_cast<int>(WorkerState::Idle), std::memory_order_relaxed);
-            if (!wait_readable(z.listen_fd, waiting)) break;
-            int fd = accept_connection(z.listen_fd, allowed);
-            if (fd < 0) continue;
-            board.accepted_conn.fetch_add(1, std::memory_order_relaxed);
-            req.ipcFd = fd;
-            req.keepConnection = 1; // stops FCGX_Accept_r from closing the fresh fd
-        } else if (!wait_readable(req.ipcFd, waiting)) {
-            break;
-        }
+        slot->state.store(static_cast<int>(WorkerState::Idle), std::memory_order_relaxed);
+        bool accepted = false;
+        int fd = source.next(waiting, quit_requested, accepted);
+        if (fd < 0) break;
+        if (accepted) board.accepted_conn.fetch_add(1, std::memory_order_relaxed);
         slot->state.store(static_cast<int>(WorkerState::ReadingHeaders), std::memory_order_relaxed);
+        req.ipcFd = fd;
+        req.keepConnection = 1; // stops FCGX_Accept_r from closing the fd it is given
         if (FCGX_Accept_r(&req) < 0) {
-            req.ipcFd = -1; // libfcgi closed a malformed or finished connection
+            source.forget(fd); // libfcgi closed a finished or malformed connection
+            req.ipcFd = -1;
             continue;
         }
-        if (pool.pm_max_requests > 0 && served + 1 >= pool.pm_max_requests)
-            req.keepConnection = 0; // the last request: close the connection after it
-        if (!sapi::serve(req)) break;
-        if (pool.pm_max_requests > 0 && ++served >= pool.pm_max_requests) break;
+        bool last = pool.pm_max_requests > 0 && served + 1 >= pool.pm_max_requests;
+        if (last) req.keepConnection = 0; // close the connection after the last request
+        bool ok = sapi::serve(req);
+        ++served;
+        if (req.ipcFd >= 0) source.keep(req.ipcFd);
+        else source.forget(fd);
+        req.ipcFd = -1;
+        if (!ok || last) break;
     }
-    FCGX_Finish_r(&req);
-    if (req.ipcFd >= 0) close(req.ipcFd);
+    source.park_home();
     _exit(0);
 }
 
