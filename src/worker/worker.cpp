@@ -19,6 +19,7 @@
 #include "lowphp/scoreboard.h"
 #include "lowphp/worker.h"
 #include "connections.h"
+#include "management.h"
 
 namespace lowphp::worker {
 namespace {
@@ -180,6 +181,11 @@ void run(const Params& params) {
         if (fd < 0) break;
         if (accepted) board.accepted_conn.fetch_add(1, std::memory_order_relaxed);
         slot->state.store(static_cast<int>(WorkerState::ReadingHeaders), std::memory_order_relaxed);
+        if (!answer_management_records(fd)) {
+            source.forget(fd);
+            close(fd);
+            continue;
+        }
         req.ipcFd = fd;
         req.keepConnection = 1; // stops FCGX_Accept_r from closing the fd it is given
         if (FCGX_Accept_r(&req) < 0) {

@@ -63,11 +63,9 @@ MATRIX = [
     ("Status header", "GET", "/status.php", None, None),
     ("header_remove", "GET", "/header_remove.php", None, None),
     ("PHP_VALUE param", "GET", "/phpvalue/dump.php", None, None),
-    # php-fpm 8.2 keeps PHP_VALUE settings in the worker for its next
-    # requests (long-standing php-fpm behaviour): with one worker, this
-    # request still sees precision=7. Matching it is the drop-in contract;
-    # if lowphp-fpm decides to reset them, change this row deliberately.
-    ("request after PHP_VALUE (php-fpm keeps it in the worker)", "GET", "/dump.php?after=phpvalue", None, None),
+    # php-fpm 8.2 keeps PHP_VALUE settings in the worker for its later requests;
+    # lowphp-fpm deliberately scopes them to the request that carries them (see
+    # README and integration/test_http.py: php_value_param_is_request_scoped).
     ("warning", "GET", "/error.php", None, None),
     ("fatal", "GET", "/fatal.php", None, None),
     ("large response", "GET", "/big.php?n=1000000", None, None),

@@ -51,6 +51,20 @@ def post_urlencoded():
 
 
 @test
+def php_value_param_is_request_scoped():
+    # The PHP_VALUE FastCGI param applies to its own request only: later requests
+    # served by the same worker see php.ini's values again (php-fpm leaks them).
+    base = js(get("/dump.php"))
+    d = js(get("/phpvalue/dump.php"))
+    check_eq(d["ini"]["precision"] if "ini" in d else d["precision"], "7", "precision with PHP_VALUE")
+    for _ in range(8):
+        after = js(get("/dump.php"))
+        got = after["ini"]["precision"] if "ini" in after else after["precision"]
+        want = base["ini"]["precision"] if "ini" in base else base["precision"]
+        check_eq(got, want, "precision on a later request without PHP_VALUE")
+
+
+@test
 def multipart_upload():
     data = os.urandom(300_000)
     body, ctype = http.multipart(fields=[("title", "hello"), ("n", "42")],
