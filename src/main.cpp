@@ -162,8 +162,10 @@ bool check_users(const lowphp::config::Config& cfg, bool run_as_root) {
 } // namespace
 
 int main(int argc, char** argv) {
+    std::vector<std::string> original(argv, argv + argc);
     lowphp::proctitle::init(argc, argv);
     CommandLine cl = parse(argc, argv);
+    cl.opts.argv = original;
     if (cl.bad || cl.help) {
         usage(argv[0]);
         return cl.bad ? kExitUsage : kExitOk;

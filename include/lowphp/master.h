@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "lowphp/config.h"
 #include "lowphp/zygote.h"
@@ -16,6 +17,7 @@ struct Options {
     bool force_stderr = false; // -O
     bool run_as_root = false;  // -R
     zygote::PhpIniOptions ini;
+    std::vector<std::string> argv; // the original command line, for the reload re-exec
 };
 
 // Runs the process manager until it stops; returns the process exit status.

@@ -7,6 +7,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <map>
 
 #include "master_internal.h"
 #include "lowphp/log.h"
@@ -41,12 +42,76 @@ bool Master::setup_logging() {
     return true;
 }
 
+namespace {
+
+constexpr const char* kInheritedSockets = "LOWPHP_FPM_SOCKETS";
+
+// "listen=fd,listen=fd" left by the master before it re-executed itself.
+std::map<std::string, int> inherited_sockets() {
+    std::map<std::string, int> out;
+    const char* env = getenv(kInheritedSockets);
+    std::string list = env ? env : "";
+    unsetenv(kInheritedSockets);
+    size_t pos = 0;
+    while (pos < list.size()) {
+        size_t end = list.find(',', pos);
+        if (end == std::string::npos) end = list.size();
+        std::string item = list.substr(pos, end - pos);
+        size_t eq = item.rfind('=');
+        if (eq != std::string::npos) out[item.substr(0, eq)] = atoi(item.c_str() + eq + 1);
+        pos = end + 1;
+    }
+    return out;
+}
+
+} // namespace
+
 bool Master::create_listeners() {
+    auto inherited = inherited_sockets();
     for (auto& pool : pools_) {
+        auto it = inherited.find(pool.cfg.listen);
+        if (it != inherited.end()) {
+            // The socket never closed across the reload: nothing queued is lost.
+            ZLOG_NOTICE("using inherited socket fd=%d, \"%s\"", it->second, pool.cfg.listen.c_str());
+            fcntl(it->second, F_SETFD, FD_CLOEXEC);
+            pool.listener.fd.reset(it->second);
+            pool.listener.pool = pool.cfg.name;
+            std::string error;
+            net::parse_listen(pool.cfg.listen, pool.listener.address, error);
+            inherited.erase(it);
+            continue;
+        }
         pool.listener = net::open_listener(pool.cfg);
         if (!pool.listener.fd) return false;
     }
+    for (auto& [listen, fd] : inherited) { // a pool that the new configuration dropped
+        close(fd);
+        if (!listen.empty() && listen[0] == '/') unlink(listen.c_str());
+    }
     return true;
+}
+
+// php-fpm's reload: the same pid re-executes the binary on disk (so a package
+// upgrade takes effect), handing over the listening sockets by number.
+void Master::reexec() {
+    std::string list;
+    for (auto& p : pools_) {
+        if (!p.listener.fd) continue;
+        fcntl(p.listener.fd.get(), F_SETFD, 0);
+        if (!list.empty()) list += ',';
+        list += p.cfg.listen + "=" + std::to_string(p.listener.fd.get());
+    }
+    setenv(kInheritedSockets, list.c_str(), 1);
+    setenv("LOWPHP_FPM_RELOADED", "1", 1);
+    std::vector<char*> args;
+    for (auto& a : opts_.argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    close_parked();
+    ZLOG_NOTICE("reloading: execv(\"/proc/self/exe\")");
+    execv("/proc/self/exe", args.data());
+    ZLOG_SYSERROR("execv() failed");
+    for (auto& p : pools_) fcntl(p.listener.fd.get(), F_SETFD, FD_CLOEXEC);
+    state_ = State::Terminating;
 }
 
 bool Master::write_pid_file() {
@@ -68,6 +133,10 @@ bool Master::write_pid_file() {
 // php-fpm's daemon mode: the parent waits until the child reports start-up
 // success, so `php-fpm -D` exits 0 only once the server is ready.
 bool Master::daemonize_if_asked() {
+    if (getenv("LOWPHP_FPM_RELOADED")) { // already detached before the reload
+        unsetenv("LOWPHP_FPM_RELOADED");
+        return true;
+    }
     if (!cfg_.global.daemonize) return true;
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) < 0) {
@@ -168,10 +237,7 @@ void Master::on_signal(int signo) {
         if (log::reopen()) ZLOG_NOTICE("error log file re-opened");
         else ZLOG_SYSERROR("unable to re-open error log file");
         break;
-    case SIGUSR2:
-        // Reload belongs to the process-manager work; until then say so plainly.
-        ZLOG_WARNING("SIGUSR2 reload is not supported yet; the running configuration is kept");
-        break;
+    case SIGUSR2: begin_stop(State::Reloading); break;
     }
 }
 
@@ -182,10 +248,15 @@ void Master::signal_workers(int signo) {
 // QUIT: workers finish what they are serving, then exit. TERM/INT: workers are
 // told to stop now and are killed a second later if they have not.
 void Master::begin_stop(State how) {
-    if (state_ == State::Terminating || (state_ == how)) return;
+    if (state_ == State::Terminating || state_ == how ||
+        (state_ == State::Reloading && how == State::Finishing))
+        return;
+    if (state_ == State::Starting && how == State::Reloading) return; // not up yet: ignore
     state_ = how;
-    ZLOG_NOTICE(how == State::Finishing ? "Finishing ..." : "Terminating ...");
-    int signo = how == State::Finishing ? SIGQUIT : SIGTERM;
+    ZLOG_NOTICE(how == State::Finishing    ? "Finishing ..."
+                : how == State::Reloading ? "Reloading in progress ..."
+                                          : "Terminating ...");
+    int signo = how == State::Terminating ? SIGTERM : SIGQUIT;
     signal_workers(signo);
     stop_signal_sent_ = signo;
     close_parked(); // idle kept connections: nothing is in flight on them
@@ -210,10 +281,11 @@ void Master::begin_stop(State how) {
 }
 
 void Master::maybe_exit() {
-    if (state_ != State::Finishing && state_ != State::Terminating) return;
+    if (!stopping()) return;
     if (!workers_.empty()) return;
     for (auto& p : pools_)
         if (p.zygote_pid > 0) return;
+    if (state_ == State::Reloading) reexec();
     event_base_loopbreak(base_.get());
 }
 

@@ -68,7 +68,9 @@ struct PoolRuntime {
     std::map<uint32_t, std::pair<std::unique_ptr<OutputPipe>, std::unique_ptr<OutputPipe>>> pending_pipes;
 };
 
-enum class State { Starting, Running, Finishing, Terminating };
+// Reloading: like Finishing, then the master re-executes itself keeping its
+// listening sockets open (php-fpm's SIGUSR2).
+enum class State { Starting, Running, Finishing, Terminating, Reloading };
 
 class Master {
   public:
@@ -79,6 +81,8 @@ class Master {
     void on_signal(int signo);
     void on_tick();
     void begin_stop(State how);
+    bool stopping() const { return state_ == State::Finishing || state_ == State::Terminating || state_ == State::Reloading; }
+    void reexec();
     void maybe_exit();
 
     // Zygotes (zygote_control.cpp).

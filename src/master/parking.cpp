@@ -92,7 +92,7 @@ void Master::on_park(size_t index) {
     PoolRuntime& pool = pools_[index];
     int fd;
     while ((fd = recv_fd(pool.park_rx.get())) >= 0) {
-        if (state_ == State::Finishing || state_ == State::Terminating) {
+        if (stopping()) {
             close(fd);
             continue;
         }

@@ -197,9 +197,9 @@ void Master::on_worker_exit(Worker& w, int status) {
     slot.request_started_us = 0;
     pool.slot_busy[w.slot - scoreboard_.pool(w.pool).first_slot] = false;
 
-    bool stopping = state_ == State::Finishing || state_ == State::Terminating;
+    bool is_stopping = stopping();
     log::LogLevel severity = log::LogLevel::Notice;
-    bool restart = !stopping;
+    bool restart = !is_stopping;
     char how[128];
     if (WIFEXITED(status)) {
         snprintf(how, sizeof how, "with code %d", WEXITSTATUS(status));
@@ -212,7 +212,7 @@ void Master::on_worker_exit(Worker& w, int status) {
         if (w.idle_kill && sig == SIGQUIT) restart = false;
         if (sig != SIGQUIT) severity = log::LogLevel::Warning;
     }
-    if (stopping) severity = log::LogLevel::Debug;
+    if (is_stopping) severity = log::LogLevel::Debug;
     uint64_t lived = now_us() - w.started_us;
     log::write(severity, __func__, __LINE__, false,
                "[pool %s] child %d exited %s after %lu.%06lu seconds from start",
@@ -235,7 +235,7 @@ void Master::on_zygote_exit(size_t index, int status) {
         (void)pipes;
     }
     pool.pending_pipes.clear();
-    if (state_ == State::Finishing || state_ == State::Terminating) return;
+    if (stopping()) return;
     // Back off 1, 2, 4 ... 30 s between restarts so a broken php.ini does not spin.
     int delay = std::min(30, 1 << std::min(pool.zygote_restarts, 5));
     pool.zygote_restarts++;

@@ -12,7 +12,7 @@
 namespace lowphp::worker {
 namespace {
 
-constexpr uint8_t kGetValues = 9, kGetValuesResult = 10;
+constexpr uint8_t kBeginRequest = 1, kGetValues = 9, kGetValuesResult = 10;
 
 // MSG_WAITALL also waits for the whole header when peeking (Linux, stream sockets).
 bool read_exact(int fd, void* buf, size_t len, int flags) {
@@ -76,7 +76,11 @@ bool answer_management_records(int fd) {
     for (;;) {
         uint8_t h[8];
         if (!read_exact(fd, h, sizeof h, MSG_PEEK)) return false;
-        if (h[1] != kGetValues || h[2] != 0 || h[3] != 0) return true;
+        bool management = h[2] == 0 && h[3] == 0;
+        // Between requests only BEGIN_REQUEST or a management record may come;
+        // anything else is a broken stream, and libfcgi would wait on it forever.
+        if (!management) return h[1] == kBeginRequest;
+        if (h[1] != kGetValues) return true;
         size_t clen = (static_cast<size_t>(h[4]) << 8) | h[5];
         std::string rec(8 + clen + h[6], '\0');
         if (!read_exact(fd, rec.data(), rec.size(), 0)) return false;
