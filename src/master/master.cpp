@@ -212,6 +212,7 @@ int Master::run() {
     }
     base_.reset(event_base_new());
     install_events();
+    log::set_launched(opts_.force_stderr); // from here on, only the error log (as php-fpm)
     ZLOG_NOTICE("fpm is running, pid %d", static_cast<int>(getpid()));
     for (size_t i = 0; i < pools_.size(); ++i) {
         if (!open_parking(i) || !start_zygote(i)) {

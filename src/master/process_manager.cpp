@@ -79,7 +79,6 @@ void Master::spawn_initial(size_t index) {
         state_ = State::Running;
         ZLOG_NOTICE("ready to handle connections");
         ZLOG_NOTICE("systemd monitor interval set to %dms", cfg_.global.systemd_interval * 1000);
-        log::set_launched(opts_.force_stderr);
         notify_parent(true);
     }
 }
