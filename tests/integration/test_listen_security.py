@@ -1,0 +1,93 @@
+"""Who may connect to a pool: unix socket permissions (php-fpm's 0660 default,
+listen.owner/group, listen.acl_users) and listen.allowed_clients on TCP."""
+import os
+import pwd
+import socket
+import stat
+import subprocess
+
+from lowphp_test import Backend, check, check_eq, fcgi, run, test
+
+CONNECT_AS = """
+import os, socket, sys
+os.setgid({gid}); os.setgroups([]); os.setuid({uid})
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect({path!r}); print("connected")
+except PermissionError:
+    print("denied")
+"""
+
+
+def connect_as(user, path):
+    pw = pwd.getpwnam(user)
+    code = CONNECT_AS.format(uid=pw.pw_uid, gid=pw.pw_gid, path=path)
+    return subprocess.run(["python3", "-c", code], capture_output=True, text=True, timeout=10).stdout.strip()
+
+
+def hello(backend):
+    script = os.path.join(backend.dir, "hi.php")
+    with open(script, "w") as f:
+        f.write("<?php echo 'hi';")
+    with fcgi.Connection(backend.address) as c:
+        return c.request({"REQUEST_METHOD": "GET", "SCRIPT_FILENAME": script, "SCRIPT_NAME": "/hi.php"})
+
+
+@test
+def unix_socket_default_mode_and_owner():
+    b = Backend(pool={"listen.owner": "www-data", "listen.group": "www-data"})
+    b.start()
+    try:
+        st = os.stat(b.socket_path)
+        check_eq(oct(stat.S_IMODE(st.st_mode)), "0o660", "socket mode")
+        check_eq(pwd.getpwuid(st.st_uid).pw_name, "www-data", "socket owner")
+        check_eq(connect_as("www-data", b.socket_path), "connected", "www-data (listen.owner)")
+        check_eq(connect_as("nobody", b.socket_path), "denied", "another user")
+    finally:
+        b.stop()
+
+
+@test
+def acl_users_grant_access_to_named_user_only():
+    b = Backend(pool={"listen.acl_users": "nobody", "listen.mode": "0600"})
+    b.start()
+    try:
+        check(os.getxattr(b.socket_path, "system.posix_acl_access"), "ACL written on the socket")
+        check_eq(connect_as("nobody", b.socket_path), "connected", "nobody (listen.acl_users)")
+        check_eq(connect_as("www-data", b.socket_path), "denied", "www-data (not in the ACL)")
+    finally:
+        b.stop()
+
+
+@test
+def allowed_clients_drops_other_addresses():
+    # The refusal is logged by the worker: visible with catch_workers_output.
+    b = Backend(listen="tcp", pool={"listen.allowed_clients": "127.0.0.2",
+                                    "catch_workers_output": "yes"})
+    b.start()
+    try:
+        mark = b.log_mark()
+        r = None
+        try:
+            r = hello(b)
+        except (ConnectionError, socket.timeout, OSError):
+            pass
+        check(r is None or not r.complete, f"a request from 127.0.0.1 must not be served: {r!r}")
+        b.wait_log(r"Connection disallowed: IP address '127\.0\.0\.1' has been dropped\.", mark)
+    finally:
+        b.stop()
+
+
+@test
+def allowed_clients_lets_listed_address_in():
+    b = Backend(listen="tcp", pool={"listen.allowed_clients": "127.0.0.1,::1"})
+    b.start()
+    try:
+        r = hello(b)
+        check(r.complete and r.body == b"hi", f"served: {r!r}")
+    finally:
+        b.stop()
+
+
+if __name__ == "__main__":
+    run()
