@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "master_internal.h"
+#include "lowphp/fd_passing.h"
 #include "lowphp/log.h"
 
 namespace lowphp::master {
@@ -38,39 +39,6 @@ bool pair(UniqueFd& a, UniqueFd& b) {
     return true;
 }
 
-int recv_fd(int sock) {
-    char byte;
-    struct iovec iov = {&byte, 1};
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    struct msghdr msg {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    if (recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1) return -1;
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
-    int fd;
-    memcpy(&fd, CMSG_DATA(c), sizeof fd);
-    return fd;
-}
-
-bool send_fd(int sock, int fd) {
-    char byte = 0;
-    struct iovec iov = {&byte, 1};
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    struct msghdr msg {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    return sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) == 1;
-}
 
 } // namespace
 
@@ -91,7 +59,7 @@ bool Master::open_parking(size_t index) {
 void Master::on_park(size_t index) {
     PoolRuntime& pool = pools_[index];
     int fd;
-    while ((fd = recv_fd(pool.park_rx.get())) >= 0) {
+    while ((fd = net::recv_fd(pool.park_rx.get())) >= 0) {
         if (stopping()) {
             close(fd);
             continue;
@@ -108,7 +76,7 @@ void Master::on_parked_readable(size_t index, int fd) {
     char byte;
     ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     // EOF or error: nginx dropped its cached connection; a request: hand it over.
-    if (n > 0 && !send_fd(pool.handoff_tx.get(), fd)) {
+    if (n > 0 && !net::send_fd(pool.handoff_tx.get(), fd)) {
         // Queue full: every worker is busy and far behind; retry on the next event.
         event_add(pool.parked[fd].get(), nullptr);
         return;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "connections.h"
+#include "lowphp/fd_passing.h"
 #include "lowphp/log.h"
 
 namespace lowphp::worker {
@@ -24,42 +25,6 @@ bool add(int epfd, int fd, uint64_t tag, uint32_t extra) {
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0;
 }
 
-bool send_fd(int sock, int fd) {
-    char byte = 0;
-    struct iovec iov = {&byte, 1};
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    struct msghdr msg {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    ssize_t n;
-    do n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    return n == 1;
-}
-
-int recv_fd(int sock) {
-    char byte;
-    struct iovec iov = {&byte, 1};
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    struct msghdr msg {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    if (recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1) return -1;
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
-    int fd;
-    memcpy(&fd, CMSG_DATA(c), sizeof fd);
-    return fd;
-}
 
 } // namespace
 
@@ -95,7 +60,7 @@ void ConnectionSource::park_home() {
     epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, home_, nullptr);
     // Without a master to hold it (or if it refuses) the connection is closed:
     // nginx sees the close on its idle cached connection and drops it.
-    if (park_fd_ < 0 || !send_fd(park_fd_, home_)) shutdown(home_, SHUT_RDWR);
+    if (park_fd_ < 0 || !net::send_fd(park_fd_, home_)) shutdown(home_, SHUT_RDWR);
     close(home_);
     home_ = -1;
 }
@@ -120,7 +85,7 @@ int ConnectionSource::accept_one() {
     return fd;
 }
 
-int ConnectionSource::receive_handoff() { return recv_fd(handoff_fd_); }
+int ConnectionSource::receive_handoff() { return net::recv_fd(handoff_fd_); }
 
 int ConnectionSource::next(const sigset_t& mask, volatile sig_atomic_t& stop, bool& accepted) {
     struct epoll_event events[3];
