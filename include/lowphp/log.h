@@ -52,6 +52,9 @@ void set_fd(int fd);
 using ExternalLogger = void (*)(LogLevel, const char* msg, std::size_t len);
 void set_external_logger(ExternalLogger logger);
 
+// A line as it is, without time or level (decorate_workers_output = no).
+void write_raw(const std::string& line);
+
 void write(LogLevel level, const char* function, int line, bool with_errno, const char* fmt, ...)
     __attribute__((format(printf, 5, 6)));
 

@@ -115,6 +115,15 @@ void set_launched(bool force_stderr) {
     s.launched = true;
 }
 
+void write_raw(const std::string& line) {
+    State& s = state();
+    if (s.syslog) {
+        syslog(LOG_WARNING, "%s", line.c_str());
+        return;
+    }
+    write_all(s.fd < 0 ? STDERR_FILENO : s.fd, line + "\n");
+}
+
 void write(LogLevel level, const char* function, int line, bool with_errno, const char* fmt, ...) {
     State& s = state();
     int saved_errno = errno;

@@ -290,7 +290,7 @@ void Master::flush_output(OutputPipe* pipe, bool all) {
             ZLOG_WARNING("[pool %s] child %d said into %s: \"%s\"", cfg.name.c_str(),
                         static_cast<int>(pipe->pid), pipe->stream_name, line.c_str());
         else
-            ZLOG_WARNING("%s", line.c_str());
+            log::write_raw(line);
     }
     pipe->pending.erase(0, start);
     if (all && !pipe->pending.empty()) {
