@@ -495,6 +495,7 @@ def main():
     log(f"backends ready in {tmp}")
 
     results = {}    # (mode, script, backend) -> [runs]
+    raw = []
     cpu = {}
     ceiling = None
     fails = []
@@ -525,6 +526,7 @@ def main():
                 for b in BACKENDS:
                     r = wrk(f"{base}/{b}/{s}.php", dur, lua)
                     results.setdefault((mode, s, b), []).append(r)
+                    raw.append(f"=== {mode} {s} {NAMES[b]} run {i + 1}\n{r['raw']}")
                     log(f"{mode:13} {s:10} {NAMES[b]:8} run {i + 1}: {r['rps']:9.0f} req/s "
                         f"p50 {fmt_ms(r['p50'])} p99 {fmt_ms(r['p99'])} ms errors {r['errors']}")
                     if r["errors"] < 0:
@@ -596,7 +598,9 @@ def main():
         f"- load: wrk -t2 -c32 -d{dur}s, {runs} run(s) per cell, interleaved php-fpm/lowphp; "
         "pools pm=static, max_children=4; nginx worker_processes 2",
         f"- req/s is the median (min–max); p50 / p99 in ms (medians over runs); "
-        "errors = non-2xx + socket errors summed over runs (php-fpm / lowphp)",
+        "errors = non-2xx + socket errors summed over runs (php-fpm / lowphp); wrk's default 2 s "
+        "timeout applies and requests still queued when a run ends are not in the latency figures",
+        "- raw wrk output: `bench/results/" + ("quick" if quick else "latest") + "-raw.txt`",
     ]
     if ceiling:
         lines.append(f"- nginx ceiling (`return 200`, keep-alive server): {ceiling['rps']:.0f} req/s, "
@@ -644,6 +648,8 @@ def main():
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
         f.write(text)
+    with open(out.replace(".md", "-raw.txt"), "w") as f:
+        f.write("\n".join(raw))
     print(text)
     print(f"written to {out}")
     if fails:
