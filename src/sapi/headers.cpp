@@ -52,46 +52,49 @@ std::string reason_phrase(int status) {
     return "";
 }
 
-std::string encode_head(const ResponseHead& head) {
-    std::string out;
-    bool ignore_status = false;
-    int response_status = head.status;
-    if (head.nph || head.status != 200) {
-        bool has_status = false;
-        std::string line;
-        size_t sp = head.status_line.find(' ');
-        if (head.rfc2616_headers && !head.status_line.empty()) {
-            line = cap(head.status_line);
-            if (sp != std::string::npos) response_status = atoi(head.status_line.c_str() + sp + 1);
-        } else if (sp != std::string::npos && sp >= 5 &&
-                   strncasecmp(head.status_line.c_str(), "HTTP/", 5) == 0) {
-            line = cap("Status:" + head.status_line.substr(sp));
-            response_status = atoi(head.status_line.c_str() + sp + 1);
-        } else {
-            for (const auto& h : head.headers)
-                if (starts_with_nocase(h, "Status:")) has_status = true;
-            if (!has_status) {
-                std::string reason = reason_phrase(head.status);
-                line = "Status: " + std::to_string(head.status) + (reason.empty() ? "" : " " + reason);
-            }
-        }
-        if (!has_status) {
-            out += line + "\r\n";
-            ignore_status = true;
-        }
+namespace {
+
+bool is_status_header(const std::string& h) { return starts_with_nocase(h, "Status:"); }
+
+// The status line php-fpm writes first, or "" when it writes none because the
+// script set its own Status: header. `response_status` becomes the code the
+// line carries (it decides the 304 Content-Type drop).
+std::string status_line(const ResponseHead& head, int& response_status) {
+    if (!head.nph && head.status == 200) return ""; // 200 goes unsaid, unless cgi.nph
+    const std::string& sl = head.status_line;
+    size_t sp = sl.find(' ');
+    if (head.rfc2616_headers && !sl.empty()) { // the HTTP/1.x line itself
+        if (sp != std::string::npos) response_status = atoi(sl.c_str() + sp + 1);
+        return cap(sl);
     }
+    if (sp != std::string::npos && sp >= 5 && strncasecmp(sl.c_str(), "HTTP/", 5) == 0) {
+        response_status = atoi(sl.c_str() + sp + 1);
+        return cap("Status:" + sl.substr(sp)); // keeps the script's reason phrase
+    }
+    for (const auto& h : head.headers)
+        if (is_status_header(h)) return "";
+    std::string reason = reason_phrase(head.status);
+    return "Status: " + std::to_string(head.status) + (reason.empty() ? "" : " " + reason);
+}
+
+} // namespace
+
+std::string encode_head(const ResponseHead& head) {
+    int response_status = head.status;
+    std::string out = status_line(head, response_status);
+    // Once a status line went out, the script's Status: headers are dropped;
+    // otherwise the first one is kept, in its place.
+    bool ignore_status = !out.empty();
+    if (ignore_status) out += "\r\n";
     for (const auto& h : head.headers) {
-        if (h.empty()) continue; // prevents a premature blank line
-        if (starts_with_nocase(h, "Status:")) {
-            if (!ignore_status) {
-                ignore_status = true;
-                out += h + "\r\n";
-            }
+        if (h.empty()) continue; // an empty line would end the block early
+        if (is_status_header(h)) {
+            if (ignore_status) continue;
+            ignore_status = true;
         } else if (response_status == 304 && starts_with_nocase(h, "Content-Type:")) {
-            continue;
-        } else {
-            out += h + "\r\n";
+            continue; // a 304 carries no body, so no Content-Type
         }
+        out += h + "\r\n";
     }
     out += "\r\n";
     return out;
