@@ -63,7 +63,7 @@ struct RequestInfo {
 // Answers "does this path exist?" (php-fpm: tsrm_realpath succeeding).
 using PathExists = std::function<bool(const std::string& path)>;
 
-// `exists` defaults to is_regular_file || directory check done by stat.
+// `exists` defaults to stat() succeeding (file, directory, anything).
 RequestInfo map_request(const Params& params, const MappingOptions& opts,
                         const IsRegularFile& is_regular_file, const PathExists& exists = nullptr);
 
