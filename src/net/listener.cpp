@@ -147,7 +147,16 @@ UniqueFd bind_unix(const config::PoolConfig& pool, const Address& a) {
         ZLOG_SYSERROR("failed to create new listening socket: socket()");
         return {};
     }
-    unlink(a.path.c_str()); // a stale socket from a previous run
+    // A socket file someone still listens on belongs to a running server: refuse,
+    // as php-fpm does; a stale one (nobody answers) is replaced.
+    {
+        UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        if (probe && connect(probe.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) == 0) {
+            ZLOG_ERROR("Another FPM instance seems to already listen on %s", a.path.c_str());
+            return {};
+        }
+    }
+    unlink(a.path.c_str());
     // The mode is right from the first instant: no window where others can connect.
     mode_t saved = umask(0777 ^ mode);
     int rc = bind(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun);
@@ -243,7 +252,8 @@ Listener open_listener(const config::PoolConfig& pool) {
 }
 
 void remove_socket_file(const Listener& l) {
-    if (l.address.is_unix && !l.address.path.empty()) unlink(l.address.path.c_str());
+    // Only a socket we bound: a failed start must not delete a running server's.
+    if (l.fd && l.address.is_unix && !l.address.path.empty()) unlink(l.address.path.c_str());
 }
 
 AllowedClients::AllowedClients(const std::string& list) {

@@ -57,8 +57,9 @@ static PHP_FUNCTION(apache_request_headers) {
     array_init(return_value);
     if (!current_request) return;
     std::string name;
-    for (const auto& [param, value] : current_request->params.items())
-        if (header_name(param, name))
+    const auto& items = current_request->params.items();
+    for (auto it = items.rbegin(); it != items.rend(); ++it) // php-fpm's table order
+        if (const auto& [param, value] = *it; header_name(param, name))
             add_assoc_stringl_ex(return_value, name.c_str(), name.size(), value.c_str(),
                                  value.size());
 }

@@ -107,7 +107,10 @@ void import_environment(zval* array) {
     php_import_environment_original(array);
     if (!current_request) return;
     bool is_env = Z_ARR_P(array) == Z_ARR(PG(http_globals)[TRACK_VARS_ENV]);
-    for (const auto& [name, value] : current_request->params.items()) {
+    // php-fpm's param table lists the newest entry first (FCGI_ROLE last).
+    const auto& items = current_request->params.items();
+    for (auto it = items.rbegin(); it != items.rend(); ++it) {
+        const auto& [name, value] = *it;
         if (name == "HTTP_PROXY") continue; // httpoxy: php-fpm never exposes it
         char* val = const_cast<char*>(value.c_str());
         size_t new_len;
@@ -120,9 +123,11 @@ void import_environment(zval* array) {
 void load_environment(zval* array) {
     php_import_environment_original(array);
     if (!current_request) return;
-    for (const auto& [name, value] : current_request->params.items())
-        if (name != "HTTP_PROXY")
-            php_register_variable_safe(name.c_str(), value.c_str(), value.size(), array);
+    const auto& items = current_request->params.items();
+    for (auto it = items.rbegin(); it != items.rend(); ++it)
+        if (it->first != "HTTP_PROXY")
+            php_register_variable_safe(it->first.c_str(), it->second.c_str(), it->second.size(),
+                                       array);
 }
 
 void register_variables(zval* track) {

@@ -116,8 +116,10 @@ void init_request_info(RequestContext& ctx) {
     MappingOptions opts;
     opts.fix_pathinfo = cgi_globals.fix_pathinfo;
     opts.discard_path = cgi_globals.discard_path;
+    if (PG(doc_root) && *PG(doc_root)) opts.doc_root = PG(doc_root);
     RequestInfo info = map_request(as_map(ctx.params), opts, is_regular_file);
-    for (const auto& [name, value] : info.changed) ctx.params.set(name, value);
+    // php-fpm's FCGI_PUTENV calls, in its order: $_SERVER's order depends on it.
+    for (const auto& [name, value] : info.puts) ctx.params.set(name, value);
     ctx.method = info.request_method.value_or("");
     ctx.query = info.query_string.value_or("");
     ctx.uri = info.request_uri.value_or("");
@@ -131,7 +133,7 @@ void init_request_info(RequestContext& ctx) {
     ri.path_translated = info.path_translated ? estrdup(info.path_translated->c_str()) : nullptr;
     ri.proto_num = 1000;
     SG(sapi_headers).http_response_code = info.script_not_found ? 404 : 200;
-    if (info.request_method || info.path_translated) {
+    if (info.script_path_given) {
         const std::string* auth = ctx.params.find("HTTP_AUTHORIZATION");
         php_handle_auth_data(auth ? auth->c_str() : nullptr);
     }

@@ -92,5 +92,23 @@ def phprc_is_honoured():
             stop(tmp)
 
 
+@test
+def second_instance_on_same_socket_is_refused():
+    with TempDir() as td:
+        tmp = td.path
+        check_eq(start(tmp, []).returncode, 0, "first instance")
+        try:
+            conf = os.path.join(tmp, "fpm.conf")
+            r = subprocess.run([lowphp_bin(), "-F", "-O", "-R", "-y", conf], capture_output=True,
+                               text=True, timeout=30)
+            check_eq(r.returncode, 78, "second instance exit status")
+            check(f"Another FPM instance seems to already listen on {tmp}/a.sock" in r.stderr,
+                  f"error line ({r.stderr!r})")
+            check(ini_value(os.path.join(tmp, "a.sock"), tmp, "precision") != "",
+                  "the first instance still serves on its socket")
+        finally:
+            stop(tmp)
+
+
 if __name__ == "__main__":
     run()
