@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Driver for bench/run.sh: php8.2-fpm vs lowphp-fpm behind nginx, measured with wrk.
+"""Driver for bench/run.sh: php8.2-fpm vs lowphp-fpm behind one nginx, measured with wrk.
 
-Everything it starts is tracked by pid and stopped on exit; the temp dir is removed.
+Both backends get the same php.ini (-c), the same pool settings and the same scripts;
+one nginx fronts both (/fpm/ and /low/), once with FastCGI keep-alive and once without.
+Every process it starts is tracked by pid and stopped on exit (also on Ctrl-C and
+errors); the temp dir is removed. Python stdlib only.
 """
 import argparse
 import atexit
@@ -21,28 +24,38 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKENDS = ["fpm", "low"]
 NAMES = {"fpm": "php-fpm", "low": "lowphp"}
 SCRIPTS = ["hello", "json", "bootstrap", "upload", "slow"]
+MODES = [("keep-alive", True), ("no keep-alive", False)]
+MODE_TITLES = {"keep-alive": "Keep-alive (upstream keepalive 4, fastcgi_keep_conn on)",
+               "no keep-alive": "No keep-alive (plain fastcgi_pass unix:)"}
 MARKER = "LOWPHP-BENCH-BOOTSTRAP-MARKER-7f3a"
 BOUNDARY = "----lowphpbench7MA4YWxkTrZu0gW"
 UPLOAD_SIZE = 65536
+WORKERS = 4
+# wrk's default 2 s timeout would turn php-fpm's keep-alive tail (connections waiting
+# ~1 s+ in the backlog) into "timeout" errors and hide it from p99; 10 s keeps it visible.
+WRK_TIMEOUT = "10s"
+HZ = os.sysconf("SC_CLK_TCK")
 
-procs = []          # [(name, Popen)] still to stop
+procs = []          # [(name, Popen)] still to stop, in start order
 tmp = None
 
-
-# ---------------------------------------------------------------- processes
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
-def descendants(root):
-    kids = {}
+# ---------------------------------------------------------------- processes
+
+def proc_table():
+    """pid -> (ppid, state) for every process, read once from /proc."""
+    t = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -51,41 +64,50 @@ def descendants(root):
                 s = f.read()
         except OSError:
             continue
-        ppid = int(s[s.rindex(")") + 2:].split()[1])
-        kids.setdefault(ppid, []).append(int(d))
+        rest = s[s.rindex(")") + 2:].split()
+        t[int(d)] = (int(rest[1]), rest[0])
+    return t
+
+
+def descendants(root, table=None):
+    table = table or proc_table()
+    kids = {}
+    for pid, (ppid, _) in table.items():
+        kids.setdefault(ppid, []).append(pid)
     out, todo = [], [root]
     while todo:
-        p = todo.pop()
-        for c in kids.get(p, []):
+        for c in kids.get(todo.pop(), []):
             out.append(c)
             todo.append(c)
     return out
 
 
+def group(p):
+    """A started process and everything under it (nginx workers, pool workers, zygotes)."""
+    return [p.pid] + descendants(p.pid)
+
+
 def alive(pid):
     try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
+            s = f.read()
+        return s[s.rindex(")") + 2] != "Z"
     except OSError:
         return False
 
 
 def stop(name, p, sig=signal.SIGTERM, timeout=10):
-    if p.poll() is not None:
-        return
+    """Stop one started process by pid, then anything it left behind, also by pid."""
     kids = descendants(p.pid)
-    try:
-        p.send_signal(sig)
-        p.wait(timeout)
-    except subprocess.TimeoutExpired:
-        log(f"{name} (pid {p.pid}) did not stop, killing")
-        p.kill()
-        p.wait()
-    for k in kids:           # anything the master left behind, by pid
+    if p.poll() is None:
+        try:
+            p.send_signal(sig)
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log(f"{name} (pid {p.pid}) did not stop, killing")
+            p.kill()
+            p.wait()
+    for k in kids:
         if alive(k):
             try:
                 os.kill(k, signal.SIGKILL)
@@ -95,6 +117,9 @@ def stop(name, p, sig=signal.SIGTERM, timeout=10):
 
 def cleanup():
     global tmp
+    # A second Ctrl-C must not interrupt the cleanup half-way and leave processes behind.
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)
     while procs:
         name, p = procs.pop()
         stop(name, p, signal.SIGQUIT if name.startswith("nginx") else signal.SIGTERM)
@@ -107,15 +132,16 @@ def on_signal(sig, _frame):
     raise SystemExit(128 + sig)
 
 
-def start(name, argv, logfile, ready=None, timeout=30):
+def start(name, argv, logfile=None, ready=None, timeout=30):
+    """Start argv in its own session (a terminal's Ctrl-C reaches only us; we stop it
+    in order), optionally waiting until `ready` shows up in logfile."""
     out = open(os.path.join(tmp, name + ".out"), "wb")
-    p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, start_new_session=True)
     procs.append((name, p))
     if ready:
         end = time.time() + timeout
-        while time.time() < end:
-            if p.poll() is not None:
-                break
+        while time.time() < end and p.poll() is None:
             try:
                 with open(logfile, errors="replace") as f:
                     if ready in f.read():
@@ -123,7 +149,8 @@ def start(name, argv, logfile, ready=None, timeout=30):
             except OSError:
                 pass
             time.sleep(0.05)
-        sys.exit(f"{name} did not become ready; log:\n" + tail(logfile) + tail(out.name))
+        sys.exit(f"{name} did not become ready (exit code {p.poll()}); log:\n"
+                 + tail(logfile) + tail(out.name))
     return p
 
 
@@ -131,7 +158,7 @@ def tail(path, n=30):
     try:
         with open(path, errors="replace") as f:
             return "".join(f.readlines()[-n:])
-    except OSError:
+    except (OSError, TypeError):
         return ""
 
 
@@ -154,28 +181,126 @@ def wait_port(port, timeout=10):
     sys.exit(f"nothing listening on {port}")
 
 
+def title(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def workers(master):
+    """Pool worker pids under a master: 'php-fpm: pool www' / 'lowphp-fpm: pool www'."""
+    return sorted(p for p in descendants(master.pid) if ": pool " in title(p))
+
+
 # ---------------------------------------------------------------- fixtures
 
-def write(path, text, mode="w"):
+def write(path, data, mode="w"):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, mode) as f:
-        f.write(text)
+        f.write(data)
 
 
-def make_site():
-    www = os.path.join(tmp, "www")
-    write(os.path.join(tmp, "php.ini"), "\n".join([
+def write_php_ini():
+    # ONE php.ini for both backends, passed with -c: same opcache, no JIT, same limits.
+    write(f"{tmp}/php.ini", "\n".join([
         "opcache.enable=1",
         "opcache.enable_cli=0",
         "opcache.validate_timestamps=0",
+        "opcache.memory_consumption=128",
+        "opcache.max_accelerated_files=10000",
+        "opcache.jit=off",
         "opcache.jit_buffer_size=0",
         "memory_limit=128M",
         "upload_max_filesize=8M",
         "post_max_size=16M",
+        "realpath_cache_size=4096K",
         "display_errors=Off",
         "log_errors=On",
         f"error_log={tmp}/php-errors.log",
         ""]))
+
+
+def write_bootstrap(www):
+    """Framework-shaped request: autoload 150 of 300 class files, a closure container,
+    200 regex routes, ~100 escaped template variables, ~5 KB of HTML."""
+    for i in range(300):
+        extra = "" if i % 2 else f"    public function dep(): int {{ return {i + 1}; }}\n"
+        write(f"{www}/lib/App/Service{i:03d}.php", f"""<?php
+namespace App;
+class Service{i:03d}
+{{
+    private array $opts;
+    public function __construct(array $opts = []) {{ $this->opts = $opts + ['name' => 'svc{i}', 'n' => {i}]; }}
+    public function name(): string {{ return $this->opts['name']; }}
+    public function value(): int {{ return $this->opts['n'] * 3 + strlen($this->opts['name']); }}
+{extra}}}
+""")
+    routes = "\n".join(
+        f"    ['GET', '#^/section{i}/(?P<id>\\d+)/item/(?P<slug>[a-z-]+)$#', 'h{i}'],"
+        for i in range(200))
+    write(f"{www}/bootstrap.php", """<?php
+spl_autoload_register(function ($class) {
+    $file = __DIR__ . '/lib/' . str_replace('\\\\', '/', $class) . '.php';
+    if (is_file($file)) { require $file; }
+});
+final class Container {
+    private array $factories = [];
+    private array $instances = [];
+    public function set(string $id, Closure $f): void { $this->factories[$id] = $f; }
+    public function get(string $id) {
+        return $this->instances[$id] ??= ($this->factories[$id])($this);
+    }
+}
+$c = new Container();
+for ($i = 0; $i < 300; $i++) {
+    $cls = sprintf('App\\\\Service%03d', $i);
+    $c->set("svc.$i", fn (Container $c) => new $cls(['name' => "service-$i", 'n' => $i]));
+}
+$sum = 0;
+for ($i = 0; $i < 300; $i += 2) { $sum += $c->get("svc.$i")->value(); }   // 150 classes loaded
+$routes = [
+""" + routes + """
+];
+$path = '/section199/4711/item/hello-world';   // the last route: every regex runs
+$match = null;
+foreach ($routes as [$method, $re, $handler]) {
+    if ($method === 'GET' && preg_match($re, $path, $m)) { $match = [$handler, $m['id'], $m['slug']]; break; }
+}
+$vars = [];
+for ($i = 0; $i < 100; $i++) { $vars["v$i"] = "Item <$i> & \\"q\\" #$i"; }
+ob_start();
+echo "<!doctype html><html><head><title>Bench</title></head><body>\\n";
+echo "<h1>", htmlspecialchars($match[0]), " id=", htmlspecialchars($match[1]), "</h1>\\n<ul>\\n";
+foreach ($vars as $k => $v) { echo '<li class="', htmlspecialchars($k), '">', htmlspecialchars($v), "</li>\\n"; }
+echo "</ul>\\n<p>sum=$sum classes=", count(get_declared_classes()), "</p>\\n";
+echo "<footer>""" + MARKER + """</footer></body></html>\\n";
+ob_end_flush();
+""")
+
+
+def write_upload():
+    """A 64 KB multipart body (fixed seed), the wrk lua script that posts it, and the
+    answer upload.php must give: "<size> <md5>"."""
+    payload = random.Random(42).randbytes(UPLOAD_SIZE)
+    body = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"blob.bin\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + payload + \
+        f"\r\n--{BOUNDARY}--\r\n".encode()
+    write(f"{tmp}/upload.body", body, "wb")
+    write(f"{tmp}/upload.lua", f"""
+local f = assert(io.open("{tmp}/upload.body", "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "multipart/form-data; boundary={BOUNDARY}"
+""")
+    return body, f"{UPLOAD_SIZE} {hashlib.md5(payload).hexdigest()}"
+
+
+def make_site():
+    www = os.path.join(tmp, "www")
+    write_php_ini()
     write(f"{www}/hello.php", '<?php echo "hello";')
     write(f"{www}/slow.php", '<?php usleep(20000); echo "slow";')
     write(f"{www}/upload.php", """<?php
@@ -200,82 +325,18 @@ for ($i = 0; $i < 100; $i++) {
 header('Content-Type: application/json');
 echo json_encode($out);
 """)
+    # Not benchmarked: tells the report whether opcache really runs in each backend.
     write(f"{www}/opcache.php", """<?php
 $s = function_exists('opcache_get_status') ? opcache_get_status(false) : false;
 echo ($s && $s['opcache_enabled']) ? "opcache on" : "opcache off";
 """)
-    # framework-shaped: 300 class files, 150 autoloaded per request
-    for i in range(300):
-        deps = "" if i % 2 else f"    public function dep() {{ return {i + 1}; }}\n"
-        write(f"{www}/lib/App/Service{i:03d}.php", f"""<?php
-namespace App;
-class Service{i:03d}
-{{
-    private array $opts;
-    public function __construct(array $opts = []) {{ $this->opts = $opts + ['name' => 'svc{i}', 'n' => {i}]; }}
-    public function name(): string {{ return $this->opts['name']; }}
-    public function value(): int {{ return $this->opts['n'] * 3 + strlen($this->opts['name']); }}
-{deps}}}
-""")
-    routes = []
-    for i in range(200):
-        routes.append(f"    ['GET', '#^/section{i}/(?P<id>\\d+)/item/(?P<slug>[a-z-]+)$#', 'h{i}'],")
-    write(f"{www}/bootstrap.php", """<?php
-spl_autoload_register(function ($class) {
-    $file = __DIR__ . '/lib/' . str_replace('\\\\', '/', $class) . '.php';
-    if (is_file($file)) { require $file; }
-});
-final class Container {
-    private array $factories = [];
-    private array $instances = [];
-    public function set(string $id, Closure $f): void { $this->factories[$id] = $f; }
-    public function get(string $id) {
-        return $this->instances[$id] ??= ($this->factories[$id])($this);
-    }
-}
-$c = new Container();
-for ($i = 0; $i < 300; $i++) {
-    $cls = sprintf('App\\\\Service%03d', $i);
-    $c->set("svc.$i", fn (Container $c) => new $cls(['name' => "service-$i", 'n' => $i]));
-}
-$sum = 0;
-for ($i = 0; $i < 300; $i += 2) { $sum += $c->get("svc.$i")->value(); }   // 150 classes loaded
-$routes = [
-""" + "\n".join(routes) + """
-];
-$path = '/section199/4711/item/hello-world';
-$match = null;
-foreach ($routes as [$method, $re, $handler]) {
-    if ($method === 'GET' && preg_match($re, $path, $m)) { $match = [$handler, $m['id'], $m['slug']]; break; }
-}
-$vars = [];
-for ($i = 0; $i < 100; $i++) { $vars["v$i"] = "Value <$i> & \\"quoted\\" 'text' #$i"; }
-ob_start();
-echo "<!doctype html><html><head><title>Bench</title></head><body>\\n";
-echo "<h1>", htmlspecialchars($match[0]), " id=", htmlspecialchars($match[1]), "</h1>\\n<ul>\\n";
-foreach ($vars as $k => $v) { echo '<li class="', htmlspecialchars($k), '">', htmlspecialchars($v), "</li>\\n"; }
-echo "</ul>\\n<p>sum=$sum classes=", count(get_declared_classes()), "</p>\\n";
-echo "<footer>""" + MARKER + """</footer></body></html>\\n";
-ob_end_flush();
-""")
-    # multipart upload body, 64 KB file
-    rnd = random.Random(42)
-    payload = bytes(rnd.getrandbits(8) for _ in range(UPLOAD_SIZE))
-    body = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"blob.bin\"\r\n"
-            f"Content-Type: application/octet-stream\r\n\r\n").encode() + payload + \
-           f"\r\n--{BOUNDARY}--\r\n".encode()
-    write(f"{tmp}/upload.body", body, "wb")
-    write(f"{tmp}/upload.lua", f"""
-local f = assert(io.open("{tmp}/upload.body", "rb"))
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "multipart/form-data; boundary={BOUNDARY}"
-""")
-    return www, body, f"{UPLOAD_SIZE} {hashlib.md5(payload).hexdigest()}"
+    write_bootstrap(www)
+    body, upload_expect = write_upload()
+    return www, body, upload_expect
 
 
 def pool_conf(name):
+    # Same pool for both: static, 4 workers, the invoking user (root, hence -R).
     return f"""[global]
 pid = {tmp}/{name}.pid
 error_log = {tmp}/{name}.log
@@ -285,7 +346,7 @@ daemonize = no
 listen = {tmp}/{name}.sock
 listen.mode = 0660
 pm = static
-pm.max_children = 4
+pm.max_children = {WORKERS}
 pm.max_requests = 0
 """
 
@@ -321,6 +382,7 @@ http {{
     uwsgi_temp_path {tmp}/{name}-uwsgi;
     scgi_temp_path {tmp}/{name}-scgi;
     client_max_body_size 16m;
+    client_body_buffer_size 256k;   # the 64 KB upload stays in memory: no temp-file I/O
 {ups}
     server {{
         listen 127.0.0.1:{port};
@@ -335,22 +397,18 @@ http {{
 
 def to_ms(v):
     m = re.match(r"([\d.]+)(us|ms|s|m)$", v)
-    n, u = float(m.group(1)), m.group(2)
-    return n * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[u]
+    return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[m.group(2)]
 
 
-def wrk(url, dur, lua=None):
-    argv = ["wrk", "-t2", "-c32", f"-d{dur}s", "--latency"]
-    if lua:
-        argv += ["-s", lua]
-    argv.append(url)
-    out = subprocess.run(argv, capture_output=True, text=True).stdout
+def parse_wrk(out):
     r = {"rps": 0.0, "p50": float("nan"), "p99": float("nan"), "errors": 0, "raw": out}
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if m:
-        r["rps"] = float(m.group(1))
+    if not m:
+        r["errors"] = -1            # wrk itself failed: shown as "?" in the table
+        return r
+    r["rps"] = float(m.group(1))
     for pct, key in (("50", "p50"), ("99", "p99")):
-        m = re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M)
+        m = re.search(rf"^\s+{pct}(?:\.0+)?%\s+(\S+)", out, re.M)
         if m:
             r[key] = to_ms(m.group(1))
     m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
@@ -359,51 +417,82 @@ def wrk(url, dur, lua=None):
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if m:
         r["errors"] += sum(int(x) for x in m.groups())
-    if not m and "Requests/sec" not in out:
-        r["errors"] = -1
     return r
 
 
 def cpu_ticks(pids):
-    t = 0
+    """utime+stime of each pid, in clock ticks."""
+    t = {}
     for p in pids:
         try:
             with open(f"/proc/{p}/stat") as f:
                 s = f.read()
             fields = s[s.rindex(")") + 2:].split()
-            t += int(fields[11]) + int(fields[12])
+            t[p] = int(fields[11]) + int(fields[12])
         except OSError:
             pass
     return t
 
 
-def snapshot(pids):
-    return {p: cpu_ticks([p]) for p in pids}
+def cpu_delta(before, after):
+    # A process that appeared during the run (respawned worker) counts from zero.
+    return sum(v - before.get(p, 0) for p, v in after.items()) / HZ
 
 
-def delta(before, after):
-    return sum(v - before.get(p, 0) for p, v in after.items())
+def busy_ticks():
+    """Machine-wide non-idle CPU ticks, to see what else (other builds, tests) ran meanwhile."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4]          # minus idle and iowait
+
+
+def wrk(url, dur, lua=None, nginx=None, backend=None):
+    """One wrk run; with nginx/backend given, also the CPU each group spent during it."""
+    argv = ["wrk", "-t2", "-c32", f"-d{dur}s", "--timeout", WRK_TIMEOUT, "--latency"]
+    if lua:
+        argv += ["-s", lua]
+    argv.append(url)
+    groups = {"nginx": nginx, "backend": backend}
+    before = {k: cpu_ticks(group(p)) for k, p in groups.items() if p}
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy0 = busy_ticks()
+    t0 = time.time()
+    out = subprocess.run(argv, capture_output=True, text=True).stdout
+    wall = time.time() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy = (busy_ticks() - busy0) / HZ
+    r = parse_wrk(out)
+    r["cpu"] = {k: cpu_delta(before[k], cpu_ticks(group(p))) for k, p in groups.items() if p}
+    # wrk is our child: its CPU shows in RUSAGE_CHILDREN once it is reaped.
+    r["cpu"]["wrk"] = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    if nginx and backend:
+        r["cpu"]["other"] = max(0.0, busy - sum(r["cpu"].values()))
+    r["wall"] = wall
+    return r
 
 
 def mem_of(pid):
-    r = {}
+    r = {"Rss": 0, "Pss": 0}
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
                 k, _, v = line.partition(":")
-                if k in ("Rss", "Pss"):
+                if k in r:
                     r[k] = int(v.split()[0])
     except OSError:
         pass
     return r
 
 
-def title(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
+def memory(master):
+    """{kind: [smaps]} for master, zygote(s) and workers of one backend."""
+    groups = {}
+    for p in group(master):
+        t = title(p)
+        kind = ("master" if p == master.pid else "zygote" if ": zygote " in t
+                else "worker" if ": pool " in t else "other (" + t[:30] + ")")
+        groups.setdefault(kind, []).append(mem_of(p))
+    return groups
 
 
 # ---------------------------------------------------------------- checks
@@ -415,37 +504,50 @@ def fetch(url, data=None, headers=None):
             return r.status, r.read().decode(errors="replace")
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode(errors="replace")
-    except Exception as e:  # noqa
+    except Exception as e:  # noqa: BLE001 - any failure is a failed check
         return 0, repr(e)
 
 
-def check(port, body, upload_expect, mode):
+def body_ok(script, txt, upload_expect):
+    if script == "json":
+        try:
+            return len(json.loads(txt)) == 100
+        except ValueError:
+            return False
+    if script == "bootstrap":
+        return MARKER in txt
+    return txt.strip() == {"hello": "hello", "slow": "slow", "upload": upload_expect}[script]
+
+
+def check(base, body, upload_expect, mode):
+    """Correctness only: status 200 and the expected body from every backend x script."""
     fails = []
     for b in BACKENDS:
-        base = f"http://127.0.0.1:{port}/{b}/"
         for s in SCRIPTS:
             if s == "upload":
-                st, txt = fetch(base + "upload.php", body,
+                st, txt = fetch(f"{base}/{b}/upload.php", body,
                                 {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
-                ok = txt.strip() == upload_expect
             else:
-                st, txt = fetch(base + s + ".php")
-                if s == "hello":
-                    ok = txt == "hello"
-                elif s == "slow":
-                    ok = txt == "slow"
-                elif s == "json":
-                    try:
-                        ok = len(json.loads(txt)) == 100
-                    except ValueError:
-                        ok = False
-                else:
-                    ok = MARKER in txt
-            ok = ok and st == 200
+                st, txt = fetch(f"{base}/{b}/{s}.php")
+            ok = st == 200 and body_ok(s, txt, upload_expect)
             log(f"  check {mode:13} {NAMES[b]:8} {s:10} {'ok' if ok else 'FAIL'}")
             if not ok:
-                fails.append(f"{mode} {NAMES[b]} {s}: status {st}, body {txt[:200]!r}")
+                fails.append(f"{mode} {NAMES[b]} {s}.php: status {st}, body {txt[:200]!r}")
     return fails
+
+
+def nginx_errors(name):
+    """nginx error-log lines of level error and worse per backend (upstream resets,
+    502s...), by request path."""
+    per = {b: [] for b in BACKENDS}
+    for line in tail(f"{tmp}/{name}.error.log", 100000).splitlines():
+        if not re.search(r"\[(error|crit|alert|emerg)\]", line):
+            continue
+        for b in BACKENDS:
+            if f"/{b}/" in line or f"{b}.sock" in line:
+                per[b].append(line)
+                break
+    return per
 
 
 # ---------------------------------------------------------------- report
@@ -462,57 +564,186 @@ def summarize(runs):
     spread = f" ({min(rps):.0f}–{max(rps):.0f})" if len(rps) > 1 else ""
     p50 = statistics.median(r["p50"] for r in runs)
     p99 = statistics.median(r["p99"] for r in runs)
-    errs = sum(r["errors"] for r in runs)
+    errs = "?" if any(r["errors"] < 0 for r in runs) else str(sum(r["errors"] for r in runs))
     return med, f"{med:.0f}{spread}", f"{fmt_ms(p50)} / {fmt_ms(p99)}", errs
 
+
+def other_pct(runs):
+    """Median share of the machine's CPU that went to processes not in the benchmark."""
+    v = [r["cpu"]["other"] / (r["wall"] * os.cpu_count()) * 100 for r in runs if "other" in r["cpu"]]
+    return statistics.median(v) if v else float("nan")
+
+
+def us_per_req(runs, key):
+    """Median over runs of CPU µs per request spent by one process group."""
+    v = [r["cpu"][key] / max(r["rps"] * r["wall"], 1) * 1e6 for r in runs if key in r["cpu"]]
+    return statistics.median(v) if v else float("nan")
+
+
+def sh(cmd):
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        return (p.stdout + p.stderr).strip().splitlines()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def header(args, bins, dur, runs, quick, opcache, ceiling):
+    cpu_model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    git = sh(["git", "-C", REPO, "log", "-1", "--format=%h %s"])
+    changed = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "src", "include"],
+                             capture_output=True, text=True).stdout.strip()
+    dirty = " + uncommitted changes in src/" if changed else ""
+    lines = [
+        f"# lowphp-fpm vs php-fpm 8.2{' (quick)' if quick else ''}", "",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- nproc: {os.cpu_count()}, CPU: {cpu_model}, kernel: {platform.release()}, "
+        f"load average at the end: {open('/proc/loadavg').read().split()[0]}",
+        f"- php-fpm: {sh([bins['fpm'], '-v'])}",
+        f"- lowphp-fpm: `{args.bin}`: {sh([bins['low'], '-v'])}; git {git}{dirty}",
+        f"- {sh(['nginx', '-v'])}; {sh(['wrk', '-v'])}",
+        f"- opcache: php-fpm {opcache.get('fpm', '?')!r}, lowphp {opcache.get('low', '?')!r} "
+        "(one php.ini for both, passed with -c; JIT off)",
+        f"- load: `wrk -t2 -c32 -d{dur}s --timeout {WRK_TIMEOUT} --latency`, {runs} run(s) per cell, "
+        f"interleaved php-fpm/lowphp; pools pm=static, {WORKERS} workers; nginx worker_processes 2; "
+        "wrk, nginx and both backends share the same cores",
+        "- req/s: median (min–max) over runs; p50 / p99 in ms: medians over runs; "
+        "errors: non-2xx/3xx + socket errors (connect/read/write/timeout), summed over runs",
+        "- raw wrk output: `bench/results/" + ("quick" if quick else "latest") + "-raw.txt`",
+    ]
+    if ceiling:
+        lines.append(f"- nginx ceiling (`return 200 \"hello\"`): {ceiling['rps']:.0f} req/s, "
+                     f"p50 {fmt_ms(ceiling['p50'])} / p99 {fmt_ms(ceiling['p99'])} ms")
+    return lines
+
+
+def report(args, bins, dur, runs, quick, opcache, ceiling, results, mem, ngerr, fails, dead):
+    lines = header(args, bins, dur, runs, quick, opcache, ceiling)
+    for mode, _ in MODES:
+        rows = [s for s in SCRIPTS if (mode, s, "fpm") in results and (mode, s, "low") in results]
+        if not rows:
+            continue
+        lines += ["", f"## {MODE_TITLES[mode]}", "",
+                  "| script | php-fpm req/s | lowphp req/s | ratio low/fpm | php-fpm p50 / p99 ms "
+                  "| lowphp p50 / p99 ms | errors fpm / low |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for s in rows:
+            fm, fr, fl, fe = summarize(results[(mode, s, "fpm")])
+            lm, lr, ll, le = summarize(results[(mode, s, "low")])
+            ratio = f"{lm / fm:.2f}" if fm else "-"
+            lines.append(f"| {s} | {fr} | {lr} | **{ratio}** | {fl} | {ll} | {fe} / {le} |")
+
+    lines += ["", "## CPU per request (µs, median over runs; /proc utime+stime of each process group)", "",
+              "Backend = master + zygote + workers; nginx = master + workers; wrk = the load "
+              "generator; other = busy CPU of everything else on the machine meanwhile, in % of all "
+              "cores (kernel threads, other builds or tests: if it is large, the run was disturbed).", "",
+              "| mode | script | php-fpm backend | lowphp backend | ratio low/fpm "
+              "| nginx (fpm / low) | wrk (fpm / low) | other % (fpm / low) |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for mode, _ in MODES:
+        for s in SCRIPTS:
+            if (mode, s, "fpm") not in results or (mode, s, "low") not in results:
+                continue
+            f, lw = results[(mode, s, "fpm")], results[(mode, s, "low")]
+            fb, lb = us_per_req(f, "backend"), us_per_req(lw, "backend")
+            lines.append(f"| {mode} | {s} | {fb:.0f} | {lb:.0f} | {lb / fb:.2f} | "
+                         f"{us_per_req(f, 'nginx'):.0f} / {us_per_req(lw, 'nginx'):.0f} | "
+                         f"{us_per_req(f, 'wrk'):.0f} / {us_per_req(lw, 'wrk'):.0f} | "
+                         f"{other_pct(f):.0f} / {other_pct(lw):.0f} |")
+
+    lines += ["", "## Memory after all runs (smaps_rollup, MB)", "",
+              "| backend | process | count | RSS each (avg) | PSS each (avg) | PSS sum |",
+              "|---|---|---:|---:|---:|---:|"]
+    totals = {}
+    for b in BACKENDS:
+        for kind, ms in mem.get(b, {}).items():
+            rss = [m["Rss"] for m in ms]
+            pss = [m["Pss"] for m in ms]
+            totals[b] = totals.get(b, 0) + sum(pss)
+            lines.append(f"| {NAMES[b]} | {kind} | {len(ms)} | {statistics.mean(rss) / 1024:.1f} | "
+                         f"{statistics.mean(pss) / 1024:.1f} | {sum(pss) / 1024:.1f} |")
+        if b in totals:
+            lines.append(f"| {NAMES[b]} | **total** (all processes) | | | | **{totals[b] / 1024:.1f}** |")
+    if totals.get("fpm"):
+        lines.append(f"\nPSS total ratio low/fpm: **{totals.get('low', 0) / totals['fpm']:.2f}**")
+
+    for b in BACKENDS:
+        if ngerr.get(b):
+            lines += ["", f"## nginx error log lines for {NAMES[b]} ({len(ngerr[b])}, last 5)", "", "```"] \
+                + [l[:300] for l in ngerr[b][-5:]] + ["```"]
+    for b in BACKENDS:
+        errs = [l for l in tail(f"{tmp}/{b}.log", 500).splitlines()
+                if "WARNING" in l or "ERROR" in l or "ALERT" in l]
+        if errs or b in dead:
+            lines += ["", f"## {NAMES[b]} error_log (warnings/errors, last 10)", "", "```"] \
+                + (errs[-10:] if b not in dead else tail(f"{tmp}/{b}.log", 20).splitlines()) + ["```"]
+    if fails:
+        lines += ["", "## FAILURES", ""] + [f"- {f}" for f in fails]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- main
 
 def main():
     global tmp
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--bin", required=True, help="lowphp-fpm binary")
+    ap.add_argument("--quick", action="store_true", help="1 short run per cell + correctness asserts")
     args = ap.parse_args()
     quick = args.quick
-    dur = 2 if quick else int(os.environ.get("DUR", "8"))
-    runs = 1 if quick else int(os.environ.get("RUNS", "3"))
+    dur = int(os.environ.get("DUR", "2" if quick else "10"))
+    runs = int(os.environ.get("RUNS", "1" if quick else "3"))
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, on_signal)
     atexit.register(cleanup)
 
     tmp = tempfile.mkdtemp(prefix="lowphp-bench-")
-    os.chmod(tmp, 0o755)
+    os.chmod(tmp, 0o755)     # workers and nginx read the scripts and sockets in here
     www, body, upload_expect = make_site()
-    ini = f"{tmp}/php.ini"
 
     bins = {"fpm": shutil.which("php-fpm8.2") or "/usr/sbin/php-fpm8.2", "low": args.bin}
     masters = {}
     for b in BACKENDS:
         write(f"{tmp}/{b}.conf", pool_conf(b))
-        masters[b] = start(b, [bins[b], "-F", "-R", "-y", f"{tmp}/{b}.conf", "-c", ini],
+        masters[b] = start(b, [bins[b], "-F", "-R", "-y", f"{tmp}/{b}.conf", "-p", tmp,
+                               "-c", f"{tmp}/php.ini"],
                            f"{tmp}/{b}.log", "ready to handle connections")
     log(f"backends ready in {tmp}")
 
-    results = {}    # (mode, script, backend) -> [runs]
-    raw = []
-    cpu = {}
+    results, raw, fails, dead, ngerr, opcache = {}, [], [], {}, {b: [] for b in BACKENDS}, {}
     ceiling = None
-    fails = []
-    opcache = {}
-    for mode, keepalive in (("keep-alive", True), ("no keep-alive", False)):
+    first_workers = {b: workers(masters[b]) for b in BACKENDS}
+
+    def still_alive(b, where):
+        """A backend whose master died is reported once and left out of later cells."""
+        if b in dead:
+            return False
+        if masters[b].poll() is not None:
+            dead[b] = where
+            fails.append(f"{NAMES[b]} master exited (code {masters[b].returncode}) before {where}")
+            log(f"!! {fails[-1]}\n{tail(f'{tmp}/{b}.log', 10)}")
+            return False
+        return True
+
+    for mode, keepalive in MODES:
         name = "nginx-ka" if keepalive else "nginx-plain"
         port = free_port()
         write(f"{tmp}/{name}.conf", nginx_conf(name, port, keepalive, www))
         for d in ("body", "fastcgi", "proxy", "uwsgi", "scgi"):
             os.makedirs(f"{tmp}/{name}-{d}", exist_ok=True)
-        ng = start(name, ["nginx", "-p", tmp, "-c", f"{tmp}/{name}.conf"], None)
+        ng = start(name, ["nginx", "-p", tmp, "-c", f"{tmp}/{name}.conf"])
         wait_port(port)
         base = f"http://127.0.0.1:{port}"
 
         for b in BACKENDS:
-            opcache[b] = fetch(f"{base}/{b}/opcache.php")[1]
-        fails += check(port, body, upload_expect, mode)
+            opcache.setdefault(b, fetch(f"{base}/{b}/opcache.php")[1][:40])
+        fails += check(base, body, upload_expect, mode)
         if fails and quick:
             break
 
@@ -523,127 +754,33 @@ def main():
         for s in SCRIPTS:
             lua = f"{tmp}/upload.lua" if s == "upload" else None
             for i in range(runs):
-                for b in BACKENDS:
-                    r = wrk(f"{base}/{b}/{s}.php", dur, lua)
+                for b in BACKENDS:      # interleaved, so drift hits both sides alike
+                    if not still_alive(b, f"{mode} {s} run {i + 1}"):
+                        continue
+                    r = wrk(f"{base}/{b}/{s}.php", dur, lua, ng, masters[b])
                     results.setdefault((mode, s, b), []).append(r)
                     raw.append(f"=== {mode} {s} {NAMES[b]} run {i + 1}\n{r['raw']}")
                     log(f"{mode:13} {s:10} {NAMES[b]:8} run {i + 1}: {r['rps']:9.0f} req/s "
-                        f"p50 {fmt_ms(r['p50'])} p99 {fmt_ms(r['p99'])} ms errors {r['errors']}")
+                        f"p50 {fmt_ms(r['p50'])} p99 {fmt_ms(r['p99'])} ms errors {r['errors']} "
+                        f"cpu " + " ".join(f"{k} {v:.2f}s" for k, v in r["cpu"].items()))
                     if r["errors"] < 0:
                         log(r["raw"])
 
-        if keepalive:
-            # CPU split during one hello keep-alive run per backend
-            for b in BACKENDS:
-                ng_pids = [ng.pid] + descendants(ng.pid)
-                be_pids = [masters[b].pid] + descendants(masters[b].pid)
-                n0, b0 = snapshot(ng_pids), snapshot(be_pids)
-                ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-                t0 = time.time()
-                r = wrk(f"{base}/{b}/hello.php", dur)
-                wall = time.time() - t0
-                ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-                n1 = snapshot([ng.pid] + descendants(ng.pid))
-                b1 = snapshot([masters[b].pid] + descendants(masters[b].pid))
-                hz = os.sysconf("SC_CLK_TCK")
-                cpu[b] = {
-                    "nginx": delta(n0, n1) / hz,
-                    "backend": delta(b0, b1) / hz,
-                    "wrk": (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime),
-                    "wall": wall, "rps": r["rps"], "reqs": r["rps"] * wall,
-                }
-                log(f"cpu {NAMES[b]}: {cpu[b]}")
-
         stop(name, ng, signal.SIGQUIT)
         procs.remove((name, ng))
+        for b, lines in nginx_errors(name).items():
+            ngerr[b] += [f"[{mode}] {l}" for l in lines]
 
-    # memory, after all runs
-    mem = []
+    mem = {}
     for b in BACKENDS:
-        groups = {}
-        for p in [masters[b].pid] + descendants(masters[b].pid):
-            t = title(p)
-            if p == masters[b].pid:
-                kind = "master"
-            elif "zygote" in t:
-                kind = "zygote"
-            elif "pool" in t:
-                kind = "worker"
-            else:
-                kind = "other: " + t[:40]
-            groups.setdefault(kind, []).append(mem_of(p))
-        for kind, ms in groups.items():
-            mem.append((NAMES[b], kind, ms))
+        if still_alive(b, "the memory measurement"):
+            mem[b] = memory(masters[b])
+            now = workers(masters[b])
+            if now != first_workers[b]:
+                fails.append(f"{NAMES[b]} workers changed during the run (respawned?): "
+                             f"{first_workers[b]} -> {now}")
 
-    # ------------------------------------------------------------ report
-    def run(cmd):
-        try:
-            return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
-        except OSError:
-            return "?"
-    cpu_model = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    lines = [
-        f"# lowphp-fpm vs php-fpm 8.2{' (quick)' if quick else ''}", "",
-        f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- nproc: {os.cpu_count()}, CPU: {cpu_model}",
-        f"- kernel: {platform.release()}",
-        f"- PHP: {run([bins['fpm'], '-v']).splitlines()[0] if run([bins['fpm'], '-v']) else '?'}",
-        f"- lowphp-fpm: {args.bin} (git {run(['git', '-C', REPO, 'rev-parse', '--short', 'HEAD'])})",
-        f"- opcache: php-fpm {opcache.get('fpm', '?')!r}, lowphp {opcache.get('low', '?')!r}",
-        f"- load: wrk -t2 -c32 -d{dur}s, {runs} run(s) per cell, interleaved php-fpm/lowphp; "
-        "pools pm=static, max_children=4; nginx worker_processes 2",
-        f"- req/s is the median (min–max); p50 / p99 in ms (medians over runs); "
-        "errors = non-2xx + socket errors summed over runs (php-fpm / lowphp); wrk's default 2 s "
-        "timeout applies and requests still queued when a run ends are not in the latency figures",
-        "- raw wrk output: `bench/results/" + ("quick" if quick else "latest") + "-raw.txt`",
-    ]
-    if ceiling:
-        lines.append(f"- nginx ceiling (`return 200`, keep-alive server): {ceiling['rps']:.0f} req/s, "
-                     f"p50 {fmt_ms(ceiling['p50'])} / p99 {fmt_ms(ceiling['p99'])} ms")
-    for mode in ("keep-alive", "no keep-alive"):
-        title_ = {"keep-alive": "Keep-alive (upstream keepalive 4, fastcgi_keep_conn on)",
-                  "no keep-alive": "No keep-alive (plain fastcgi_pass unix:)"}[mode]
-        lines += ["", f"## {title_}", "",
-                  "| script | mode | php-fpm req/s | lowphp req/s | ratio (low/fpm) | php-fpm p50/p99 ms | lowphp p50/p99 ms | errors |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|"]
-        for s in SCRIPTS:
-            if (mode, s, "fpm") not in results:
-                continue
-            fm, fr, fl, fe = summarize(results[(mode, s, "fpm")])
-            lm, lr, ll, le = summarize(results[(mode, s, "low")])
-            ratio = f"{lm / fm:.2f}" if fm else "-"
-            lines.append(f"| {s} | {mode} | {fr} | {lr} | {ratio} | {fl} | {ll} | {fe} / {le} |")
-    lines += ["", "## Memory (after all runs)", "",
-              "| backend | process | count | RSS avg MB | PSS avg MB | PSS sum MB |",
-              "|---|---|---:|---:|---:|---:|"]
-    for name, kind, ms in mem:
-        rss = [m.get("Rss", 0) for m in ms]
-        pss = [m.get("Pss", 0) for m in ms]
-        lines.append(f"| {name} | {kind} | {len(ms)} | {statistics.mean(rss) / 1024:.1f} | "
-                     f"{statistics.mean(pss) / 1024:.1f} | {sum(pss) / 1024:.1f} |")
-    if cpu:
-        lines += ["", "## CPU split (one hello.php keep-alive run per backend)", "",
-                  "| backend | req/s | nginx CPU s | backend CPU s | wrk CPU s | backend µs/req | total µs/req |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
-        for b in BACKENDS:
-            c = cpu[b]
-            reqs = max(c["reqs"], 1)
-            tot = c["nginx"] + c["backend"] + c["wrk"]
-            lines.append(f"| {NAMES[b]} | {c['rps']:.0f} | {c['nginx']:.2f} | {c['backend']:.2f} | "
-                         f"{c['wrk']:.2f} | {c['backend'] / reqs * 1e6:.1f} | {tot / reqs * 1e6:.1f} |")
-    if fails:
-        lines += ["", "## Correctness FAILURES", ""] + [f"- {f}" for f in fails]
-    for b in BACKENDS:
-        errs = [l for l in tail(f"{tmp}/{b}.log", 200).splitlines()
-                if "WARNING" in l or "ERROR" in l]
-        if errs:
-            lines += ["", f"## {NAMES[b]} log warnings (last {min(len(errs), 10)})", "", "```"] + errs[-10:] + ["```"]
-    text = "\n".join(lines) + "\n"
+    text = report(args, bins, dur, runs, quick, opcache, ceiling, results, mem, ngerr, fails, dead)
     out = os.path.join(REPO, "bench", "results", "quick.md" if quick else "latest.md")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
@@ -653,7 +790,7 @@ def main():
     print(text)
     print(f"written to {out}")
     if fails:
-        log("correctness failures:\n  " + "\n  ".join(fails))
+        log("FAILURES:\n  " + "\n  ".join(fails))
         return 1
     return 0
 

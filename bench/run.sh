@@ -1,42 +1,60 @@
 #!/usr/bin/env bash
-# Benchmark lowphp-fpm against php8.2-fpm behind one nginx.
+# Side-by-side benchmark: lowphp-fpm vs php8.2-fpm behind one nginx, loaded with wrk.
+#
 # Usage: bash bench/run.sh [--quick]
-#   --quick: 1 run x 2s per row, and asserts every backend x script answers correctly.
-# Env: LOWPHP_BIN=/path/to/lowphp-fpm (default build/lowphp-fpm, built if missing),
-#      DUR=8 (seconds per wrk run, full mode), RUNS=3.
-# Writes bench/results/latest.md (full mode) or bench/results/quick.md (--quick).
+#   (default) 3 interleaved runs x 10 s per cell; writes bench/results/latest.md (+ -raw.txt)
+#   --quick   1 run x 2 s per cell (CI smoke); also asserts that every backend answers every
+#             script correctly (never timing), exits non-zero if not; writes bench/results/quick.md
+# Env: LOWPHP_BIN=/path/to/lowphp-fpm (default build/lowphp-fpm, built if missing)
+#      DUR=seconds per wrk run, RUNS=runs per cell (override either mode's defaults)
+# The work (fixtures, processes, measuring, report) is in bench/bench.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-need=()
-command -v nginx >/dev/null || need+=(nginx)
-command -v php-fpm8.2 >/dev/null || need+=(php8.2-fpm)
-[ -e /etc/php/8.2/mods-available/opcache.ini ] || need+=(php8.2-opcache)
-command -v wrk >/dev/null || need+=(wrk)
-if [ ${#need[@]} -gt 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "${need[@]}"
-fi
-# Debian's packages may start system services; they are not ours, leave them be.
+install_deps() {
+    # Idempotent: only asks apt for what is missing. Debian's packages may start their
+    # own system services (nginx, php8.2-fpm); those are not ours and are left alone.
+    local need=()
+    command -v nginx >/dev/null || need+=(nginx)
+    command -v php-fpm8.2 >/dev/null || need+=(php8.2-fpm)
+    [ -e /etc/php/8.2/mods-available/opcache.ini ] || need+=(php8.2-opcache)
+    command -v wrk >/dev/null || need+=(wrk)
+    command -v python3 >/dev/null || need+=(python3)
+    if [ ${#need[@]} -gt 0 ]; then
+        echo "installing: ${need[*]}" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq "${need[@]}" >/dev/null
+    fi
+}
 
-bin=${LOWPHP_BIN:-$repo/build/lowphp-fpm}
-if [ ! -x "$bin" ]; then
-    if [ -n "${LOWPHP_BIN:-}" ]; then echo "LOWPHP_BIN=$bin is not executable" >&2; exit 1; fi
-    bash scripts/build.sh
-fi
+lowphp_bin() {
+    if [ -n "${LOWPHP_BIN:-}" ]; then
+        [ -x "$LOWPHP_BIN" ] || { echo "LOWPHP_BIN=$LOWPHP_BIN is not executable" >&2; exit 1; }
+        echo "$LOWPHP_BIN"
+        return
+    fi
+    [ -x "$repo/build/lowphp-fpm" ] || bash scripts/build.sh >&2
+    echo "$repo/build/lowphp-fpm"
+}
 
+install_deps
+bin=$(lowphp_bin)
+
+# bench.py stops everything it started (by pid) and removes its temp dir on exit,
+# SIGINT/SIGTERM/SIGHUP included. This trap only makes sure bench.py itself gets the
+# signal when run.sh is signalled alone, then waits for its cleanup to finish.
 py_pid=
-cleanup() {
-    local rc=$?
+forward() {
+    trap - INT TERM HUP
     if [ -n "$py_pid" ] && kill -0 "$py_pid" 2>/dev/null; then
         kill -TERM "$py_pid" 2>/dev/null || true
         wait "$py_pid" 2>/dev/null || true
     fi
-    exit $rc
+    exit 130
 }
-trap cleanup EXIT INT TERM ERR
+trap forward INT TERM HUP
 python3 "$repo/bench/bench.py" --bin "$bin" "$@" &
 py_pid=$!
 wait "$py_pid"
