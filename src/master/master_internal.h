@@ -89,6 +89,7 @@ class Master {
     bool start_zygote(size_t pool);
     void on_zygote_message(size_t pool);
     void request_spawn(size_t pool);
+    void maybe_ready();
 
     // Parked kept-alive connections (parking.cpp).
     bool open_parking(size_t pool);

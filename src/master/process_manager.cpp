@@ -72,15 +72,7 @@ void Master::spawn_initial(size_t index) {
                                                   EV_READ | EV_PERSIST, ondemand_cb, &args[index]));
         event_add(pools_[index].ondemand_ev.get(), nullptr);
     }
-    // A pool that starts with no worker (ondemand) is ready at once.
-    if (count == 0 && state_ == State::Starting) {
-        for (auto& p : pools_)
-            if (!p.zygote_ready || p.pending_spawns > 0) return;
-        state_ = State::Running;
-        ZLOG_NOTICE("ready to handle connections");
-        ZLOG_NOTICE("systemd monitor interval set to %dms", cfg_.global.systemd_interval * 1000);
-        notify_parent(true);
-    }
+    if (count == 0) maybe_ready(); // a pool without initial workers (ondemand) is ready now
 }
 
 namespace {

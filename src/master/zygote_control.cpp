@@ -154,6 +154,11 @@ void Master::on_zygote_message(size_t index) {
         else
             ZLOG_NOTICE("[pool %s] child %d started", pool.cfg.name.c_str(), reply.pid);
     }
+    maybe_ready();
+}
+
+// Start-up ends when every pool's zygote runs and its first workers exist.
+void Master::maybe_ready() {
     if (state_ != State::Starting) return;
     for (auto& p : pools_)
         if (!p.zygote_ready || p.pending_spawns > 0) return;
