@@ -38,9 +38,11 @@ MARKER = "LOWPHP-BENCH-BOOTSTRAP-MARKER-7f3a"
 BOUNDARY = "----lowphpbench7MA4YWxkTrZu0gW"
 UPLOAD_SIZE = 65536
 WORKERS = 4
+CONNS = 32          # wrk -c
 # wrk's default 2 s timeout would turn php-fpm's keep-alive tail (connections waiting
 # ~1 s+ in the backlog) into "timeout" errors and hide it from p99; 10 s keeps it visible.
 WRK_TIMEOUT = "10s"
+QUIET_WAIT = int(os.environ.get("QUIET_WAIT", "30"))   # s per run; see wait_quiet()
 HZ = os.sysconf("SC_CLK_TCK")
 
 procs = []          # [(name, Popen)] still to stop, in start order
@@ -446,9 +448,24 @@ def busy_ticks():
     return sum(v) - v[3] - v[4]          # minus idle and iowait
 
 
+def wait_quiet(max_wait, threshold=25.0):
+    """Between runs nothing of ours is busy, so machine-wide busy CPU is someone else's
+    (a build, a test suite). Wait up to max_wait s for it to drop below threshold % of all
+    cores, so a run is not measured on a half-taken machine. Returns the seconds waited."""
+    if max_wait <= 0:
+        return 0.0
+    t0 = time.time()
+    while True:
+        b0 = busy_ticks()
+        time.sleep(1)
+        pct = (busy_ticks() - b0) / HZ / os.cpu_count() * 100
+        if pct < threshold or time.time() - t0 >= max_wait:
+            return max(0.0, time.time() - t0 - 1)
+
+
 def wrk(url, dur, lua=None, nginx=None, backend=None):
     """One wrk run; with nginx/backend given, also the CPU each group spent during it."""
-    argv = ["wrk", "-t2", "-c32", f"-d{dur}s", "--timeout", WRK_TIMEOUT, "--latency"]
+    argv = ["wrk", "-t2", f"-c{CONNS}", f"-d{dur}s", "--timeout", WRK_TIMEOUT, "--latency"]
     if lua:
         argv += ["-s", lua]
     argv.append(url)
@@ -565,7 +582,11 @@ def summarize(runs):
     p50 = statistics.median(r["p50"] for r in runs)
     p99 = statistics.median(r["p99"] for r in runs)
     errs = "?" if any(r["errors"] < 0 for r in runs) else str(sum(r["errors"] for r in runs))
-    return med, f"{med:.0f}{spread}", f"{fmt_ms(p50)} / {fmt_ms(p99)}", errs
+    # Closed loop: 32 connections always busy means a mean latency of 32 / req/s (Little's
+    # law). A p50 far below that means some connections got (almost) no answers during
+    # the run, and wrk only records answered requests: flag it.
+    starved = " †" if med and p50 < 0.5 * (CONNS / med * 1000) else ""
+    return med, f"{med:.0f}{spread}", f"{fmt_ms(p50)} / {fmt_ms(p99)}{starved}", errs
 
 
 def other_pct(runs):
@@ -588,7 +609,7 @@ def sh(cmd):
         return "?"
 
 
-def header(args, bins, dur, runs, quick, opcache, ceiling):
+def header(args, bins, dur, runs, quick, opcache, ceiling, waited):
     cpu_model = "?"
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -609,11 +630,18 @@ def header(args, bins, dur, runs, quick, opcache, ceiling):
         f"- {sh(['nginx', '-v'])}; {sh(['wrk', '-v'])}",
         f"- opcache: php-fpm {opcache.get('fpm', '?')!r}, lowphp {opcache.get('low', '?')!r} "
         "(one php.ini for both, passed with -c; JIT off)",
-        f"- load: `wrk -t2 -c32 -d{dur}s --timeout {WRK_TIMEOUT} --latency`, {runs} run(s) per cell, "
+        f"- load: `wrk -t2 -c{CONNS} -d{dur}s --timeout {WRK_TIMEOUT} --latency`, {runs} run(s) per cell, "
         f"interleaved php-fpm/lowphp; pools pm=static, {WORKERS} workers; nginx worker_processes 2; "
         "wrk, nginx and both backends share the same cores",
         "- req/s: median (min–max) over runs; p50 / p99 in ms: medians over runs; "
         "errors: non-2xx/3xx + socket errors (connect/read/write/timeout), summed over runs",
+        f"- † after p50 / p99: p50 is under half the mean latency the closed loop implies "
+        f"({CONNS} connections ÷ req/s): some connections were starved (waited in the backlog, "
+        "e.g. behind php-fpm workers pinned to other kept-alive nginx connections) and wrk "
+        "records only answered requests, so the percentiles flatter that backend",
+        f"- before each run, waited for other load on the machine to drop below 25% "
+        f"(at most {0 if quick else QUIET_WAIT} s per run): {waited:.0f} s in all; "
+        "what remained shows as \"other %\" in the CPU table",
         "- raw wrk output: `bench/results/" + ("quick" if quick else "latest") + "-raw.txt`",
     ]
     if ceiling:
@@ -622,8 +650,8 @@ def header(args, bins, dur, runs, quick, opcache, ceiling):
     return lines
 
 
-def report(args, bins, dur, runs, quick, opcache, ceiling, results, mem, ngerr, fails, dead):
-    lines = header(args, bins, dur, runs, quick, opcache, ceiling)
+def report(args, bins, dur, runs, quick, opcache, ceiling, waited, results, mem, ngerr, fails, dead):
+    lines = header(args, bins, dur, runs, quick, opcache, ceiling, waited)
     for mode, _ in MODES:
         rows = [s for s in SCRIPTS if (mode, s, "fpm") in results and (mode, s, "low") in results]
         if not rows:
@@ -718,6 +746,7 @@ def main():
 
     results, raw, fails, dead, ngerr, opcache = {}, [], [], {}, {b: [] for b in BACKENDS}, {}
     ceiling = None
+    waited = 0.0
     first_workers = {b: workers(masters[b]) for b in BACKENDS}
 
     def still_alive(b, where):
@@ -757,6 +786,7 @@ def main():
                 for b in BACKENDS:      # interleaved, so drift hits both sides alike
                     if not still_alive(b, f"{mode} {s} run {i + 1}"):
                         continue
+                    waited += wait_quiet(0 if quick else QUIET_WAIT)
                     r = wrk(f"{base}/{b}/{s}.php", dur, lua, ng, masters[b])
                     results.setdefault((mode, s, b), []).append(r)
                     raw.append(f"=== {mode} {s} {NAMES[b]} run {i + 1}\n{r['raw']}")
@@ -780,7 +810,7 @@ def main():
                 fails.append(f"{NAMES[b]} workers changed during the run (respawned?): "
                              f"{first_workers[b]} -> {now}")
 
-    text = report(args, bins, dur, runs, quick, opcache, ceiling, results, mem, ngerr, fails, dead)
+    text = report(args, bins, dur, runs, quick, opcache, ceiling, waited, results, mem, ngerr, fails, dead)
     out = os.path.join(REPO, "bench", "results", "quick.md" if quick else "latest.md")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
