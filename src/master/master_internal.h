@@ -103,6 +103,7 @@ class Master {
     void spawn_initial(size_t pool);
     int idle_workers(size_t pool);
     int total_workers(size_t pool);
+    bool spawning(size_t pool) const { return pools_[pool].pending_spawns > 0; }
     void watch_output(Worker& w);
     void on_output(OutputPipe* pipe);
     void flush_output(OutputPipe* pipe, bool all);

@@ -61,15 +61,10 @@ void Master::spawn_initial(size_t index) {
                                              : 0;
     for (int i = 0; i < count; ++i) request_spawn(index);
     if (cfg.pm == PmStyle::Ondemand && !pools_[index].ondemand_ev) {
-        struct Arg {
-            Master* m;
-            size_t pool;
-        };
-        static std::vector<Arg> args(pools_.size());
-        args.resize(pools_.size());
-        args[index] = {this, index};
-        pools_[index].ondemand_ev.reset(event_new(base_.get(), pools_[index].listener.fd.get(),
-                                                  EV_READ | EV_PERSIST, ondemand_cb, &args[index]));
+        g_pm_master = this;
+        pools_[index].ondemand_ev.reset(event_new(
+            base_.get(), pools_[index].listener.fd.get(), EV_READ | EV_PERSIST, ondemand_cb,
+            reinterpret_cast<void*>(static_cast<uintptr_t>(index))));
         event_add(pools_[index].ondemand_ev.get(), nullptr);
     }
     if (count == 0) maybe_ready(); // a pool without initial workers (ondemand) is ready now
@@ -79,12 +74,10 @@ namespace {
 
 // ondemand: a connection is waiting in the backlog; fork a worker if none is idle.
 void ondemand_cb(evutil_socket_t, short, void* arg) {
-    struct Arg {
-        Master* m;
-        size_t pool;
-    };
-    auto* a = static_cast<Arg*>(arg);
-    if (a->m->idle_workers(a->pool) == 0) a->m->request_spawn(a->pool);
+    auto pool = static_cast<size_t>(reinterpret_cast<uintptr_t>(arg));
+    // The event stays readable until the new worker accepts: one fork at a time.
+    if (g_pm_master->idle_workers(pool) == 0 && !g_pm_master->spawning(pool))
+        g_pm_master->request_spawn(pool);
 }
 
 } // namespace
