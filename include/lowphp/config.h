@@ -29,6 +29,7 @@ struct GlobalConfig {
     std::string syslog_facility = "daemon";
     bool log_buffering = true;
     LogLevel log_level = LogLevel::Notice;
+    bool log_level_set = false; // -tt prints "unknown value" until log_level is given
     int log_limit = 1024;
     int emergency_restart_threshold = 0;
     int emergency_restart_interval = 0; // seconds
@@ -48,7 +49,7 @@ struct PoolConfig {
     std::string user;
     std::string group;
     std::string listen;
-    int listen_backlog = 511;
+    int listen_backlog = -1; // php-fpm 8.2 on Linux: -1, i.e. the kernel's somaxconn
     std::string listen_owner;
     std::string listen_group;
     std::string listen_mode; // "" = php-fpm's default 0660
@@ -73,6 +74,7 @@ struct PoolConfig {
     std::string ping_response = "pong";
     std::string access_log;
     std::string access_format = "%R - %u %t \"%m %r\" %s";
+    bool access_format_set = false; // -tt shows the format only if given or access.log is set
     std::vector<std::string> access_suppress_path;
     std::string slowlog;
     int request_slowlog_timeout = 0;    // seconds
@@ -88,7 +90,10 @@ struct PoolConfig {
     bool clear_env = true;
     std::string security_limit_extensions = ".php .phar";
     std::string apparmor_hat;
-    std::vector<std::pair<std::string, std::string>> env; // env[NAME] = value, in file order
+    // Arrays are kept as php-fpm keeps them: newest entry first, duplicates kept.
+    // Applied in this order (later overrides earlier), the FIRST definition in the
+    // file wins, which is what php-fpm 8.2 does (checked with env[] and php_value[]).
+    std::vector<std::pair<std::string, std::string>> env; // env[NAME] = value
     std::vector<IniSetting> php_values;                   // php_value[] and php_flag[]
     std::vector<IniSetting> php_admin_values;             // php_admin_value[] and php_admin_flag[]
     // lowphp additions (not in php-fpm): a pool's own php.ini and scan dir.
@@ -107,6 +112,9 @@ struct Config {
 struct Message {
     LogLevel level;
     std::string text;
+    // PHP's own error output (a scanner syntax error): php-fpm lets PHP print it
+    // as "PHP:  <text>" on stderr, without its date/level prefix.
+    bool raw = false;
 };
 
 struct ParseOptions {

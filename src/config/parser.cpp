@@ -1,15 +1,19 @@
-// php-fpm.conf and its includes, read with inih line by line, every directive
-// checked against php-fpm 8.2's tables and messages (fpm_conf.c).
+// php-fpm.conf and its includes, read line by line as fpm_conf_load_ini_file
+// does, every directive checked against php-fpm 8.2's tables and messages.
+//
+// Not libinih: php-fpm hands each line to the Zend INI scanner (quotes that
+// concatenate, ${VAR}, yes/no keywords, E_ALL & ~E_NOTICE expressions, per-line
+// syntax errors), which inih cannot reproduce; values.cpp does that scanning.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <glob.h>
 #include <map>
 #include <memory>
-#include <cerrno>
-#include <cstring>
 #include <strings.h>
 
-#include "lowphp/config.h"
+#include "internal.h"
 #include "values.h"
 
 namespace lowphp::config {
@@ -19,255 +23,165 @@ using values::parse_bool;
 using values::parse_int;
 using values::parse_time;
 
-struct Context; // parse state shared by nested includes
+// A directive's setter: "" on success or php-fpm's reason text.
+template <typename C> using Setter = std::function<std::string(C&, const std::string&)>;
 
-// A directive's setter: returns "" on success or php-fpm's reason text.
-using GlobalSetter = std::function<std::string(GlobalConfig&, const std::string&)>;
-using PoolSetter = std::function<std::string(PoolConfig&, const std::string&)>;
-
-std::string set_int(long& out, const std::string& v, bool allow_negative = false) {
-    long n;
-    if (!parse_int(v, n) || (!allow_negative && n < 0))
-        return "is not a valid number (greater or equal than zero)";
-    out = n;
-    return "";
-}
-
-template <typename T> GlobalSetter g_int(T GlobalConfig::*field) {
-    return [field](GlobalConfig& g, const std::string& v) {
-        long n = 0;
-        std::string err = set_int(n, v);
-        if (err.empty()) g.*field = static_cast<T>(n);
+template <typename C, typename T> Setter<C> int_of(T C::*field) {
+    return [field](C& c, const std::string& v) {
+        int n = 0;
+        std::string err = parse_int(v, n);
+        if (err.empty()) c.*field = n;
         return err;
     };
 }
-template <typename T> PoolSetter p_int(T PoolConfig::*field, bool negative = false) {
-    return [field, negative](PoolConfig& p, const std::string& v) {
-        long n = 0;
-        std::string err = set_int(n, v, negative);
-        if (err.empty()) p.*field = static_cast<T>(n);
+template <typename C> Setter<C> bool_of(bool C::*field) {
+    return [field](C& c, const std::string& v) {
+        bool b = false;
+        std::string err = parse_bool(v, b);
+        if (err.empty()) c.*field = b;
         return err;
     };
 }
-template <typename C> std::function<std::string(C&, const std::string&)> bool_of(bool C::*field) {
+template <typename C> Setter<C> time_of(int C::*field) {
     return [field](C& c, const std::string& v) {
-        bool b;
-        if (!parse_bool(v, b)) return std::string("invalid boolean value");
-        c.*field = b;
-        return std::string();
+        int t = 0;
+        std::string err = parse_time(v, t);
+        if (err.empty()) c.*field = t;
+        return err;
     };
 }
-template <typename C> std::function<std::string(C&, const std::string&)> time_of(int C::*field) {
-    return [field](C& c, const std::string& v) {
-        int t;
-        if (!parse_time(v, t)) return std::string("unknown suffix used in time value");
-        c.*field = t;
-        return std::string();
-    };
-}
-template <typename C>
-std::function<std::string(C&, const std::string&)> str_of(std::string C::*field) {
+template <typename C> Setter<C> str_of(std::string C::*field) {
     return [field](C& c, const std::string& v) {
         c.*field = v;
         return std::string();
     };
 }
-template <typename C>
-std::function<std::string(C&, const std::string&)> opt_int(std::optional<int> C::*field,
-                                                           bool negative) {
-    return [field, negative](C& c, const std::string& v) {
-        long n = 0;
-        std::string err = set_int(n, v, negative);
-        if (err.empty()) c.*field = static_cast<int>(n);
+template <typename C> Setter<C> rlimit_core(std::optional<long> C::*field) {
+    return [field](C& c, const std::string& v) {
+        if (v == "unlimited") return c.*field = -1, std::string();
+        int n = 0;
+        std::string err = parse_int(v, n);
+        if (err.empty() && n < 0) err = "must be greater than zero or 'unlimited'";
+        if (err.empty()) c.*field = n;
         return err;
     };
 }
-template <typename C>
-std::function<std::string(C&, const std::string&)> rlimit_core(std::optional<long> C::*field) {
-    return [field](C& c, const std::string& v) {
-        if (v == "unlimited") {
-            c.*field = -1;
-            return std::string();
+
+std::string set_log_level(GlobalConfig& g, const std::string& v) {
+    static const std::pair<const char*, LogLevel> levels[] = {
+        {"debug", LogLevel::Debug}, {"notice", LogLevel::Notice}, {"warning", LogLevel::Warning},
+        {"error", LogLevel::Error}, {"alert", LogLevel::Alert}};
+    for (const auto& [name, level] : levels)
+        if (strcasecmp(name, v.c_str()) == 0) {
+            g.log_level = level;
+            g.log_level_set = true;
+            return "";
         }
-        long n;
-        if (!parse_int(v, n) || n < 0) return std::string("must be greater than zero or 'unlimited'");
-        c.*field = n;
-        return std::string();
-    };
+    return "invalid value for 'log_level'";
 }
 
-const std::map<std::string, GlobalSetter>& global_table() {
-    static const std::map<std::string, GlobalSetter> t = {
-        {"pid", str_of(&GlobalConfig::pid)},
-        {"error_log", str_of(&GlobalConfig::error_log)},
-        {"syslog.ident", str_of(&GlobalConfig::syslog_ident)},
-        {"syslog.facility", str_of(&GlobalConfig::syslog_facility)},
-        {"log_buffering", bool_of(&GlobalConfig::log_buffering)},
-        {"log_level",
-         [](GlobalConfig& g, const std::string& v) {
-             static const std::map<std::string, LogLevel> levels = {
-                 {"debug", LogLevel::Debug}, {"notice", LogLevel::Notice},
-                 {"warning", LogLevel::Warning}, {"error", LogLevel::Error},
-                 {"alert", LogLevel::Alert}};
-             for (const auto& [name, level] : levels)
-                 if (strcasecmp(name.c_str(), v.c_str()) == 0) return g.log_level = level, std::string();
-             return std::string("invalid value for 'log_level'");
-         }},
-        {"log_limit", g_int(&GlobalConfig::log_limit)},
-        {"emergency_restart_threshold", g_int(&GlobalConfig::emergency_restart_threshold)},
-        {"emergency_restart_interval", time_of(&GlobalConfig::emergency_restart_interval)},
-        {"process_control_timeout", time_of(&GlobalConfig::process_control_timeout)},
-        {"process.max", g_int(&GlobalConfig::process_max)},
-        {"process.priority", opt_int(&GlobalConfig::process_priority, true)},
-        {"daemonize", bool_of(&GlobalConfig::daemonize)},
-        {"rlimit_files", opt_int(&GlobalConfig::rlimit_files, false)},
-        {"rlimit_core", rlimit_core(&GlobalConfig::rlimit_core)},
-        {"events.mechanism", str_of(&GlobalConfig::events_mechanism)},
-        {"systemd_interval", time_of(&GlobalConfig::systemd_interval)},
+std::string set_facility(GlobalConfig& g, const std::string& v) {
+    if (syslog_facility_number(v) < 0) return "invalid value";
+    g.syslog_facility = v;
+    return "";
+}
+
+std::string set_pm(PoolConfig& p, const std::string& v) {
+    static const std::pair<const char*, PmStyle> styles[] = {
+        {"static", PmStyle::Static}, {"dynamic", PmStyle::Dynamic}, {"ondemand", PmStyle::Ondemand}};
+    for (const auto& [name, style] : styles)
+        if (strcasecmp(name, v.c_str()) == 0) {
+            p.pm = style;
+            p.pm_set = true;
+            return "";
+        }
+    return "invalid process manager (static, dynamic or ondemand)";
+}
+
+const std::map<std::string, Setter<GlobalConfig>>& global_table() {
+    using G = GlobalConfig;
+    static const std::map<std::string, Setter<G>> t = {
+        {"pid", str_of(&G::pid)},
+        {"error_log", str_of(&G::error_log)},
+        {"syslog.ident", str_of(&G::syslog_ident)},
+        {"syslog.facility", set_facility},
+        {"log_buffering", bool_of(&G::log_buffering)},
+        {"log_level", set_log_level},
+        {"log_limit", int_of(&G::log_limit)},
+        {"emergency_restart_threshold", int_of(&G::emergency_restart_threshold)},
+        {"emergency_restart_interval", time_of(&G::emergency_restart_interval)},
+        {"process_control_timeout", time_of(&G::process_control_timeout)},
+        {"process.max", int_of(&G::process_max)},
+        {"process.priority", int_of(&G::process_priority)},
+        {"daemonize", bool_of(&G::daemonize)},
+        {"rlimit_files", int_of(&G::rlimit_files)},
+        {"rlimit_core", rlimit_core(&G::rlimit_core)},
+        {"events.mechanism", str_of(&G::events_mechanism)},
+        {"systemd_interval", time_of(&G::systemd_interval)},
     };
     return t;
 }
 
-const std::map<std::string, PoolSetter>& pool_table() {
-    static const std::map<std::string, PoolSetter> t = {
-        {"prefix", str_of(&PoolConfig::prefix)},
-        {"user", str_of(&PoolConfig::user)},
-        {"group", str_of(&PoolConfig::group)},
-        {"listen", str_of(&PoolConfig::listen)},
-        {"listen.backlog", p_int(&PoolConfig::listen_backlog, true)},
-        {"listen.owner", str_of(&PoolConfig::listen_owner)},
-        {"listen.group", str_of(&PoolConfig::listen_group)},
-        {"listen.mode", str_of(&PoolConfig::listen_mode)},
-        {"listen.acl_users", str_of(&PoolConfig::listen_acl_users)},
-        {"listen.acl_groups", str_of(&PoolConfig::listen_acl_groups)},
-        {"listen.allowed_clients", str_of(&PoolConfig::listen_allowed_clients)},
-        {"listen.setfib", opt_int(&PoolConfig::listen_setfib, false)},
-        {"process.priority", opt_int(&PoolConfig::process_priority, true)},
-        {"process.dumpable", bool_of(&PoolConfig::process_dumpable)},
-        {"pm",
-         [](PoolConfig& p, const std::string& v) {
-             if (strcasecmp(v.c_str(), "static") == 0) p.pm = PmStyle::Static;
-             else if (strcasecmp(v.c_str(), "dynamic") == 0) p.pm = PmStyle::Dynamic;
-             else if (strcasecmp(v.c_str(), "ondemand") == 0) p.pm = PmStyle::Ondemand;
-             else return std::string("invalid process manager (static, dynamic or ondemand)");
-             p.pm_set = true;
+// listen.setfib is FreeBSD-only: php-fpm 8.2 on Linux calls it an unknown entry.
+const std::map<std::string, Setter<PoolConfig>>& pool_table() {
+    using P = PoolConfig;
+    static const std::map<std::string, Setter<P>> t = {
+        {"prefix", str_of(&P::prefix)},
+        {"user", str_of(&P::user)},
+        {"group", str_of(&P::group)},
+        {"listen", str_of(&P::listen)},
+        {"listen.backlog", int_of(&P::listen_backlog)},
+        {"listen.owner", str_of(&P::listen_owner)},
+        {"listen.group", str_of(&P::listen_group)},
+        {"listen.mode", str_of(&P::listen_mode)},
+        {"listen.acl_users", str_of(&P::listen_acl_users)},
+        {"listen.acl_groups", str_of(&P::listen_acl_groups)},
+        {"listen.allowed_clients", str_of(&P::listen_allowed_clients)},
+        {"process.priority", int_of(&P::process_priority)},
+        {"process.dumpable", bool_of(&P::process_dumpable)},
+        {"pm", set_pm},
+        {"pm.max_children", int_of(&P::pm_max_children)},
+        {"pm.start_servers", int_of(&P::pm_start_servers)},
+        {"pm.min_spare_servers", int_of(&P::pm_min_spare_servers)},
+        {"pm.max_spare_servers", int_of(&P::pm_max_spare_servers)},
+        {"pm.max_spawn_rate", int_of(&P::pm_max_spawn_rate)},
+        {"pm.process_idle_timeout", time_of(&P::pm_process_idle_timeout)},
+        {"pm.max_requests", int_of(&P::pm_max_requests)},
+        {"pm.status_path", str_of(&P::pm_status_path)},
+        {"pm.status_listen", str_of(&P::pm_status_listen)},
+        {"ping.path", str_of(&P::ping_path)},
+        {"ping.response", str_of(&P::ping_response)},
+        {"access.log", str_of(&P::access_log)},
+        {"access.format",
+         [](P& p, const std::string& v) {
+             p.access_format = v;
+             p.access_format_set = true;
              return std::string();
          }},
-        {"pm.max_children", p_int(&PoolConfig::pm_max_children)},
-        {"pm.start_servers", p_int(&PoolConfig::pm_start_servers)},
-        {"pm.min_spare_servers", p_int(&PoolConfig::pm_min_spare_servers)},
-        {"pm.max_spare_servers", p_int(&PoolConfig::pm_max_spare_servers)},
-        {"pm.max_spawn_rate", p_int(&PoolConfig::pm_max_spawn_rate)},
-        {"pm.process_idle_timeout", time_of(&PoolConfig::pm_process_idle_timeout)},
-        {"pm.max_requests", p_int(&PoolConfig::pm_max_requests)},
-        {"pm.status_path", str_of(&PoolConfig::pm_status_path)},
-        {"pm.status_listen", str_of(&PoolConfig::pm_status_listen)},
-        {"ping.path", str_of(&PoolConfig::ping_path)},
-        {"ping.response", str_of(&PoolConfig::ping_response)},
-        {"access.log", str_of(&PoolConfig::access_log)},
-        {"access.format", str_of(&PoolConfig::access_format)},
-        {"slowlog", str_of(&PoolConfig::slowlog)},
-        {"request_slowlog_timeout", time_of(&PoolConfig::request_slowlog_timeout)},
-        {"request_slowlog_trace_depth", p_int(&PoolConfig::request_slowlog_trace_depth)},
-        {"request_terminate_timeout", time_of(&PoolConfig::request_terminate_timeout)},
+        {"slowlog", str_of(&P::slowlog)},
+        {"request_slowlog_timeout", time_of(&P::request_slowlog_timeout)},
+        {"request_slowlog_trace_depth", int_of(&P::request_slowlog_trace_depth)},
+        {"request_terminate_timeout", time_of(&P::request_terminate_timeout)},
         {"request_terminate_timeout_track_finished",
-         bool_of(&PoolConfig::request_terminate_timeout_track_finished)},
-        {"rlimit_files", opt_int(&PoolConfig::rlimit_files, false)},
-        {"rlimit_core", rlimit_core(&PoolConfig::rlimit_core)},
-        {"chroot", str_of(&PoolConfig::chroot)},
-        {"chdir", str_of(&PoolConfig::chdir)},
-        {"catch_workers_output", bool_of(&PoolConfig::catch_workers_output)},
-        {"decorate_workers_output", bool_of(&PoolConfig::decorate_workers_output)},
-        {"clear_env", bool_of(&PoolConfig::clear_env)},
-        {"security.limit_extensions", str_of(&PoolConfig::security_limit_extensions)},
-        {"apparmor_hat", str_of(&PoolConfig::apparmor_hat)},
-        {"php_ini", str_of(&PoolConfig::php_ini)},               // lowphp addition
-        {"php_ini_scan_dir", str_of(&PoolConfig::php_ini_scan_dir)}, // lowphp addition
+         bool_of(&P::request_terminate_timeout_track_finished)},
+        {"rlimit_files", int_of(&P::rlimit_files)},
+        {"rlimit_core", rlimit_core(&P::rlimit_core)},
+        {"chroot", str_of(&P::chroot)},
+        {"chdir", str_of(&P::chdir)},
+        {"catch_workers_output", bool_of(&P::catch_workers_output)},
+        {"decorate_workers_output", bool_of(&P::decorate_workers_output)},
+        {"clear_env", bool_of(&P::clear_env)},
+        {"security.limit_extensions", str_of(&P::security_limit_extensions)},
+        {"apparmor_hat", str_of(&P::apparmor_hat)},
+        {"php_ini", str_of(&P::php_ini)},                   // lowphp addition
+        {"php_ini_scan_dir", str_of(&P::php_ini_scan_dir)}, // lowphp addition
     };
     return t;
 }
 
-struct Context {
-    Config cfg;
-    std::vector<Message> messages;
-    std::string prefix;
-    bool failed = false;
-    int depth = 0;
-    std::string section;
-    int pool = -1; // index in cfg.pools of the current section, -1 for [global]
-};
-
-struct FileState {
-    Context* ctx;
-    std::string path;
-    int line = 0;
-};
-
-void error(Context& c, std::string text) {
-    c.messages.push_back({LogLevel::Error, std::move(text)});
-    c.failed = true;
-}
-
-bool parse_file(Context& c, const std::string& path);
-
-std::string resolve(const std::string& prefix, const std::string& path) {
-    if (path.empty() || path[0] == '/') return path;
-    return (prefix.empty() ? std::string("/usr") : prefix) + "/" + path;
-}
-
-void include(Context& c, const FileState& f, const std::string& pattern) {
-    std::string full = resolve(c.prefix, pattern);
-    glob_t g{};
-    int rc = glob(full.c_str(), GLOB_ERR | GLOB_MARK, nullptr, &g);
-    std::unique_ptr<glob_t, void (*)(glob_t*)> guard(&g, globfree);
-    if (rc == GLOB_NOMATCH) {
-        c.messages.push_back({LogLevel::Warning, "Nothing matches the include pattern '" + full +
-                                                     "' from " + f.path + " at line " +
-                                                     std::to_string(f.line) + "."});
-        return;
-    }
-    if (rc != 0) {
-        error(c, "Unable to globalize '" + full + "' (ret=" + std::to_string(rc) + ") from " +
-                     f.path + " at line " + std::to_string(f.line) + ".");
-        return;
-    }
-    for (size_t i = 0; i < g.gl_pathc; ++i) {
-        std::string p = g.gl_pathv[i];
-        if (!p.empty() && p.back() == '/') continue; // directories are skipped
-        if (!parse_file(c, p)) return;
-    }
-}
-
-// inih gives "php_value[x]" as the name; php-fpm's arrays keep key order and a
-// later key replaces the earlier value.
-bool set_array(Context& c, PoolConfig& p, const std::string& name, const std::string& value,
-               std::string& err) {
-    size_t open = name.find('[');
-    if (open == std::string::npos || name.back() != ']') return false;
-    std::string base = name.substr(0, open), key = name.substr(open + 1, name.size() - open - 2);
-    auto upsert = [&](std::vector<IniSetting>& list, const std::string& v) {
-        for (auto& s : list)
-            if (s.name == key) return void(s.value = v);
-        list.push_back({key, v});
-    };
-    bool b;
-    if (base == "php_value" || base == "php_admin_value") {
-        upsert(base == "php_value" ? p.php_values : p.php_admin_values, value);
-    } else if (base == "php_flag" || base == "php_admin_flag") {
-        if (!parse_bool(value, b)) return err = "invalid boolean value", true;
-        upsert(base == "php_flag" ? p.php_values : p.php_admin_values, b ? "1" : "0");
-    } else if (base == "env") {
-        for (auto& e : p.env)
-            if (e.first == key) return e.second = value, true;
-        p.env.emplace_back(key, value);
-    } else if (base == "access.suppress_path") {
-        if (value.empty() || value[0] != '/') return err = "must start with '/'", true;
-        p.access_suppress_path.push_back(value);
-    } else {
-        return false;
-    }
-    (void)c;
-    return true;
+std::string lower(std::string s) {
+    for (char& ch : s) ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
+    return s;
 }
 
 std::string expand_pool(std::string v, const std::string& pool) {
@@ -276,134 +190,207 @@ std::string expand_pool(std::string v, const std::string& pool) {
     return v;
 }
 
-void enter_section(Context& c, const std::string& name) {
-    c.section = name;
-    c.pool = -1;
-    if (name == "global") return;
-    for (size_t i = 0; i < c.cfg.pools.size(); ++i)
-        if (c.cfg.pools[i].name == name) c.pool = static_cast<int>(i);
-    if (c.pool < 0) {
-        c.cfg.pools.emplace_back();
-        c.cfg.pools.back().name = name;
-        c.pool = static_cast<int>(c.cfg.pools.size() - 1);
-    }
-}
+// Parse state shared by nested includes. Like php-fpm's globals, the current
+// section and the line counter are NOT restored when an include returns: lines
+// after an include go to the included file's last section and are numbered on
+// from the included file's count (php-fpm reports them that way).
+struct Context {
+    Config cfg;
+    ParseState state;
+    std::vector<Message> messages;
+    std::string prefix; // where relative include= lands
+    int recursion = 0;
+    int lineno = 0;
+    int pool = -1; // index in cfg.pools of the current section, -1 for [global]
 
-bool on_entry(FileState* f, const std::string& name, const std::string& raw) {
-    Context& c = *f->ctx;
-    std::string n = values::trim(name);
-    std::string v = values::unquote_and_expand(raw);
-    std::string where = "[" + f->path + ":" + std::to_string(f->line) + "] ";
-    if (n == "include") {
-        if (++c.depth > 5) {
-            error(c, "Unable to include more than 5 levels of configuration files");
-            return 0;
-        }
-        include(c, *f, v);
-        --c.depth;
-        return !c.failed;
+    void error(std::string text) { messages.push_back({LogLevel::Error, std::move(text), false}); }
+    std::string where(const std::string& file) const {
+        return "[" + file + ":" + std::to_string(lineno) + "] ";
     }
-    if (c.section.empty()) {
-        error(c, where + "unknown entry '" + n + "'");
-        return false;
-    }
-    std::string err;
-    bool known;
-    if (c.pool < 0) {
-        auto it = global_table().find(n);
-        known = it != global_table().end();
-        if (known) err = it->second(c.cfg.global, v);
-    } else {
-        PoolConfig& pool = c.cfg.pools[static_cast<size_t>(c.pool)];
-        v = expand_pool(v, pool.name);
-        auto it = pool_table().find(n);
-        known = it != pool_table().end();
-        if (known) err = it->second(pool, v);
-        else known = set_array(c, pool, n, v, err);
-    }
-    if (!known) error(c, where + "unknown entry '" + n + "'");
-    else if (!err.empty()) error(c, where + "unable to parse value for entry '" + n + "': " + err);
-    return !c.failed;
-}
+};
 
-// Cut a `;` comment that is not inside double quotes.
-std::string strip_comment(const std::string& line) {
-    bool quoted = false;
-    for (size_t i = 0; i < line.size(); ++i) {
-        if (line[i] == '"') quoted = !quoted;
-        else if (line[i] == ';' && !quoted) return line.substr(0, i);
-    }
-    return line;
-}
+bool load_file(Context& c, const std::string& path);
 
-// One line of INI: blank, comment, [section] or name = value. (inih as built by
-// Debian stops at 200 bytes a line, too short for php_admin_value lists.)
-bool parse_line(FileState& f, const std::string& raw) {
-    Context& c = *f.ctx;
-    std::string line = values::trim(raw);
-    if (line.empty() || line[0] == ';' || line[0] == '#') return true;
-    if (line[0] == '[') {
-        size_t end = line.find(']');
-        if (end == std::string::npos) {
-            error(c, "[" + f.path + ":" + std::to_string(f.line) + "] syntax error, unexpected end of line");
-            return false;
-        }
-        enter_section(c, values::trim(line.substr(1, end - 1)));
+bool include(Context& c, const std::string& file, const std::string& pattern) {
+    std::string full = pattern[0] == '/' ? pattern : c.prefix + "/" + pattern;
+    glob_t g{};
+    int rc = glob(full.c_str(), GLOB_ERR | GLOB_MARK, nullptr, &g);
+    std::unique_ptr<glob_t, void (*)(glob_t*)> guard(&g, globfree);
+    std::string from = " from " + file + " at line ";
+    if (rc == GLOB_NOMATCH) {
+        c.messages.push_back({LogLevel::Warning, "Nothing matches the include pattern '" + full +
+                                                     "'" + from + std::to_string(c.lineno) + ".",
+                              false});
         return true;
     }
-    line = strip_comment(line);
-    size_t eq = line.find('=');
-    if (eq == std::string::npos) {
-        error(c, "[" + f.path + ":" + std::to_string(f.line) + "] syntax error, unexpected end of line, expecting '='");
+    if (rc != 0) {
+        c.error("Unable to globalize '" + full + "' (ret=" + std::to_string(rc) + ")" + from +
+                std::to_string(c.lineno) + ".");
         return false;
     }
-    return on_entry(&f, line.substr(0, eq), line.substr(eq + 1));
+    for (size_t i = 0; i < g.gl_pathc; ++i) {
+        std::string p = g.gl_pathv[i];
+        if (p.empty() || p.back() == '/') continue; // directories are skipped
+        if (!load_file(c, p)) {
+            c.error("Unable to include " + p + from + std::to_string(c.lineno));
+            return false;
+        }
+    }
+    return true;
 }
 
-bool parse_file(Context& c, const std::string& path) {
-    std::unique_ptr<FILE, int (*)(FILE*)> fp(fopen(path.c_str(), "r"), fclose);
-    if (!fp) {
-        error(c, "failed to open configuration file '" + path + "': " + strerror(errno) + " (" +
-                     std::to_string(errno) + ")");
+// php_value[k], env[K], access.suppress_path[] (fpm_conf_ini_parser_array).
+std::string set_array(PoolConfig& p, const std::string& name, const std::string& key,
+                      const std::string& value) {
+    if (name == "access.suppress_path") {
+        if (!key.empty()) return "Keys provided to field 'access.suppress_path' are ignored";
+        if (value.empty() || value[0] != '/')
+            return "Values provided to field 'access.suppress_path' must begin with '/'";
+        p.access_suppress_path.insert(p.access_suppress_path.begin(), value);
+        return "";
+    }
+    bool flag = name == "php_flag" || name == "php_admin_flag";
+    bool admin = name == "php_admin_value" || name == "php_admin_flag";
+    if (name != "env" && name != "php_value" && !flag && !admin) return "unknown directive '" + name + "'";
+    if (key.empty()) return "You must provide a key for field '" + name + "'";
+    if (name == "env") {
+        p.env.insert(p.env.begin(), {key, value});
+        return "";
+    }
+    std::string stored = value;
+    if (flag) {
+        bool b = false;
+        std::string err = parse_bool(value, b);
+        if (!err.empty()) return "error while parsing '" + name + "[" + key + "]' : " + err;
+        stored = b ? "1" : "0";
+    }
+    auto& list = admin ? p.php_admin_values : p.php_values;
+    list.insert(list.begin(), IniSetting{key, stored});
+    return "";
+}
+
+template <typename C>
+bool apply(Context& c, const std::string& file, const std::map<std::string, Setter<C>>& table,
+           C& target, const std::string& name, const std::string& value) {
+    auto it = table.find(lower(name));
+    if (it == table.end()) {
+        c.error(c.where(file) + "unknown entry '" + name + "'");
         return false;
     }
-    FileState f{&c, path};
-    std::string saved_section = c.section;
-    int saved_pool = c.pool;
-    char* buf = nullptr;
-    size_t cap = 0;
-    bool ok = true;
-    while (ok && getline(&buf, &cap, fp.get()) >= 0) {
-        ++f.line;
-        ok = parse_line(f, buf);
+    std::string err = it->second(target, value);
+    if (!err.empty()) c.error(c.where(file) + "unable to parse value for entry '" + name + "': " + err);
+    return err.empty();
+}
+
+bool on_entry(Context& c, const std::string& file, const values::Line& l) {
+    if (strcasecmp(l.name.c_str(), "include") == 0 && !l.offset)
+        return l.value.empty() || include(c, file, l.value);
+    if (c.pool < 0) {
+        if (l.offset) {
+            c.error(c.where(file) + "Array are not allowed in the global section");
+            return false;
+        }
+        return apply(c, file, global_table(), c.cfg.global, l.name, l.value);
     }
-    free(buf);
-    // An included file's sections do not leak into the rest of the includer.
-    c.section = saved_section;
-    c.pool = saved_pool;
-    return ok && !c.failed;
+    PoolConfig& p = c.cfg.pools[static_cast<size_t>(c.pool)];
+    std::string value = expand_pool(l.value, p.name);
+    if (!l.offset) {
+        c.state.pools[static_cast<size_t>(c.pool)].seen.insert(lower(l.name));
+        return apply(c, file, pool_table(), p, l.name, value);
+    }
+    std::string err = set_array(p, l.name, *l.offset, value);
+    if (!err.empty()) c.error(c.where(file) + err);
+    return err.empty();
+}
+
+void enter_section(Context& c, const std::string& name) {
+    c.pool = -1;
+    if (strcasecmp(name.c_str(), "global") == 0) return;
+    for (size_t i = 0; i < c.cfg.pools.size(); ++i)
+        if (c.cfg.pools[i].name == name) c.pool = static_cast<int>(i);
+    if (c.pool >= 0) return;
+    c.cfg.pools.emplace_back();
+    c.cfg.pools.back().name = name;
+    c.state.pools.emplace_back();
+    c.pool = static_cast<int>(c.cfg.pools.size() - 1);
+}
+
+bool on_line(Context& c, const std::string& file, const std::string& text) {
+    values::Line l = values::scan_line(text);
+    switch (l.kind) {
+    case values::Line::Empty: return true;
+    case values::Line::Section: enter_section(c, l.name); return true;
+    case values::Line::SyntaxError:
+        c.messages.push_back({LogLevel::Error, "PHP:  " + l.value, true});
+        return false;
+    case values::Line::NoValue:
+        c.error(c.where(file) + "value is NULL for a ZEND_INI_PARSER_ENTRY");
+        return false;
+    case values::Line::Entry: return on_entry(c, file, l);
+    }
+    return false;
+}
+
+// getline()'s buffer, freed whatever way the loop ends.
+struct LineBuffer {
+    char* data = nullptr;
+    size_t cap = 0;
+    LineBuffer() = default;
+    LineBuffer(const LineBuffer&) = delete;
+    LineBuffer& operator=(const LineBuffer&) = delete;
+    ~LineBuffer() { free(data); }
+};
+
+bool read_lines(Context& c, const std::string& path, FILE* fp) {
+    LineBuffer buf;
+    bool ended_with_newline = true;
+    for (ssize_t n; (n = getline(&buf.data, &buf.cap, fp)) >= 0;) {
+        ++c.lineno;
+        ended_with_newline = n > 0 && buf.data[n - 1] == '\n';
+        if (!on_line(c, path, buf.data)) return false;
+    }
+    // php-fpm parses the empty remainder after the last newline as one more line.
+    if (ended_with_newline) ++c.lineno;
+    return true;
+}
+
+bool load_file(Context& c, const std::string& path) {
+    if (c.recursion++ > 4) {
+        c.error("failed to include more than 5 files recursively");
+        --c.recursion;
+        return false;
+    }
+    std::unique_ptr<FILE, int (*)(FILE*)> fp(fopen(path.c_str(), "r"), fclose);
+    if (!fp) {
+        int err = errno;
+        c.error("failed to open configuration file '" + path + "': " + strerror(err) + " (" +
+                std::to_string(err) + ")");
+        --c.recursion;
+        return false;
+    }
+    c.lineno = 0;
+    bool ok = read_lines(c, path, fp.get());
+    --c.recursion;
+    return ok;
 }
 
 } // namespace
 
-bool validate(Config& cfg, std::vector<Message>& messages);
-void resolve_paths(Config& cfg, const std::string& prefix);
-
 ParseResult load(const std::string& path, const ParseOptions& opts) {
     Context c;
-    c.prefix = opts.prefix;
+    c.prefix = !opts.prefix.empty() ? opts.prefix
+                                    : (!opts.default_prefix.empty() ? opts.default_prefix : "/usr");
     c.cfg.path = path;
     c.cfg.prefix = opts.prefix;
     ParseResult r;
-    bool ok = parse_file(c, path);
+    bool ok = load_file(c, path);
     r.messages = std::move(c.messages);
     if (!ok) {
-        r.messages.push_back({LogLevel::Error, "failed to load configuration file '" + path + "'"});
+        r.messages.push_back({LogLevel::Error, "failed to load configuration file '" + path + "'", false});
         return r;
     }
-    resolve_paths(c.cfg, opts.prefix);
-    if (!validate(c.cfg, r.messages)) {
-        r.messages.push_back({LogLevel::Error, "failed to post process the configuration"});
+    if (!post_process(c.cfg, c.state, opts, r.messages)) {
+        r.messages.push_back({LogLevel::Error, "failed to post process the configuration", false});
         return r;
     }
     r.config = std::move(c.cfg);

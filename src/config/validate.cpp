@@ -1,140 +1,208 @@
-// Post-processing of a parsed configuration: php-fpm's defaults, path
-// resolution and checks (fpm_conf_process_all_pools), with its messages.
+// Post-processing of a parsed configuration as php-fpm 8.2's fpm_conf_post_process
+// and fpm_conf_process_all_pools do it: defaults, path resolution, checks, with
+// their messages, levels and order.
+//
+// Left to the master (it needs the process's identity): "[pool %s] user has not
+// been defined" when started as root without -R, and user/group lookups
+// ("cannot get uid for user '%s'"); also opening error_log.
 #include <cstring>
-#include <map>
-#include <string>
+#include <strings.h>
+#include <sys/stat.h>
 
-#include "lowphp/config.h"
+#include "internal.h"
 
 namespace lowphp::config {
 namespace {
 
-// Relative paths: against the pool prefix, else -p, else php-fpm's defaults.
-std::string full_path(const std::string& path, const std::string& prefix, const char* fallback) {
-    if (path.empty() || path[0] == '/' || path == "syslog") return path;
-    return (prefix.empty() ? std::string(fallback) : prefix) + "/" + path;
+// Debian's PHP_LOCALSTATEDIR: where pid and error_log land without -p.
+constexpr const char* kLocalStateDir = "/var";
+
+struct Checker {
+    std::vector<Message>& out;
+    bool fail(LogLevel level, std::string text) {
+        out.push_back({level, std::move(text), false});
+        return false;
+    }
+};
+
+bool is_dir(const std::string& path) {
+    struct stat st {};
+    return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-bool valid_path_chars(const std::string& p) {
-    for (char ch : p)
-        if (!isalnum(static_cast<unsigned char>(ch)) && !strchr("/_.~-", ch)) return false;
+// fpm_evaluate_full_path: absolute paths stay, others go under `prefix`;
+// with `expand`, a leading "$prefix" becomes the prefix (php-fpm keeps the '/').
+std::string full_path(const std::string& path, const std::string& prefix, bool expand = false) {
+    if (path.empty() || path[0] == '/') return path;
+    if (expand && path.rfind("$prefix", 0) == 0) return prefix + "/" + path.substr(7);
+    return prefix + "/" + path;
+}
+
+// A FastCGI socket path (not host:port, not a bare port) is relative to the prefix.
+bool is_unix_address(const std::string& listen) {
+    if (listen.find(':') != std::string::npos) return false;
+    return listen.find_first_not_of("0123456789") != std::string::npos;
+}
+
+bool valid_http_path(Checker& ck, const PoolConfig& p, const std::string& path, const char* what) {
+    std::string head = "[pool " + p.name + "] the " + what + " path '" + path + "' must ";
+    if (path[0] != '/') return ck.fail(LogLevel::Error, head + "start with a '/'");
+    for (char ch : path)
+        if (!isalnum(static_cast<unsigned char>(ch)) && !strchr("/_.~-", ch))
+            return ck.fail(LogLevel::Error,
+                           head + "contain only the following characters '[alphanum]/_-.~'");
     return true;
 }
 
-bool check_http_path(const PoolConfig& p, const std::string& path, const char* what,
-                     std::vector<Message>& m) {
-    if (path.empty()) return true;
-    if (path[0] != '/') {
-        m.push_back({LogLevel::Error, "[pool " + p.name + "] the " + what + " path '" + path +
-                                          "' must start with a '/'"});
-        return false;
-    }
-    if (!valid_path_chars(path)) {
-        m.push_back({LogLevel::Error, "[pool " + p.name + "] the " + what + " path '" + path +
-                                          "' must contain only the following characters "
-                                          "'[alphanum]/_-.~'"});
-        return false;
-    }
-    return true;
-}
-
-bool check_dynamic(PoolConfig& p, std::vector<Message>& m) {
-    auto err = [&](const std::string& t) {
-        m.push_back({LogLevel::Alert, "[pool " + p.name + "] " + t});
-        return false;
-    };
-    if (p.pm_min_spare_servers <= 0)
-        return err("pm.min_spare_servers(" + std::to_string(p.pm_min_spare_servers) +
-                   ") must be a positive value");
-    if (p.pm_max_spare_servers <= 0)
-        return err("pm.max_spare_servers(" + std::to_string(p.pm_max_spare_servers) +
-                   ") must be a positive value");
-    if (p.pm_min_spare_servers > p.pm_max_children || p.pm_max_spare_servers > p.pm_max_children)
-        return err("pm.min_spare_servers(" + std::to_string(p.pm_min_spare_servers) +
-                   ") and pm.max_spare_servers(" + std::to_string(p.pm_max_spare_servers) +
-                   ") cannot be greater than pm.max_children(" +
-                   std::to_string(p.pm_max_children) + ")");
-    if (p.pm_max_spare_servers < p.pm_min_spare_servers)
-        return err("pm.max_spare_servers(" + std::to_string(p.pm_max_spare_servers) +
-                   ") must not be less than pm.min_spare_servers(" +
-                   std::to_string(p.pm_min_spare_servers) + ")");
+bool check_dynamic(Checker& ck, PoolConfig& p) {
+    auto alert = [&](const std::string& t) { return ck.fail(LogLevel::Alert, "[pool " + p.name + "] " + t); };
+    auto n = [](int v) { return "(" + std::to_string(v) + ")"; };
+    int min = p.pm_min_spare_servers, max = p.pm_max_spare_servers;
+    if (min <= 0) return alert("pm.min_spare_servers" + n(min) + " must be a positive value");
+    if (max <= 0) return alert("pm.max_spare_servers" + n(max) + " must be a positive value");
+    if (min > p.pm_max_children || max > p.pm_max_children)
+        return alert("pm.min_spare_servers" + n(min) + " and pm.max_spare_servers" + n(max) +
+                     " cannot be greater than pm.max_children" + n(p.pm_max_children));
+    if (max < min)
+        return alert("pm.max_spare_servers" + n(max) + " must not be less than pm.min_spare_servers" + n(min));
     if (p.pm_start_servers <= 0) {
-        p.pm_start_servers =
-            p.pm_min_spare_servers + (p.pm_max_spare_servers - p.pm_min_spare_servers) / 2;
-        m.push_back({LogLevel::Notice, "[pool " + p.name + "] pm.start_servers is not set. It's "
-                                           "been set to " + std::to_string(p.pm_start_servers) + "."});
-    } else if (p.pm_start_servers < p.pm_min_spare_servers ||
-               p.pm_start_servers > p.pm_max_spare_servers) {
-        return err("pm.start_servers(" + std::to_string(p.pm_start_servers) +
-                   ") must not be less than pm.min_spare_servers(" +
-                   std::to_string(p.pm_min_spare_servers) +
-                   ") and not greater than pm.max_spare_servers(" +
-                   std::to_string(p.pm_max_spare_servers) + ")");
+        p.pm_start_servers = min + (max - min) / 2;
+        ck.out.push_back({LogLevel::Notice, "[pool " + p.name + "] pm.start_servers is not set. It's been set to " +
+                                                std::to_string(p.pm_start_servers) + ".", false});
+    } else if (p.pm_start_servers < min || p.pm_start_servers > max) {
+        return alert("pm.start_servers" + n(p.pm_start_servers) + " must not be less than pm.min_spare_servers" +
+                     n(min) + " and not greater than pm.max_spare_servers" + n(max));
     }
+    if (p.pm_max_spawn_rate < 1) return alert("pm.max_spawn_rate must be a positive value");
     return true;
 }
 
-bool check_pool(PoolConfig& p, std::vector<Message>& m) {
-    auto alert = [&](const std::string& t) {
-        m.push_back({LogLevel::Alert, "[pool " + p.name + "] " + t});
-        return false;
-    };
-    if (p.listen.empty()) return alert("no listen address have been defined!");
-    if (!p.pm_set) return alert("the process manager is missing (static, dynamic or ondemand)");
-    if (p.pm_max_children < 1) return alert("pm.max_children must be a positive value");
-    if (p.pm == PmStyle::Dynamic && !check_dynamic(p, m)) return false;
+bool check_pm(Checker& ck, PoolConfig& p) {
+    std::string pool = "[pool " + p.name + "] ";
+    if (p.process_priority && (*p.process_priority < -19 || *p.process_priority > 20))
+        return ck.fail(LogLevel::Error, pool + "process.priority must be included into [-19,20]");
+    if (!p.pm_set) return ck.fail(LogLevel::Alert, pool + "the process manager is missing (static, dynamic or ondemand)");
+    if (p.pm_max_children < 1) return ck.fail(LogLevel::Alert, pool + "pm.max_children must be a positive value");
+    if (p.pm == PmStyle::Dynamic) return check_dynamic(ck, p);
     if (p.pm == PmStyle::Ondemand && p.pm_process_idle_timeout < 1)
-        return alert("pm.process_idle_timeout(" + std::to_string(p.pm_process_idle_timeout) +
-                     "s) must be greater than 0s");
-    if (p.pm_max_spawn_rate < 1)
-        return alert("pm.max_spawn_rate must be a positive value");
-    if (p.request_slowlog_timeout > 0 && p.request_terminate_timeout > 0 &&
-        p.request_slowlog_timeout > p.request_terminate_timeout)
-        m.push_back({LogLevel::Warning,
-                     "[pool " + p.name + "] 'request_slowlog_timeout' (" +
-                         std::to_string(p.request_slowlog_timeout) +
-                         ") can't be greater than 'request_terminate_timeout' (" +
-                         std::to_string(p.request_terminate_timeout) + ")"});
-    return check_http_path(p, p.pm_status_path, "status", m) &&
-           check_http_path(p, p.ping_path, "ping", m);
+        return ck.fail(LogLevel::Alert, pool + "pm.process_idle_timeout(" + std::to_string(p.pm_process_idle_timeout) +
+                                            "s) must be greater than 0s");
+    return true;
+}
+
+bool check_status_ping(Checker& ck, PoolConfig& p) {
+    if (!p.pm_status_listen.empty() && p.pm_status_path.empty()) p.pm_status_path = "/";
+    if (!p.pm_status_path.empty() && !valid_http_path(ck, p, p.pm_status_path, "status")) return false;
+    return p.ping_path.empty() || valid_http_path(ck, p, p.ping_path, "ping");
+}
+
+bool check_slowlog(Checker& ck, PoolConfig& p, const ParseState::Pool& seen) {
+    std::string pool = "[pool " + p.name + "] ";
+    if (p.request_slowlog_timeout) {
+        if (p.slowlog.empty())
+            return ck.fail(LogLevel::Error, pool + "'slowlog' must be specified for use with 'request_slowlog_timeout'");
+        if (p.request_terminate_timeout && p.request_slowlog_timeout > p.request_terminate_timeout)
+            return ck.fail(LogLevel::Error, pool + "'request_slowlog_timeout' (" + std::to_string(p.request_slowlog_timeout) +
+                                                ") can't be greater than 'request_terminate_timeout' (" +
+                                                std::to_string(p.request_terminate_timeout) + ")");
+    }
+    // php-fpm's field is 0 until given; 0 then means the default depth of 20.
+    bool given = seen.seen.count("request_slowlog_trace_depth") && p.request_slowlog_trace_depth != 0;
+    if (!given) {
+        p.request_slowlog_trace_depth = 20;
+        return true;
+    }
+    if (p.slowlog.empty())
+        return ck.fail(LogLevel::Error, pool + "'slowlog' must be specified for use with 'request_slowlog_trace_depth'");
+    if (p.request_slowlog_trace_depth < 0)
+        return ck.fail(LogLevel::Error, pool + "'request_slowlog_trace_depth' (" +
+                                            std::to_string(p.request_slowlog_trace_depth) + ") must be a positive value");
+    return true;
+}
+
+bool check_dirs(Checker& ck, PoolConfig& p, const std::string& base) {
+    std::string pool = "[pool " + p.name + "] ";
+    p.chroot = full_path(p.chroot, base, true);
+    if (!p.chroot.empty() && !is_dir(p.chroot))
+        return ck.fail(LogLevel::Error, pool + "the chroot path '" + p.chroot + "' does not exist or is not a directory");
+    p.chdir = full_path(p.chdir, base);
+    if (p.chdir.empty()) return true;
+    if (p.chroot.empty() && !is_dir(p.chdir))
+        return ck.fail(LogLevel::Error, pool + "the chdir path '" + p.chdir + "' does not exist or is not a directory");
+    std::string inside = p.chroot + p.chdir;
+    if (!p.chroot.empty() && !is_dir(inside))
+        return ck.fail(LogLevel::Error, pool + "the chdir path '" + p.chdir + "' within the chroot path '" + p.chroot +
+                                            "' ('" + inside + "') does not exist or is not a directory");
+    return true;
+}
+
+bool process_pool(Checker& ck, PoolConfig& p, const ParseState::Pool& seen, const std::string& prefix) {
+    if (!p.prefix.empty()) {
+        p.prefix = full_path(p.prefix, prefix);
+        if (!is_dir(p.prefix))
+            return ck.fail(LogLevel::Error, "[pool " + p.name + "] the prefix '" + p.prefix +
+                                                "' does not exist or is not a directory");
+    }
+    const std::string& base = p.prefix.empty() ? prefix : p.prefix;
+    if (p.listen.empty()) return ck.fail(LogLevel::Alert, "[pool " + p.name + "] no listen address have been defined!");
+    if (is_unix_address(p.listen)) p.listen = full_path(p.listen, base);
+    if (!check_pm(ck, p) || !check_status_ping(ck, p)) return false;
+    p.access_log = full_path(p.access_log, base);
+    p.slowlog = full_path(p.slowlog, base);
+    return check_slowlog(ck, p, seen) && check_dirs(ck, p, base);
+}
+
+bool check_global(Checker& ck, GlobalConfig& g, const std::string& prefix) {
+    const std::string& base = prefix.empty() ? std::string(kLocalStateDir) : prefix;
+    g.pid = full_path(g.pid, base);
+    if (g.error_log.empty()) g.error_log = "log/php-fpm.log";
+    if (g.error_log != "syslog") g.error_log = full_path(g.error_log, base);
+    if (g.process_max < 0) return ck.fail(LogLevel::Error, "process_max can't be negative");
+    if (g.process_priority && (*g.process_priority < -19 || *g.process_priority > 20))
+        return ck.fail(LogLevel::Error, "process.priority must be included into [-19,20]");
+    if (g.log_limit < 512) return ck.fail(LogLevel::Error, "log_limit must be greater than 512");
+    const std::string& ev = g.events_mechanism;
+    if (!ev.empty() && strcasecmp(ev.c_str(), "epoll") && strcasecmp(ev.c_str(), "poll") &&
+        strcasecmp(ev.c_str(), "select"))
+        return ck.fail(LogLevel::Error, "event mechanism '" + ev + "' is not available on this system");
+    return true;
+}
+
+// Two pools on one address: php-fpm names the later pool first.
+bool check_listen_unique(Checker& ck, const std::vector<PoolConfig>& pools) {
+    for (size_t i = 0; i < pools.size(); ++i)
+        for (size_t j = i + 1; j < pools.size(); ++j)
+            if (pools[i].listen == pools[j].listen)
+                return ck.fail(LogLevel::Error, "[pool " + pools[j].name +
+                                                    "] unable to set listen address as it's already used in another pool '" +
+                                                    pools[i].name + "'");
+    return true;
 }
 
 } // namespace
 
-void resolve_paths(Config& cfg, const std::string& prefix) {
-    auto& g = cfg.global;
-    if (g.error_log.empty()) g.error_log = "log/php-fpm.log";
-    g.error_log = full_path(g.error_log, prefix, "/var");
-    g.pid = full_path(g.pid, prefix, "/var");
-    for (auto& p : cfg.pools) {
-        const std::string& base = p.prefix.empty() ? prefix : p.prefix;
-        if (!p.listen.empty() && p.listen.find('/') != std::string::npos)
-            p.listen = full_path(p.listen, base, "/usr");
-        p.slowlog = full_path(p.slowlog, base, "/var");
-        p.access_log = full_path(p.access_log, base, "/var");
-        if (p.chroot.rfind("$prefix", 0) == 0) p.chroot.replace(0, 7, base.empty() ? "/usr" : base);
-    }
+int syslog_facility_number(const std::string& name) {
+    static const std::pair<const char*, int> names[] = {
+        {"auth", 32}, {"authpriv", 80}, {"cron", 72}, {"daemon", 24}, {"ftp", 88},
+        {"kern", 0}, {"lpr", 48}, {"mail", 16}, {"news", 56}, {"syslog", 40},
+        {"user", 8}, {"uucp", 64}, {"local0", 128}, {"local1", 136}, {"local2", 144},
+        {"local3", 152}, {"local4", 160}, {"local5", 168}, {"local6", 176}, {"local7", 184}};
+    for (const auto& [n, v] : names)
+        if (strcasecmp(n, name.c_str()) == 0) return v;
+    return -1;
 }
 
-bool validate(Config& cfg, std::vector<Message>& messages) {
-    if (cfg.pools.empty()) {
-        messages.push_back({LogLevel::Error, "No pool defined. at least one pool section must be "
-                                             "specified in config file"});
-        return false;
-    }
-    std::map<std::string, std::string> listeners;
-    for (auto& p : cfg.pools) {
-        if (!check_pool(p, messages)) return false;
-        auto [it, fresh] = listeners.emplace(p.listen, p.name);
-        if (!fresh) {
-            messages.push_back({LogLevel::Error, "[pool " + p.name +
-                                                     "] unable to set listen address as it's "
-                                                     "already used in another pool '" +
-                                                     it->second + "'"});
-            return false;
-        }
-    }
-    return true;
+bool post_process(Config& cfg, const ParseState& state, const ParseOptions& opts,
+                  std::vector<Message>& messages) {
+    Checker ck{messages};
+    if (!check_global(ck, cfg.global, opts.prefix)) return false;
+    if (cfg.pools.empty())
+        return ck.fail(LogLevel::Error, "No pool defined. at least one pool section must be specified in config file");
+    std::string prefix = !opts.prefix.empty() ? opts.prefix
+                                              : (!opts.default_prefix.empty() ? opts.default_prefix : "/usr");
+    for (size_t i = 0; i < cfg.pools.size(); ++i)
+        if (!process_pool(ck, cfg.pools[i], state.pools[i], prefix)) return false;
+    return check_listen_unique(ck, cfg.pools);
 }
 
 } // namespace lowphp::config

@@ -1,0 +1,28 @@
+// Internal to config/: what the parser hands to post-processing and the dump.
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "lowphp/config.h"
+
+namespace lowphp::config {
+
+// What the files said beyond the values themselves (php-fpm tells "not set"
+// from a value through NULL/0 fields; some checks depend on it).
+struct ParseState {
+    struct Pool {
+        std::set<std::string> seen; // lower-cased directive names given for this pool
+    };
+    std::vector<Pool> pools; // parallel to Config::pools
+};
+
+// fpm_conf_post_process + fpm_conf_process_all_pools: defaults, paths, checks.
+bool post_process(Config& cfg, const ParseState& state, const ParseOptions& opts,
+                  std::vector<Message>& messages);
+
+// syslog.facility name -> LOG_* value as -tt prints it; -1 when unknown.
+int syslog_facility_number(const std::string& name);
+
+} // namespace lowphp::config
