@@ -142,8 +142,12 @@ CommandLine parse(int argc, char** argv) {
 }
 
 void log_messages(const std::vector<lowphp::config::Message>& messages) {
-    for (const auto& m : messages)
-        lowphp::log::write(m.level, "fpm_conf_init_main", 0, false, "%s", m.text.c_str());
+    for (const auto& m : messages) {
+        if (m.raw) // the INI scanner's own lines carry no log prefix in php-fpm
+            fprintf(stderr, "%s\n", m.text.c_str());
+        else
+            lowphp::log::write(m.level, "fpm_conf_init_main", 0, false, "%s", m.text.c_str());
+    }
 }
 
 // php-fpm refuses a pool without a user when started as root (unless -R).
