@@ -595,6 +595,14 @@ def other_pct(runs):
     return statistics.median(v) if v else float("nan")
 
 
+def idle_pct(runs):
+    """Median share of the machine's CPU nobody used during the run: a backend that
+    leaves cores idle while 32 connections wait is starving them, not saturated."""
+    v = [100 - sum(r["cpu"].values()) / (r["wall"] * os.cpu_count()) * 100
+         for r in runs if "other" in r["cpu"]]
+    return max(0.0, statistics.median(v)) if v else float("nan")
+
+
 def us_per_req(runs, key):
     """Median over runs of CPU µs per request spent by one process group."""
     v = [r["cpu"][key] / max(r["rps"] * r["wall"], 1) * 1e6 for r in runs if key in r["cpu"]]
@@ -669,10 +677,11 @@ def report(args, bins, dur, runs, quick, opcache, ceiling, waited, results, mem,
     lines += ["", "## CPU per request (µs, median over runs; /proc utime+stime of each process group)", "",
               "Backend = master + zygote + workers; nginx = master + workers; wrk = the load "
               "generator; other = busy CPU of everything else on the machine meanwhile, in % of all "
-              "cores (kernel threads, other builds or tests: if it is large, the run was disturbed).", "",
+              "cores (kernel threads, other builds or tests: if it is large, the run was disturbed); "
+              "idle = CPU nobody used during the run, in % of all cores.", "",
               "| mode | script | php-fpm backend | lowphp backend | ratio low/fpm "
-              "| nginx (fpm / low) | wrk (fpm / low) | other % (fpm / low) |",
-              "|---|---|---:|---:|---:|---:|---:|---:|"]
+              "| nginx (fpm / low) | wrk (fpm / low) | other % (fpm / low) | idle % (fpm / low) |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for mode, _ in MODES:
         for s in SCRIPTS:
             if (mode, s, "fpm") not in results or (mode, s, "low") not in results:
@@ -682,7 +691,8 @@ def report(args, bins, dur, runs, quick, opcache, ceiling, waited, results, mem,
             lines.append(f"| {mode} | {s} | {fb:.0f} | {lb:.0f} | {lb / fb:.2f} | "
                          f"{us_per_req(f, 'nginx'):.0f} / {us_per_req(lw, 'nginx'):.0f} | "
                          f"{us_per_req(f, 'wrk'):.0f} / {us_per_req(lw, 'wrk'):.0f} | "
-                         f"{other_pct(f):.0f} / {other_pct(lw):.0f} |")
+                         f"{other_pct(f):.0f} / {other_pct(lw):.0f} | "
+                         f"{idle_pct(f):.0f} / {idle_pct(lw):.0f} |")
 
     lines += ["", "## Memory after all runs (smaps_rollup, MB)", "",
               "| backend | process | count | RSS each (avg) | PSS each (avg) | PSS sum |",
@@ -817,6 +827,10 @@ def main():
         f.write(text)
     with open(out.replace(".md", "-raw.txt"), "w") as f:
         f.write("\n".join(raw))
+    with open(out.replace(".md", ".json"), "w") as f:     # every run, for later analysis
+        json.dump([{"mode": m, "script": sc, "backend": b,
+                    **{k: v for k, v in r.items() if k != "raw"}}
+                   for (m, sc, b), rs in results.items() for r in rs], f, indent=1)
     print(text)
     print(f"written to {out}")
     if fails:
