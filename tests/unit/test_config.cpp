@@ -440,3 +440,270 @@ TEST_CASE("config: a missing main file") {
                           "failed to open configuration file '/nonexistent/lowphp.conf': No such file or directory (2)",
                           "failed to load configuration file '/nonexistent/lowphp.conf'"});
 }
+
+// ---------------------------------------------------------------------------
+// The directive types and messages one by one, each checked against
+// `php-fpm8.2 -t -R -y FILE` / `-tt`.
+
+namespace {
+
+// A scratch directory for configurations that include one another.
+struct TempDir {
+    std::string path;
+    TempDir() {
+        char tmpl[] = "/tmp/lowphp_unit_cfg_XXXXXX";
+        REQUIRE(mkdtemp(tmpl) != nullptr);
+        path = tmpl;
+    }
+    ~TempDir() {
+        std::string cmd = "rm -rf '" + path + "'";
+        CHECK(std::system(cmd.c_str()) == 0);
+    }
+    std::string write(const std::string& name, const std::string& text) const {
+        std::string file = path + "/" + name;
+        std::string dir = file.substr(0, file.rfind('/'));
+        std::string mk = "mkdir -p '" + dir + "'";
+        REQUIRE(std::system(mk.c_str()) == 0);
+        std::ofstream(file) << text;
+        return file;
+    }
+};
+
+PoolConfig pool_with(const std::string& lines) {
+    Loaded l = load_text(kPool + lines);
+    INFO(lines);
+    REQUIRE(l.r.config);
+    CHECK(l.r.messages.empty());
+    return l.r.config->pools.at(0);
+}
+
+// The two lines php-fpm logs for a value it cannot parse in the 5th line.
+std::vector<std::string> parse_failure(const Loaded& l, const std::string& entry, const std::string& why) {
+    return {"[" + l.path + ":5] unable to parse value for entry '" + entry + "': " + why,
+            "failed to load configuration file '" + l.path + "'"};
+}
+
+} // namespace
+
+TEST_CASE("config: string, int, bool, time, enum and rlimit directives in a pool") {
+    PoolConfig p = pool_with("user = nobody\ngroup = nogroup\nlisten.owner = www-data\nlisten.mode = 0666\n"
+                             "pm.max_requests = 500\nlisten.backlog = 128\npm.status_path = /status\n"
+                             "ping.path = /ping\nping.response = alive\n"
+                             "catch_workers_output = yes\ndecorate_workers_output = no\nclear_env = off\n"
+                             "process.dumpable = true\nrequest_terminate_timeout = 30s\n"
+                             "request_terminate_timeout_track_finished = 1\nrlimit_core = unlimited\n"
+                             "rlimit_files = 4096\nsecurity.limit_extensions = .php .php8\n");
+    CHECK(p.user == "nobody");
+    CHECK(p.group == "nogroup");
+    CHECK(p.listen_owner == "www-data");
+    CHECK(p.listen_mode == "0666");
+    CHECK(p.pm_max_requests == 500);
+    CHECK(p.listen_backlog == 128);
+    CHECK(p.pm_status_path == "/status");
+    CHECK(p.ping_path == "/ping");
+    CHECK(p.ping_response == "alive");
+    CHECK(p.catch_workers_output);
+    CHECK_FALSE(p.decorate_workers_output);
+    CHECK_FALSE(p.clear_env);
+    CHECK(p.process_dumpable);
+    CHECK(p.request_terminate_timeout == 30);
+    CHECK(p.request_terminate_timeout_track_finished);
+    CHECK(p.rlimit_core == -1);
+    CHECK(p.rlimit_files == 4096);
+    CHECK(p.security_limit_extensions == ".php .php8");
+}
+
+TEST_CASE("config: pool defaults a user relies on") {
+    PoolConfig p = pool_with("");
+    CHECK(p.listen_backlog == -1); // php-fpm 8.2 on Linux (-tt: "listen.backlog = -1"), not 511
+    CHECK(p.pm_max_spawn_rate == 32);
+    CHECK(p.pm_process_idle_timeout == 10);
+    CHECK(p.ping_response == "pong");
+    CHECK(p.access_format == "%R - %u %t \"%m %r\" %s");
+    CHECK(p.security_limit_extensions == ".php .phar");
+    CHECK(p.clear_env);
+    CHECK(p.decorate_workers_output);
+    CHECK_FALSE(p.catch_workers_output);
+    CHECK(p.request_terminate_timeout == 0);
+    CHECK_FALSE(p.rlimit_core);
+    CHECK(p.env.empty());
+    CHECK(p.php_values.empty());
+    CHECK(p.php_admin_values.empty());
+}
+
+TEST_CASE("config: every boolean spelling on a pool directive") {
+    for (const char* yes : {"yes", "YES", "on", "true", "1"}) {
+        CAPTURE(yes);
+        CHECK(pool_with(std::string("catch_workers_output = ") + yes + "\n").catch_workers_output);
+    }
+    for (const char* no : {"no", "off", "Off", "false", "0"}) {
+        CAPTURE(no);
+        CHECK_FALSE(pool_with(std::string("clear_env = ") + no + "\n").clear_env);
+    }
+}
+
+TEST_CASE("config: time suffixes s, m, h, d and plain seconds") {
+    CHECK(pool_with("request_terminate_timeout = 45\n").request_terminate_timeout == 45);
+    CHECK(pool_with("request_terminate_timeout = 45s\n").request_terminate_timeout == 45);
+    CHECK(pool_with("request_terminate_timeout = 3m\n").request_terminate_timeout == 180);
+    CHECK(pool_with("request_terminate_timeout = 2h\n").request_terminate_timeout == 7200);
+    CHECK(pool_with("request_terminate_timeout = 1d\n").request_terminate_timeout == 86400);
+    CHECK(pool_with("pm.process_idle_timeout = 20s\n").pm_process_idle_timeout == 20);
+}
+
+TEST_CASE("config: enums pm and log_level") {
+    auto pm = [](const std::string& style) {
+        Loaded l = load_text("[www]\nlisten = 9000\npm = " + style +
+                             "\npm.max_children = 4\npm.start_servers = 1\npm.min_spare_servers = 1\npm.max_spare_servers = 2\n");
+        REQUIRE(l.r.config);
+        return l.r.config->pools[0].pm;
+    };
+    CHECK(pm("static") == PmStyle::Static);
+    CHECK(pm("dynamic") == PmStyle::Dynamic);
+    CHECK(pm("ondemand") == PmStyle::Ondemand);
+
+    auto level = [](const std::string& v) {
+        Loaded l = load_text("[global]\nlog_level = " + v + "\n" + kPool);
+        REQUIRE(l.r.config);
+        CHECK(l.r.config->global.log_level_set);
+        return l.r.config->global.log_level;
+    };
+    CHECK(level("debug") == LogLevel::Debug);
+    CHECK(level("notice") == LogLevel::Notice);
+    CHECK(level("warning") == LogLevel::Warning);
+    CHECK(level("error") == LogLevel::Error);
+    CHECK(level("alert") == LogLevel::Alert);
+}
+
+TEST_CASE("config: parse errors name file and line, then the file") {
+    Loaded children = load_text("[www]\nlisten = 9000\npm = static\n\npm.max_children = abc\n");
+    CHECK(texts(children.r) == parse_failure(children, "pm.max_children", "is not a valid number (greater or equal than zero)"));
+    Loaded cwo = load_text(kPool + "catch_workers_output = maybe\n");
+    CHECK(texts(cwo.r) == parse_failure(cwo, "catch_workers_output", "invalid boolean value"));
+    Loaded rtt = load_text(kPool + "request_terminate_timeout = 10x\n");
+    CHECK(texts(rtt.r) == parse_failure(rtt, "request_terminate_timeout", "unknown suffix used in time value"));
+    Loaded pm = load_text("[www]\nlisten = 9000\npm.max_children = 2\n\npm = sometimes\n");
+    CHECK(texts(pm.r) == parse_failure(pm, "pm", "invalid process manager (static, dynamic or ondemand)"));
+    for (const Loaded* l : {&children, &cwo, &rtt, &pm}) {
+        CHECK_FALSE(l->r.config);
+        CHECK(l->r.messages.at(0).level == LogLevel::Error);
+    }
+    // "-1" is a number to the parser; validation then refuses it.
+    Loaded neg = load_text("[www]\nlisten = 9000\npm = static\npm.max_children = -1\n");
+    CHECK(texts(neg.r) == std::vector<std::string>{"[pool www] pm.max_children must be a positive value",
+                                                   "failed to post process the configuration"});
+}
+
+TEST_CASE("config: a pool directive in [global] is an unknown entry") {
+    Loaded l = load_text("[global]\nlisten = 9000\n" + kPool);
+    CHECK_FALSE(l.r.config);
+    CHECK(texts(l.r) == std::vector<std::string>{"[" + l.path + ":2] unknown entry 'listen'",
+                                                 "failed to load configuration file '" + l.path + "'"});
+}
+
+TEST_CASE("config: comments, blank lines and double quotes") {
+    PoolConfig p = pool_with("; a whole-line comment\n\n   ; indented comment\n"
+                             "slowlog = \"/var/log/slow $pool.log\" ; trailing comment\n"
+                             "ping.response = \"ok\"\n");
+    CHECK(p.slowlog == "/var/log/slow www.log");
+    CHECK(p.ping_response == "ok");
+}
+
+TEST_CASE("config: $pool and ${ENV} in values") {
+    setenv("LOWPHP_TEST_SOCKDIR", "/run/lowphp-test", 1);
+    PoolConfig p = pool_with("listen = ${LOWPHP_TEST_SOCKDIR}/$pool.sock\nslowlog = /var/log/$pool.slow\n"
+                             "env[HOME_DIR] = ${LOWPHP_TEST_SOCKDIR}\n");
+    CHECK(p.listen == "/run/lowphp-test/www.sock");
+    CHECK(p.slowlog == "/var/log/www.slow");
+    REQUIRE(p.env.size() == 1);
+    CHECK(p.env[0] == std::make_pair(std::string("HOME_DIR"), std::string("/run/lowphp-test")));
+    unsetenv("LOWPHP_TEST_SOCKDIR");
+}
+
+TEST_CASE("config: php_flag and php_admin_flag values become \"1\" / \"0\"") {
+    auto flag = [](const std::string& directive, const std::string& v) {
+        PoolConfig p = pool_with(directive + "[f] = " + v + "\n");
+        const auto& list = directive == "php_flag" ? p.php_values : p.php_admin_values;
+        REQUIRE(list.size() == 1);
+        CHECK(list[0].name == "f");
+        return list[0].value;
+    };
+    for (const char* on : {"on", "yes", "true", "1"}) {
+        CAPTURE(on);
+        CHECK(flag("php_flag", on) == "1");
+        CHECK(flag("php_admin_flag", on) == "1");
+    }
+    for (const char* off : {"off", "no", "false", "0"}) {
+        CAPTURE(off);
+        CHECK(flag("php_flag", off) == "0");
+        CHECK(flag("php_admin_flag", off) == "0");
+    }
+    // Values pass through as written.
+    PoolConfig p = pool_with("php_value[memory_limit] = 256M\nphp_admin_value[open_basedir] = /srv:/tmp\n");
+    CHECK(p.php_values.at(0).value == "256M");
+    CHECK(p.php_admin_values.at(0).value == "/srv:/tmp");
+}
+
+TEST_CASE("config: a key given twice is kept twice, the first definition applied last") {
+    // php-fpm 8.2 keeps both (-tt prints the newest first) and applies the
+    // list in that order, so the FIRST definition in the file is what PHP
+    // and the environment end up with.
+    PoolConfig p = pool_with("env[A] = first\nenv[A] = second\nphp_admin_value[x] = 1\nphp_admin_value[x] = 2\n");
+    REQUIRE(p.env.size() == 2);
+    CHECK(p.env.back().second == "first");
+    REQUIRE(p.php_admin_values.size() == 2);
+    CHECK(p.php_admin_values.back().value == "1");
+}
+
+TEST_CASE("config: include= with absolute and prefix-relative globs, nested") {
+    TempDir t;
+    t.write("pools/b.conf", "[b]\nlisten = 9002\npm = static\npm.max_children = 1\n");
+    t.write("pools/a.conf", "[a]\nlisten = 9001\npm = static\npm.max_children = 1\ninclude = " + t.path + "/extra/*.inc\n");
+    t.write("pools/ignored.txt", "[ignored]\nlisten = 9009\n");
+    t.write("extra/x.inc", "php_admin_value[from_nested] = yes\n");
+    t.write("more/c.conf", "[c]\nlisten = 9003\npm = static\npm.max_children = 1\n");
+    std::string main = t.write("php-fpm.conf", "[global]\ninclude = " + t.path + "/pools/*.conf\ninclude = more/*.conf\n");
+
+    ParseOptions o;
+    o.prefix = t.path;
+    ParseResult r = load(main, o);
+    REQUIRE(r.config);
+    CHECK(r.messages.empty());
+    std::vector<std::string> names;
+    for (const auto& p : r.config->pools) names.push_back(p.name);
+    CHECK(names == std::vector<std::string>{"a", "b", "c"}); // glob order, then the next include
+    REQUIRE(r.config->pools[0].php_admin_values.size() == 1);
+    CHECK(r.config->pools[0].php_admin_values[0].name == "from_nested");
+    CHECK(r.config->pools[0].php_admin_values[0].value == "1"); // the INI scanner's yes
+    CHECK(r.config->pools[2].listen == "9003");
+
+    // An error inside an included file names that file and its line.
+    t.write("bad/z.conf", "[z]\nlisten = 9004\nbogus_entry = 1\n");
+    std::string bad_main = t.write("bad.conf", "include = bad/*.conf\n");
+    ParseResult bad = load(bad_main, o);
+    CHECK_FALSE(bad.config);
+    REQUIRE_FALSE(bad.messages.empty());
+    CHECK(bad.messages[0].text == "[" + t.path + "/bad/z.conf:3] unknown entry 'bogus_entry'");
+}
+
+TEST_CASE("config: validation after parsing") {
+    Loaded none = load_text("[global]\n; only a comment\n");
+    CHECK(texts(none.r) == std::vector<std::string>{
+                               "No pool defined. at least one pool section must be specified in config file",
+                               "failed to post process the configuration"});
+    Loaded nolisten = load_text("[www]\npm = static\npm.max_children = 1\n");
+    CHECK(texts(nolisten.r) == std::vector<std::string>{"[pool www] no listen address have been defined!",
+                                                        "failed to post process the configuration"});
+    Loaded same = load_text("[a]\nlisten = 9000\npm = static\npm.max_children = 1\n"
+                            "[b]\nlisten = 9000\npm = static\npm.max_children = 1\n");
+    CHECK_FALSE(same.r.config);
+    CHECK(texts(same.r) == std::vector<std::string>{
+                               "[pool b] unable to set listen address as it's already used in another pool 'a'",
+                               "failed to post process the configuration"});
+    // start_servers = min_spare + (max_spare - min_spare) / 2
+    Loaded dyn = load_text("[www]\nlisten = 9000\npm = dynamic\npm.max_children = 10\n"
+                           "pm.min_spare_servers = 2\npm.max_spare_servers = 7\n");
+    REQUIRE(dyn.r.config);
+    CHECK(texts(dyn.r) == std::vector<std::string>{"[pool www] pm.start_servers is not set. It's been set to 4."});
+    CHECK(dyn.r.config->pools[0].pm_start_servers == 4);
+}
