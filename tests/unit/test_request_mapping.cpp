@@ -5,6 +5,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -430,3 +432,160 @@ TEST_CASE("request mapping: httpoxy is libphp's (sapi_getenv, check_http_proxy)"
 }
 
 } // namespace
+
+// ---------------------------------------------------------------------------
+// The same logic with a docroot of /doc and only the params a user's web
+// server config decides, read as "what does PHP see".
+
+namespace {
+
+using Changed = std::map<std::string, std::optional<std::string>>;
+
+// "/doc/../doc/index.php" resolves, as stat() would resolve it on a disk.
+const std::set<std::string> kDocFiles = {"/doc/index.php", "/doc/img.png", "/doc/../doc/index.php"};
+const std::set<std::string> kDocDirs = {"/", "/doc", "/doc/sub"};
+
+RequestInfo map_doc(Params params, bool fix = true) {
+    params.emplace("REQUEST_METHOD", "GET");
+    params.emplace("DOCUMENT_ROOT", "/doc");
+    MappingOptions opts;
+    opts.fix_pathinfo = fix;
+    return map_request(
+        params, opts, [](const std::string& p) { return kDocFiles.count(p) > 0; },
+        [](const std::string& p) { return kDocFiles.count(p) > 0 || kDocDirs.count(p) > 0; });
+}
+
+} // namespace
+
+TEST_CASE("request mapping /doc: an existing script changes nothing") {
+    RequestInfo info = map_doc({{"SCRIPT_FILENAME", "/doc/index.php"}, {"SCRIPT_NAME", "/index.php"}});
+    CHECK(info.path_translated == "/doc/index.php");
+    CHECK(info.request_uri == "/index.php");
+    CHECK(info.changed.empty());
+    CHECK_FALSE(info.script_not_found);
+    CHECK(info.php_self == "/index.php");
+}
+
+TEST_CASE("request mapping /doc: /index.php/foo/bar without a PATH_INFO param") {
+    RequestInfo info = map_doc({{"SCRIPT_FILENAME", "/doc/index.php/foo/bar"}, {"SCRIPT_NAME", "/index.php/foo/bar"}});
+    CHECK(info.path_translated == "/doc/index.php");
+    CHECK(info.request_uri == "/index.php/foo/bar");
+    CHECK(info.changed == Changed{{"SCRIPT_FILENAME", "/doc/index.php"},
+                                  {"ORIG_SCRIPT_FILENAME", "/doc/index.php/foo/bar"},
+                                  {"PATH_TRANSLATED", "/doc"}});
+    CHECK_FALSE(info.script_not_found);
+}
+
+TEST_CASE("request mapping /doc: fastcgi_split_path_info params are left alone") {
+    RequestInfo info = map_doc({{"SCRIPT_FILENAME", "/doc/index.php"}, {"SCRIPT_NAME", "/index.php"}, {"PATH_INFO", "/foo"}});
+    CHECK(info.path_translated == "/doc/index.php");
+    CHECK(info.request_uri == "/index.php");
+    CHECK(info.changed.empty());
+    CHECK(info.php_self == "/index.php/foo");
+}
+
+TEST_CASE("request mapping /doc: PATH_INFO longer than the cut gives its tail") {
+    RequestInfo info = map_doc({{"SCRIPT_FILENAME", "/doc/index.php/foo"},
+                                {"SCRIPT_NAME", "/index.php/foo"},
+                                {"PATH_INFO", "/index.php/foo"}});
+    CHECK(info.path_translated == "/doc/index.php");
+    CHECK(info.request_uri == "/index.php");
+    CHECK(info.changed == Changed{{"SCRIPT_FILENAME", "/doc/index.php"},
+                                  {"ORIG_SCRIPT_FILENAME", "/doc/index.php/foo"},
+                                  {"SCRIPT_NAME", "/index.php"},
+                                  {"ORIG_SCRIPT_NAME", "/index.php/foo"},
+                                  {"PATH_INFO", "/foo"},
+                                  {"ORIG_PATH_INFO", "/index.php/foo"},
+                                  {"PATH_TRANSLATED", "/doc/foo"}});
+}
+
+TEST_CASE("request mapping /doc: CVE-2019-11043, PATH_INFO shorter than the cut") {
+    // nginx with a %0a in the URL: SCRIPT_FILENAME keeps a long tail while
+    // PATH_INFO is short or empty. php-fpm >= 7.3.11 leaves PATH_INFO as is.
+    for (const std::string pi : {"", "/", "/x"}) {
+        CAPTURE(pi);
+        RequestInfo info = map_doc({{"SCRIPT_FILENAME", "/doc/index.php/" + std::string(40, 'A')},
+                                    {"SCRIPT_NAME", "/index.php"},
+                                    {"PATH_INFO", pi}});
+        CHECK(info.path_translated == "/doc/index.php");
+        CHECK(info.request_uri == "/index.php");
+        CHECK(info.changed.count("PATH_INFO") == 0);
+        CHECK(info.changed.count("SCRIPT_NAME") == 0);
+        CHECK(info.changed.at("SCRIPT_FILENAME") == "/doc/index.php");
+        CHECK(info.changed.at("PATH_TRANSLATED") == "/doc" + pi);
+    }
+    // A trailing slash only: one character cut, PATH_INFO "/" is not longer.
+    RequestInfo slash = map_doc({{"SCRIPT_FILENAME", "/doc/index.php/"}, {"SCRIPT_NAME", "/index.php/"}, {"PATH_INFO", "/"}});
+    CHECK(slash.path_translated == "/doc/index.php");
+    CHECK(slash.changed.count("PATH_INFO") == 0);
+    CHECK(slash.request_uri == "/index.php/");
+}
+
+TEST_CASE("request mapping /doc: a missing script is a 404") {
+    RequestInfo info = map_doc({{"SCRIPT_FILENAME", "/doc/missing.php"}, {"SCRIPT_NAME", "/missing.php"}});
+    CHECK(info.script_not_found);
+    CHECK_FALSE(info.path_translated);
+    CHECK(info.changed == Changed{{"SCRIPT_FILENAME", std::nullopt}, {"ORIG_SCRIPT_FILENAME", "/doc/missing.php"}});
+    CHECK(info.request_uri == "/missing.php");
+    // Also with path info after it, and under a directory that exists.
+    CHECK(map_doc({{"SCRIPT_FILENAME", "/doc/missing.php/a/b"}, {"SCRIPT_NAME", "/missing.php/a/b"}}).script_not_found);
+    CHECK(map_doc({{"SCRIPT_FILENAME", "/doc/sub/x.php"}, {"SCRIPT_NAME", "/sub/x.php"}}).script_not_found);
+}
+
+TEST_CASE("request mapping /doc: Apache proxy:fcgi:// and proxy:balancer:// prefixes") {
+    RequestInfo fcgi = map_doc({{"SCRIPT_FILENAME", "proxy:fcgi://localhost:9000/doc/index.php?x=1"}, {"SCRIPT_NAME", "/index.php"}});
+    CHECK(fcgi.path_translated == "/doc/index.php");
+    CHECK(fcgi.request_uri == "/index.php");
+    CHECK(fcgi.changed == Changed{{"SCRIPT_FILENAME", "/doc/index.php"}});
+    CHECK_FALSE(fcgi.script_not_found);
+
+    RequestInfo bal = map_doc({{"SCRIPT_FILENAME", "proxy:balancer://mycluster/doc/index.php/p"}, {"SCRIPT_NAME", "/index.php/p"}});
+    CHECK(bal.path_translated == "/doc/index.php");
+    CHECK(bal.request_uri == "/index.php");
+    CHECK(bal.changed.at("SCRIPT_FILENAME") == "/doc/index.php");
+    CHECK(bal.changed.at("PATH_INFO") == "/p");
+    CHECK(bal.changed.at("SCRIPT_NAME") == "/index.php");
+    CHECK(bal.php_self == "/index.php/p");
+}
+
+TEST_CASE("request mapping /doc: cgi.fix_pathinfo=0") {
+    RequestInfo with_pi = map_doc({{"SCRIPT_FILENAME", "/doc/index.php"}, {"SCRIPT_NAME", "/index.php"}, {"PATH_INFO", "/foo"}}, false);
+    CHECK(with_pi.request_uri == "/foo");
+    CHECK(with_pi.path_translated == "/doc/index.php");
+    CHECK(with_pi.changed.empty());
+    RequestInfo no_pi = map_doc({{"SCRIPT_FILENAME", "/doc/index.php"}, {"SCRIPT_NAME", "/index.php"}}, false);
+    CHECK(no_pi.request_uri == "/index.php");
+    // No walk back, no 404 decision: the path is taken as given.
+    RequestInfo tail = map_doc({{"SCRIPT_FILENAME", "/doc/index.php/foo"}, {"SCRIPT_NAME", "/index.php/foo"}}, false);
+    CHECK(tail.path_translated == "/doc/index.php/foo");
+    CHECK_FALSE(tail.script_not_found);
+}
+
+TEST_CASE("request mapping /doc: PATH_TRANSLATED stands in for SCRIPT_FILENAME") {
+    RequestInfo info = map_doc({{"PATH_TRANSLATED", "/doc/index.php"}, {"SCRIPT_NAME", "/index.php"}});
+    CHECK(info.script_path_given);
+    CHECK(info.path_translated == "/doc/index.php");
+    CHECK(info.request_uri == "/index.php");
+    CHECK(info.changed == Changed{{"SCRIPT_FILENAME", "/doc/index.php"}});
+}
+
+TEST_CASE("request mapping /doc: a '..' segment is never run") {
+    RequestInfo info = map_doc({{"SCRIPT_FILENAME", "/doc/../doc/index.php"}, {"SCRIPT_NAME", "/index.php"}});
+    CHECK_FALSE(info.script_not_found); // the file is there ...
+    CHECK_FALSE(info.path_translated);  // ... but php-fpm refuses to run it
+    RequestInfo dots = map_doc({{"SCRIPT_FILENAME", "/doc/a..b.php"}, {"SCRIPT_NAME", "/a..b.php"}});
+    CHECK(dots.script_not_found); // an ordinary name: looked up (missing here)
+}
+
+TEST_CASE("request mapping /doc: CONTENT_LENGTH is read with atol") {
+    auto length = [](const std::string& v) {
+        return map_doc({{"SCRIPT_FILENAME", "/doc/index.php"}, {"CONTENT_LENGTH", v}}).content_length;
+    };
+    CHECK(length("42") == 42);
+    CHECK(length("") == 0);
+    CHECK(length("abc") == 0);
+    CHECK(length("  7") == 7);
+    CHECK(length("-5") == -5);
+    CHECK(length("10x") == 10);
+    CHECK(map_doc({{"SCRIPT_FILENAME", "/doc/index.php"}}).content_length == 0);
+}
