@@ -609,6 +609,22 @@ def us_per_req(runs, key):
     return statistics.median(v) if v else float("nan")
 
 
+def odd_runs(results):
+    """Runs that answered nothing (a stall: wrk counts no timeout for a request still
+    unanswered when the run ends) or far less than the other runs of their cell."""
+    out = []
+    for (mode, s, b), runs in results.items():
+        med = statistics.median(r["rps"] for r in runs)
+        for i, r in enumerate(runs):
+            where = f"{mode} {s} {NAMES[b]} run {i + 1}"
+            if r["errors"] >= 0 and r["rps"] == 0:
+                out.append(f"{where}: no request answered during the whole run (stalled), "
+                           f"backend CPU {r['cpu'].get('backend', 0):.2f} s")
+            elif r["rps"] < 0.5 * med:
+                out.append(f"{where}: {r['rps']:.0f} req/s, under half the cell's median {med:.0f}")
+    return out
+
+
 def sh(cmd):
     try:
         p = subprocess.run(cmd, capture_output=True, text=True)
@@ -673,6 +689,10 @@ def report(args, bins, dur, runs, quick, opcache, ceiling, waited, results, mem,
             lm, lr, ll, le = summarize(results[(mode, s, "low")])
             ratio = f"{lm / fm:.2f}" if fm else "-"
             lines.append(f"| {s} | {fr} | {lr} | **{ratio}** | {fl} | {ll} | {fe} / {le} |")
+
+    odd = odd_runs(results)
+    if odd:
+        lines += ["", "## Odd runs", ""] + [f"- {o}" for o in odd]
 
     lines += ["", "## CPU per request (µs, median over runs; /proc utime+stime of each process group)", "",
               "Backend = master + zygote + workers; nginx = master + workers; wrk = the load "
