@@ -157,3 +157,55 @@ TEST_CASE("header encoding: reason_phrase matches php-fpm 8.2 for every code 100
     CHECK(reason_phrase(0) == "");
     CHECK(reason_phrase(-1) == "");
 }
+
+namespace {
+
+size_t count(const std::string& hay, const std::string& needle) {
+    size_t n = 0;
+    for (size_t p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++n;
+    return n;
+}
+
+} // namespace
+
+TEST_CASE("header encoding: what a client of the web server sees") {
+    // 200: no Status line, the block ends with exactly one blank line.
+    std::string ok = encode_head(head(200, {"Content-Type: text/plain"}));
+    CHECK(ok == "Content-Type: text/plain\r\n\r\n");
+    CHECK(count(ok, "Status:") == 0);
+    CHECK(count(ok, "\r\n\r\n") == 1);
+    // No headers at all: only the blank line.
+    CHECK(encode_head(head(200, {})) == "\r\n");
+    CHECK(encode_head(head(404, {})) == "Status: 404 Not Found\r\n\r\n");
+
+    // 404: the Status line comes first.
+    std::string nf = encode_head(head(404, {"X-A: 1", "Content-Type: text/html"}));
+    CHECK(nf.rfind("Status: 404 Not Found\r\n", 0) == 0);
+    CHECK(nf == "Status: 404 Not Found\r\nX-A: 1\r\nContent-Type: text/html\r\n\r\n");
+
+    // header("HTTP/1.1 500 Internal Server Error")
+    CHECK(encode_head(head(500, {}, "HTTP/1.1 500 Internal Server Error")) ==
+          "Status: 500 Internal Server Error\r\n\r\n");
+
+    // header("Status: 418 I'm a teapot"): that line, once, no generated one.
+    std::string tea = encode_head(head(418, {"Status: 418 I'm a teapot", "X-B: 2"}));
+    CHECK(tea == "Status: 418 I'm a teapot\r\nX-B: 2\r\n\r\n");
+    CHECK(count(tea, "Status:") == 1);
+    // A lowercase status: header counts as the script's own too.
+    CHECK(encode_head(head(418, {"status: 418 Teapot"})) == "status: 418 Teapot\r\n\r\n");
+
+    // A code PHP has no reason for.
+    CHECK(encode_head(head(299, {})) == "Status: 299\r\n\r\n");
+    CHECK(reason_phrase(299) == "");
+    CHECK(reason_phrase(418) == ""); // not in PHP 8.2's table either
+
+    // 304 goes without Content-Type, other headers stay.
+    CHECK(encode_head(head(304, {"ETag: \"x\"", "Content-Type: text/html", "Cache-Control: max-age=0"})) ==
+          "Status: 304 Not Modified\r\nETag: \"x\"\r\nCache-Control: max-age=0\r\n\r\n");
+    // Content-Type stays on every other code.
+    CHECK(encode_head(head(200, {"Content-Type: text/html"})) == "Content-Type: text/html\r\n\r\n");
+
+    // Empty lines would end the block early: skipped, order otherwise kept.
+    CHECK(encode_head(head(201, {"", "Location: /new", "", "X-Z: z"})) ==
+          "Status: 201 Created\r\nLocation: /new\r\nX-Z: z\r\n\r\n");
+}
