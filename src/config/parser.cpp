@@ -58,7 +58,7 @@ template <typename C> Setter<C> str_of(std::string C::*field) {
 }
 template <typename C> Setter<C> rlimit_core(std::optional<long> C::*field) {
     return [field](C& c, const std::string& v) {
-        if (v == "unlimited") return c.*field = -1, std::string();
+        if (strcasecmp(v.c_str(), "unlimited") == 0) return c.*field = -1, std::string();
         int n = 0;
         std::string err = parse_int(v, n);
         if (err.empty() && n < 0) err = "must be greater than zero or 'unlimited'";

@@ -709,8 +709,8 @@ TEST_CASE("config: validation after parsing") {
 }
 
 // php-fpm 8.2 compares 'unlimited' case-insensitively (-tt on "rlimit_core =
-// UNLIMITED" prints -1). Known difference, reported; marked may_fail until fixed.
-TEST_CASE("config: rlimit_core = UNLIMITED, any case" * doctest::may_fail()) {
+// UNLIMITED" prints -1).
+TEST_CASE("config: rlimit_core = UNLIMITED, any case") {
     Loaded l = load_text("[global]\nrlimit_core = UNLIMITED\n" + kPool + "rlimit_core = Unlimited\n");
     REQUIRE(l.r.config);
     CHECK(l.r.config->global.rlimit_core == -1);
