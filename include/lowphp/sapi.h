@@ -13,8 +13,10 @@ namespace lowphp::sapi {
 // php_module_startup with the pool's php.ini (zygote). Returns false on failure.
 bool start_pool(const config::PoolConfig& pool, const zygote::PhpIniOptions& ini);
 
-// Per-worker set-up after fork and privilege drop (environment hooks, logging).
-void init_worker(const config::PoolConfig& pool, WorkerSlot* slot);
+// Per-worker set-up after fork and privilege drop (environment hooks, logging,
+// the scoreboard the status page reads; `tcp_listen_fd` -1 for unix listeners).
+void init_worker(const config::PoolConfig& pool, Scoreboard& board, size_t pool_index,
+                 uint32_t slot, int tcp_listen_fd);
 
 // Serve the request libfcgi has just read into `req`. Returns false when the
 // worker must stop after it (pm.max_requests reached).

@@ -22,24 +22,56 @@ enum class WorkerState : int {
     Finishing = 6,
 };
 
+// php-fpm's names for the stages, as its status page prints them.
+const char* state_name(int state);
+
+// The request fields are rewritten by the worker at each request start and end;
+// `seq` is odd meanwhile so that a reader (status page, master) can take a
+// consistent copy without a lock (a seqlock; php-fpm uses a spinlock here).
+// String sizes are php-fpm's (fpm_scoreboard.h), so truncation matches too.
 struct WorkerSlot {
     std::atomic<int> pid;
     std::atomic<int> state;
+    std::atomic<uint32_t> seq;
     std::atomic<uint64_t> requests;
-    std::atomic<uint64_t> request_started_us; // 0 when idle
+    std::atomic<uint64_t> request_started_us; // accepted at (current or last request)
+    std::atomic<uint64_t> idle_since_us;      // end of the last request (0: none yet)
     uint64_t process_started_us;
     char method[16];
-    char uri[256];
+    char uri[128];
+    char query[512];
     char script[256];
+    char auth_user[32];
+    uint64_t content_length;
+    uint64_t last_duration_us; // of the last finished request
+    double last_cpu_percent;
+    uint64_t last_memory; // peak memory of the last finished request
 };
+
+// A consistent copy of one slot (see WorkerSlot::seq).
+struct SlotCopy {
+    int pid, state;
+    uint64_t requests, request_started_us, process_started_us;
+    std::string method, uri, query, script, auth_user;
+    uint64_t content_length, last_duration_us, last_memory;
+    double last_cpu_percent;
+};
+SlotCopy read_slot(const WorkerSlot& slot);
+// Writer side: bracket every change of the request fields.
+void begin_slot_write(WorkerSlot& slot);
+void end_slot_write(WorkerSlot& slot);
 
 struct PoolBoard {
     char name[64];
+    int pm; // config::PmStyle as int
     uint32_t first_slot;
     uint32_t slot_count;
     uint64_t start_time_s;
     std::atomic<uint64_t> accepted_conn;
-    std::atomic<uint32_t> max_children_reached;
+    std::atomic<uint32_t> max_children_reached; // times the limit stopped a spawn
+    std::atomic<uint64_t> slow_requests;
+    std::atomic<int> max_active;
+    std::atomic<uint32_t> max_listen_queue;
 };
 
 // Owns the mapping; copies of the pointer are inherited by every child.
@@ -47,7 +79,8 @@ class Scoreboard {
   public:
     Scoreboard() = default;
     // `slots_per_pool[i]` slots for pool i.
-    bool create(const std::vector<std::string>& pools, const std::vector<uint32_t>& slots_per_pool);
+    bool create(const std::vector<std::string>& pools, const std::vector<int>& pm_styles,
+                const std::vector<uint32_t>& slots_per_pool);
     ~Scoreboard();
     Scoreboard(const Scoreboard&) = delete;
     Scoreboard& operator=(const Scoreboard&) = delete;

@@ -199,12 +199,14 @@ int Master::run() {
     started_us_ = now_us();
     std::vector<std::string> names;
     std::vector<uint32_t> slots;
+    std::vector<int> styles;
     for (auto& p : pools_) {
         names.push_back(p.cfg.name);
+        styles.push_back(static_cast<int>(p.cfg.pm));
         slots.push_back(static_cast<uint32_t>(p.cfg.pm_max_children));
         p.slot_busy.assign(static_cast<size_t>(p.cfg.pm_max_children), false);
     }
-    if (!scoreboard_.create(names, slots) || !create_listeners() || !write_pid_file()) {
+    if (!scoreboard_.create(names, styles, slots) || !create_listeners() || !write_pid_file()) {
         ZLOG_ERROR("FPM initialization failed");
         notify_parent(false);
         cleanup();

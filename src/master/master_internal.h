@@ -60,6 +60,7 @@ struct PoolRuntime {
     std::vector<bool> slot_busy; // slot index (relative) reserved or in use
     int pending_spawns = 0;
     int idle_spawn_rate = 1; // dynamic pm: doubles while spawning is needed
+    bool warned_max_children = false;
     // Kept-alive connections parked by workers (see worker/connections.cpp).
     UniqueFd park_rx, park_tx, handoff_rx, handoff_tx;
     EventPtr park_ev;
@@ -101,6 +102,7 @@ class Master {
     void reap_children();
     void manage_pools();
     void spawn_initial(size_t pool);
+    void on_ondemand_connection(size_t pool);
     int idle_workers(size_t pool);
     int total_workers(size_t pool);
     bool spawning(size_t pool) const { return pools_[pool].pending_spawns > 0; }

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,7 +64,7 @@ void Master::spawn_initial(size_t index) {
     if (cfg.pm == PmStyle::Ondemand && !pools_[index].ondemand_ev) {
         g_pm_master = this;
         pools_[index].ondemand_ev.reset(event_new(
-            base_.get(), pools_[index].listener.fd.get(), EV_READ | EV_PERSIST, ondemand_cb,
+            base_.get(), pools_[index].listener.fd.get(), EV_READ | EV_PERSIST | EV_ET, ondemand_cb,
             reinterpret_cast<void*>(static_cast<uintptr_t>(index))));
         event_add(pools_[index].ondemand_ev.get(), nullptr);
     }
@@ -76,11 +77,28 @@ namespace {
 void ondemand_cb(evutil_socket_t, short, void* arg) {
     auto pool = static_cast<size_t>(reinterpret_cast<uintptr_t>(arg));
     // The event stays readable until the new worker accepts: one fork at a time.
-    if (g_pm_master->idle_workers(pool) == 0 && !g_pm_master->spawning(pool))
-        g_pm_master->request_spawn(pool);
+    g_pm_master->on_ondemand_connection(pool);
 }
 
 } // namespace
+
+// fpm_pctl_on_socket_accept: fork one worker at a time while none is idle, and
+// say once (until a spawn succeeds again) when max_children stops it.
+void Master::on_ondemand_connection(size_t index) {
+    PoolRuntime& pool = pools_[index];
+    if (idle_workers(index) > 0 || spawning(index)) return;
+    if (total_workers(index) >= pool.cfg.pm_max_children) {
+        if (!pool.warned_max_children) {
+            scoreboard_.pool(index).max_children_reached.fetch_add(1);
+            ZLOG_WARNING("[pool %s] server reached max_children setting (%d), consider raising it",
+                        pool.cfg.name.c_str(), pool.cfg.pm_max_children);
+            pool.warned_max_children = true;
+        }
+        return;
+    }
+    pool.warned_max_children = false;
+    request_spawn(index);
+}
 
 // The 1-second maintenance of php-fpm's fpm_pctl_perform_idle_server_maintenance.
 void Master::manage_pools() {
@@ -93,12 +111,15 @@ void Master::manage_pools() {
         }
         int idle = idle_workers(i), total = total_workers(i);
         if (cfg.pm == PmStyle::Ondemand) {
+            // The accept event is edge-triggered; connections still waiting are seen here.
+            struct pollfd pfd = {pool.listener.fd.get(), POLLIN, 0};
+            if (poll(&pfd, 1, 0) == 1) on_ondemand_connection(i);
             uint64_t limit = static_cast<uint64_t>(cfg.pm_process_idle_timeout) * 1000000u;
             for (auto& [pid, w] : workers_) {
                 WorkerSlot& s = scoreboard_.slot(w.slot);
                 if (w.pool == i && !w.idle_kill &&
                     s.state.load() == static_cast<int>(WorkerState::Idle) &&
-                    now_us() - std::max(w.started_us, s.request_started_us.load()) > limit) {
+                    now_us() - std::max(w.started_us, s.idle_since_us.load()) > limit) {
                     w.idle_kill = true;
                     kill(pid, SIGQUIT);
                 }
@@ -116,14 +137,17 @@ void Master::manage_pools() {
             continue;
         }
         if (total >= cfg.pm_max_children) {
-            if (!scoreboard_.pool(i).max_children_reached) {
+            if (!pool.warned_max_children) {
+                scoreboard_.pool(i).max_children_reached.fetch_add(1);
                 ZLOG_WARNING("[pool %s] server reached pm.max_children setting (%d), consider "
                             "raising it",
                             cfg.name.c_str(), cfg.pm_max_children);
-                scoreboard_.pool(i).max_children_reached = 1;
+                pool.warned_max_children = true;
             }
+            pool.idle_spawn_rate = 1;
             continue;
         }
+        pool.warned_max_children = false;
         int children_to_fork = std::min(pool.idle_spawn_rate, cfg.pm_min_spare_servers - idle);
         children_to_fork = std::min(children_to_fork, cfg.pm_max_children - total);
         if (pool.idle_spawn_rate >= 8)
@@ -144,7 +168,7 @@ void Master::kill_idle_worker(size_t index) {
         if (w.pool != index || w.idle_kill) continue;
         WorkerSlot& s = scoreboard_.slot(w.slot);
         if (s.state.load() != static_cast<int>(WorkerState::Idle)) continue;
-        uint64_t since = std::max(w.started_us, s.request_started_us.load());
+        uint64_t since = std::max(w.started_us, s.idle_since_us.load());
         if (since < oldest_at) {
             oldest_at = since;
             oldest = &w;
@@ -179,6 +203,7 @@ void Master::on_worker_exit(Worker& w, int status) {
     slot.pid = 0;
     slot.state = static_cast<int>(WorkerState::Idle);
     slot.request_started_us = 0;
+    slot.idle_since_us = 0;
     pool.slot_busy[w.slot - scoreboard_.pool(w.pool).first_slot] = false;
 
     bool is_stopping = stopping();

@@ -16,7 +16,7 @@ uint64_t now_us() {
     return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec / 1000);
 }
 
-bool Scoreboard::create(const std::vector<std::string>& pools,
+bool Scoreboard::create(const std::vector<std::string>& pools, const std::vector<int>& pm_styles,
                         const std::vector<uint32_t>& slots_per_pool) {
     size_t total = 0;
     for (uint32_t n : slots_per_pool) total += n;
@@ -34,6 +34,7 @@ bool Scoreboard::create(const std::vector<std::string>& pools,
     for (size_t i = 0; i < pools.size(); ++i) {
         PoolBoard* p = new (&pools_[i]) PoolBoard{};
         strncpy(p->name, pools[i].c_str(), sizeof p->name - 1);
+        p->pm = pm_styles[i];
         p->first_slot = first;
         p->slot_count = slots_per_pool[i];
         p->start_time_s = now_us() / 1000000u;

@@ -1,5 +1,5 @@
 // Functions php-fpm gives scripts: fastcgi_finish_request(), apache_request_headers()
-// and its alias getallheaders().
+// and its alias getallheaders(), fpm_get_status() (in status.cpp).
 #include "sapi_internal.h"
 
 extern "C" {
@@ -42,6 +42,9 @@ ZEND_END_ARG_INFO()
 ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_apache_request_headers, 0, 0, IS_ARRAY, 0)
 ZEND_END_ARG_INFO()
 
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_MASK_EX(arginfo_fpm_get_status, 0, 0, MAY_BE_ARRAY | MAY_BE_FALSE)
+ZEND_END_ARG_INFO()
+
 static PHP_FUNCTION(fastcgi_finish_request) {
     ZEND_PARSE_PARAMETERS_NONE();
     RequestContext* ctx = current_request;
@@ -70,6 +73,7 @@ const zend_function_entry sapi_functions[] = {
     ZEND_FE(fastcgi_finish_request, arginfo_fastcgi_finish_request)
     ZEND_FE(apache_request_headers, arginfo_apache_request_headers)
     ZEND_FALIAS(getallheaders, apache_request_headers, arginfo_apache_request_headers)
+    ZEND_FE(fpm_get_status, arginfo_fpm_get_status)
     ZEND_FE_END,
 };
 

@@ -309,9 +309,11 @@ void shutdown_worker() {
 
 namespace lowphp::sapi {
 
-void init_worker(const config::PoolConfig& pool, WorkerSlot* slot) {
+void init_worker(const config::PoolConfig& pool, Scoreboard& board, size_t pool_index,
+                 uint32_t slot, int tcp_listen_fd) {
     current_pool = &pool;
-    current_slot = slot;
+    current_slot = board.slot_ptr(slot);
+    status_context = {&board, pool_index, tcp_listen_fd};
     // PHP's deferred-signal layer re-installs its handlers at every request with
     // the ones it recorded at start-up as "original": record the worker's own
     // (SIGQUIT = graceful stop) instead of the zygote's, as php-fpm does.

@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <cstring>
 #include <sys/stat.h>
+#include <sys/times.h>
+#include <unistd.h>
 
 #include "sapi_internal.h"
 #include "lowphp/log.h"
@@ -146,13 +148,62 @@ void set_state(WorkerState s) {
     if (current_slot) current_slot->state.store(static_cast<int>(s), std::memory_order_relaxed);
 }
 
-void record_request(RequestContext& ctx) {
+// fpm_request_reading_headers: a new request counts from here (php-fpm's
+// "accepted conn" counts requests, not connections).
+struct RequestClock {
+    uint64_t started_us = 0;
+    struct tms cpu {};
+};
+
+RequestClock begin_request_slot() {
+    RequestClock clock;
+    clock.started_us = now_us();
+    times(&clock.cpu);
+    if (!current_slot) return clock;
+    status_context.board->pool(status_context.pool_index).accepted_conn.fetch_add(1);
+    begin_slot_write(*current_slot);
+    current_slot->requests.fetch_add(1, std::memory_order_relaxed);
+    current_slot->request_started_us.store(clock.started_us, std::memory_order_relaxed);
+    current_slot->method[0] = current_slot->uri[0] = current_slot->query[0] = '\0';
+    current_slot->script[0] = current_slot->auth_user[0] = '\0';
+    current_slot->content_length = 0;
+    end_slot_write(*current_slot);
+    return clock;
+}
+
+void copy_field(char* dst, size_t size, const char* src) { snprintf(dst, size, "%s", src ? src : ""); }
+
+// fpm_request_info: what the status page shows of the running request.
+void record_request() {
     if (!current_slot) return;
-    current_slot->request_started_us.store(now_us(), std::memory_order_relaxed);
-    snprintf(current_slot->method, sizeof current_slot->method, "%s", ctx.method.c_str());
-    snprintf(current_slot->uri, sizeof current_slot->uri, "%s", ctx.uri.c_str());
-    const char* script = SG(request_info).path_translated;
-    snprintf(current_slot->script, sizeof current_slot->script, "%s", script ? script : "-");
+    const auto& ri = SG(request_info);
+    begin_slot_write(*current_slot);
+    copy_field(current_slot->method, sizeof current_slot->method, ri.request_method);
+    copy_field(current_slot->uri, sizeof current_slot->uri, ri.request_uri);
+    copy_field(current_slot->query, sizeof current_slot->query, ri.query_string);
+    copy_field(current_slot->script, sizeof current_slot->script, ri.path_translated);
+    copy_field(current_slot->auth_user, sizeof current_slot->auth_user, ri.auth_user);
+    current_slot->content_length = ri.content_length > 0 ? static_cast<uint64_t>(ri.content_length) : 0;
+    end_slot_write(*current_slot);
+}
+
+// fpm_request_end: duration, CPU share and peak memory of the finished request.
+void end_request_slot(const RequestClock& clock) {
+    if (!current_slot) return;
+    uint64_t now = now_us();
+    uint64_t duration = now > clock.started_us ? now - clock.started_us : 0;
+    struct tms cpu;
+    times(&cpu);
+    double ticks = static_cast<double>((cpu.tms_utime - clock.cpu.tms_utime) +
+                                       (cpu.tms_stime - clock.cpu.tms_stime) +
+                                       (cpu.tms_cutime - clock.cpu.tms_cutime) +
+                                       (cpu.tms_cstime - clock.cpu.tms_cstime));
+    static const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+    begin_slot_write(*current_slot);
+    current_slot->last_duration_us = duration;
+    current_slot->last_cpu_percent = duration ? ticks / tick / (static_cast<double>(duration) / 1e6) * 100. : 0.;
+    current_slot->last_memory = zend_memory_peak_usage(1);
+    end_slot_write(*current_slot);
 }
 
 void execute_primary_script() {
@@ -194,6 +245,7 @@ void execute_primary_script() {
 } // namespace
 
 bool serve(FCGX_Request& req) {
+    RequestClock clock = begin_request_slot();
     RequestContext ctx;
     ctx.fcgx = &req;
     ctx.params.load(req.envp);
@@ -201,14 +253,14 @@ bool serve(FCGX_Request& req) {
     current_request = &ctx;
     SG(server_context) = &ctx;
     init_request_info(ctx);
-    record_request(ctx);
+    record_request();
     if (php_request_startup() == FAILURE) {
         finish_fastcgi_request(ctx);
         SG(server_context) = nullptr;
         current_request = nullptr;
         return false;
     }
-    if (SG(request_info).request_method) execute_primary_script();
+    if (!handle_status_request() && SG(request_info).request_method) execute_primary_script();
     if (EG(exit_status) == 255 && cgi_globals.error_header && *cgi_globals.error_header &&
         !SG(headers_sent)) {
         sapi_header_line ctr{};
@@ -217,6 +269,7 @@ bool serve(FCGX_Request& req) {
         sapi_header_op(SAPI_HEADER_REPLACE, &ctr);
     }
     set_state(WorkerState::Finishing);
+    end_request_slot(clock);
     if (SG(request_info).path_translated) {
         efree(SG(request_info).path_translated);
         SG(request_info).path_translated = nullptr;
@@ -226,10 +279,7 @@ bool serve(FCGX_Request& req) {
     finish_fastcgi_request(ctx);
     SG(server_context) = nullptr;
     current_request = nullptr;
-    if (current_slot) {
-        current_slot->requests.fetch_add(1, std::memory_order_relaxed);
-        current_slot->request_started_us.store(now_us(), std::memory_order_relaxed);
-    }
+    if (current_slot) current_slot->idle_since_us.store(now_us(), std::memory_order_relaxed);
     set_state(WorkerState::Idle);
     return true;
 }

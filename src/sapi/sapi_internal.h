@@ -62,7 +62,15 @@ struct CgiGlobals {
     char* fpm_config = nullptr;
 };
 
+// What the status page and fpm_get_status() read (set per worker).
+struct StatusContext {
+    Scoreboard* board = nullptr;
+    size_t pool_index = 0;
+    int tcp_listen_fd = -1; // for the listen queue figures (TCP listeners only)
+};
+
 extern CgiGlobals cgi_globals;
+extern StatusContext status_context;
 extern RequestContext* current_request;
 extern const config::PoolConfig* current_pool;
 extern WorkerSlot* current_slot;
@@ -88,6 +96,11 @@ void finish_fastcgi_request(RequestContext& ctx);
 
 // FCGI_STDERR + error log, as php-fpm's external zlog logger.
 void log_to_fastcgi(config::LogLevel level, const char* msg, size_t len);
+
+// ping.path / pm.status_path: answered here when the request is one of them.
+bool handle_status_request();
+
+extern "C" ZEND_FUNCTION(fpm_get_status);
 
 extern const zend_function_entry sapi_functions[];
 

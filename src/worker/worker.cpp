@@ -159,12 +159,13 @@ void run(const Params& params) {
     slot->pid = getpid();
     slot->process_started_us = now_us();
     slot->requests = 0;
+    slot->idle_since_us = 0;
     slot->state = static_cast<int>(WorkerState::Idle);
-    sapi::init_worker(pool, slot);
-    PoolBoard& board = z.scoreboard->pool(z.pool_index);
     net::Address address;
     std::string error;
     net::parse_listen(pool.listen, address, error);
+    sapi::init_worker(pool, *z.scoreboard, z.pool_index, params.slot,
+                      address.is_unix ? -1 : z.listen_fd);
     fcntl(z.listen_fd, F_SETFL, fcntl(z.listen_fd, F_GETFL) | O_NONBLOCK);
     // allowed_clients applies to inet listeners only, as in php-fpm.
     ConnectionSource source(z.listen_fd, z.handoff_fd, z.park_fd, pool.listen_allowed_clients,
@@ -179,7 +180,6 @@ void run(const Params& params) {
         bool accepted = false;
         int fd = source.next(waiting, quit_requested, accepted);
         if (fd < 0) break;
-        if (accepted) board.accepted_conn.fetch_add(1, std::memory_order_relaxed);
         slot->state.store(static_cast<int>(WorkerState::ReadingHeaders), std::memory_order_relaxed);
         if (!answer_management_records(fd)) {
             source.forget(fd);

@@ -21,6 +21,7 @@ def location_blocks(fastcgi_pass, keepalive=False, php_value=None):
                   (cgi.fix_pathinfo) and answers 404 for missing scripts
     /txt/*.txt    .txt routed to php (security.limit_extensions -> 403)
     /phpvalue/    like the default location plus fastcgi_param PHP_VALUE
+    /status /ping pm.status_path and ping.path, as an operator routes them
     *.php(/...)   default: split_path_info without try_files
     """
     keep = "fastcgi_keep_conn on;" if keepalive else ""
@@ -65,6 +66,13 @@ def location_blocks(fastcgi_pass, keepalive=False, php_value=None):
             fastcgi_param PHP_VALUE "{pv}";
             {keep}
                 fastcgi_param TEST_PARAM "from-nginx";
+            fastcgi_pass {fastcgi_pass};
+        }}
+        location ~ ^/(status|ping)$ {{
+            # pm.status_path / ping.path as operators route them
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+            {keep}
             fastcgi_pass {fastcgi_pass};
         }}
         location ~ [^/]\\.php(/|$) {{

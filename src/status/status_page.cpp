@@ -1,0 +1,413 @@
+// php-fpm's status page, format by format (fpm_status.c of PHP 8.2, checked
+// against php-fpm8.2's output): the same labels, order, padding and escapes.
+#include <cinttypes>
+#include <cstdarg>
+#include <cstdio>
+#include <ctime>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include "lowphp/config.h"
+#include "lowphp/status.h"
+
+namespace lowphp::status {
+namespace {
+
+std::string format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+std::string format(const char* fmt, ...) {
+    char stack[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(stack, sizeof stack, fmt, ap);
+    va_end(ap);
+    if (n < 0) return {};
+    if (static_cast<size_t>(n) < sizeof stack) return std::string(stack, static_cast<size_t>(n));
+    std::string out(static_cast<size_t>(n) + 1, '\0');
+    va_start(ap, fmt);
+    vsnprintf(out.data(), out.size(), fmt, ap);
+    va_end(ap);
+    out.resize(static_cast<size_t>(n));
+    return out;
+}
+
+const char* pm_name(int pm) {
+    switch (static_cast<config::PmStyle>(pm)) {
+    case config::PmStyle::Static: return "static";
+    case config::PmStyle::Dynamic: return "dynamic";
+    case config::PmStyle::Ondemand: return "ondemand";
+    }
+    return "unknown";
+}
+
+// Linux exposes a TCP listener's queue through TCP_INFO (php-fpm's HAVE_FPM_LQ):
+// unacked = connections waiting, sacked = the backlog. Unix sockets report 0.
+void listen_queue(int fd, PoolStatus& p) {
+    struct tcp_info info {};
+    socklen_t len = sizeof info;
+    if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return;
+    p.listen_queue = info.tcpi_unacked;
+    p.listen_queue_len = static_cast<int>(info.tcpi_sacked);
+}
+
+std::string time_text(uint64_t epoch, bool human) {
+    if (!human) return std::to_string(epoch);
+    time_t t = static_cast<time_t>(epoch);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    char buf[64];
+    strftime(buf, sizeof buf, "%d/%b/%Y:%H:%M:%S %z", &tm);
+    return buf;
+}
+
+const std::string& or_dash(const std::string& s) {
+    static const std::string dash = "-";
+    return s.empty() ? dash : s;
+}
+
+// The fields as one format shows them: escaped strings, times as text or epoch.
+struct Shown {
+    std::string pool, start_time;
+};
+
+struct ShownProc {
+    std::string start_time, method, uri_query, user, script;
+};
+
+using Escape = std::string (*)(const std::string&);
+
+std::string keep(const std::string& s) { return s; }
+
+ShownProc show(const ProcStatus& p, Escape esc, bool human_time) {
+    ShownProc s;
+    s.start_time = time_text(p.start_time, human_time);
+    s.method = esc(or_dash(p.method));
+    s.uri_query = esc(or_dash(p.uri)) + (p.query.empty() ? "" : "?" + esc(p.query));
+    s.user = esc(or_dash(p.user));
+    s.script = esc(or_dash(p.script));
+    return s;
+}
+
+std::string render_text(const Snapshot& s, bool full) {
+    const PoolStatus& p = s.pool;
+    std::string out = format("pool:                 %s\n"
+                             "process manager:      %s\n"
+                             "start time:           %s\n"
+                             "start since:          %" PRIu64 "\n"
+                             "accepted conn:        %" PRIu64 "\n"
+                             "listen queue:         %u\n"
+                             "max listen queue:     %u\n"
+                             "listen queue len:     %d\n"
+                             "idle processes:       %d\n"
+                             "active processes:     %d\n"
+                             "total processes:      %d\n"
+                             "max active processes: %d\n"
+                             "max children reached: %u\n"
+                             "slow requests:        %" PRIu64 "\n",
+                             p.pool.c_str(), p.process_manager.c_str(), time_text(p.start_time, true).c_str(),
+                             p.start_since, p.accepted_conn, p.listen_queue, p.max_listen_queue,
+                             p.listen_queue_len, p.idle, p.active, p.total, p.max_active,
+                             p.max_children_reached, p.slow_requests);
+    if (!full) return out;
+    for (const ProcStatus& pr : s.procs) {
+        ShownProc v = show(pr, keep, true);
+        out += format("\n************************\n"
+                      "pid:                  %d\n"
+                      "state:                %s\n"
+                      "start time:           %s\n"
+                      "start since:          %" PRIu64 "\n"
+                      "requests:             %" PRIu64 "\n"
+                      "request duration:     %" PRIu64 "\n"
+                      "request method:       %s\n"
+                      "request URI:          %s\n"
+                      "content length:       %" PRIu64 "\n"
+                      "user:                 %s\n"
+                      "script:               %s\n"
+                      "last request cpu:     %.2f\n"
+                      "last request memory:  %" PRIu64 "\n",
+                      pr.pid, pr.state.c_str(), v.start_time.c_str(), pr.start_since, pr.requests,
+                      pr.request_duration_us, v.method.c_str(), v.uri_query.c_str(), pr.content_length,
+                      v.user.c_str(), v.script.c_str(), pr.last_cpu, pr.last_memory);
+    }
+    return out;
+}
+
+std::string render_html(const Snapshot& s, bool full) {
+    const PoolStatus& p = s.pool;
+    std::string out = format(
+        "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Strict//EN\" "
+        "\"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd\">\n"
+        "<html xmlns=\"http://www.w3.org/1999/xhtml\" xml:lang=\"en\" lang=\"en\">\n"
+        "<head><title>PHP-FPM Status Page</title></head>\n"
+        "<body>\n"
+        "<table>\n"
+        "<tr><th>pool</th><td>%s</td></tr>\n"
+        "<tr><th>process manager</th><td>%s</td></tr>\n"
+        "<tr><th>start time</th><td>%s</td></tr>\n"
+        "<tr><th>start since</th><td>%" PRIu64 "</td></tr>\n"
+        "<tr><th>accepted conn</th><td>%" PRIu64 "</td></tr>\n"
+        "<tr><th>listen queue</th><td>%u</td></tr>\n"
+        "<tr><th>max listen queue</th><td>%u</td></tr>\n"
+        "<tr><th>listen queue len</th><td>%d</td></tr>\n"
+        "<tr><th>idle processes</th><td>%d</td></tr>\n"
+        "<tr><th>active processes</th><td>%d</td></tr>\n"
+        "<tr><th>total processes</th><td>%d</td></tr>\n"
+        "<tr><th>max active processes</th><td>%d</td></tr>\n"
+        "<tr><th>max children reached</th><td>%u</td></tr>\n"
+        "<tr><th>slow requests</th><td>%" PRIu64 "</td></tr>\n"
+        "</table>\n",
+        escape_html(p.pool).c_str(), p.process_manager.c_str(), time_text(p.start_time, true).c_str(),
+        p.start_since, p.accepted_conn, p.listen_queue, p.max_listen_queue, p.listen_queue_len, p.idle,
+        p.active, p.total, p.max_active, p.max_children_reached, p.slow_requests);
+    if (!full) return out + "</body></html>";
+    out += "<table border=\"1\">\n"
+           "<tr><th>pid</th><th>state</th><th>start time</th><th>start since</th><th>requests</th>"
+           "<th>request duration</th><th>request method</th><th>request uri</th><th>content length</th>"
+           "<th>user</th><th>script</th><th>last request cpu</th><th>last request memory</th></tr>\n";
+    for (const ProcStatus& pr : s.procs) {
+        ShownProc v = show(pr, escape_html, true);
+        out += format("<tr><td>%d</td><td>%s</td><td>%s</td><td>%" PRIu64 "</td><td>%" PRIu64
+                      "</td><td>%" PRIu64 "</td><td>%s</td><td>%s</td><td>%" PRIu64
+                      "</td><td>%s</td><td>%s</td><td>%.2f</td><td>%" PRIu64 "</td></tr>\n",
+                      pr.pid, pr.state.c_str(), v.start_time.c_str(), pr.start_since, pr.requests,
+                      pr.request_duration_us, v.method.c_str(), v.uri_query.c_str(), pr.content_length,
+                      v.user.c_str(), v.script.c_str(), pr.last_cpu, pr.last_memory);
+    }
+    return out + "</table></body></html>";
+}
+
+std::string render_xml(const Snapshot& s, bool full) {
+    const PoolStatus& p = s.pool;
+    std::string out = format("<?xml version=\"1.0\" ?>\n"
+                             "<status>\n"
+                             "<pool>%s</pool>\n"
+                             "<process-manager>%s</process-manager>\n"
+                             "<start-time>%" PRIu64 "</start-time>\n"
+                             "<start-since>%" PRIu64 "</start-since>\n"
+                             "<accepted-conn>%" PRIu64 "</accepted-conn>\n"
+                             "<listen-queue>%u</listen-queue>\n"
+                             "<max-listen-queue>%u</max-listen-queue>\n"
+                             "<listen-queue-len>%d</listen-queue-len>\n"
+                             "<idle-processes>%d</idle-processes>\n"
+                             "<active-processes>%d</active-processes>\n"
+                             "<total-processes>%d</total-processes>\n"
+                             "<max-active-processes>%d</max-active-processes>\n"
+                             "<max-children-reached>%u</max-children-reached>\n"
+                             "<slow-requests>%" PRIu64 "</slow-requests>\n",
+                             escape_html(p.pool).c_str(), p.process_manager.c_str(), p.start_time,
+                             p.start_since, p.accepted_conn, p.listen_queue, p.max_listen_queue,
+                             p.listen_queue_len, p.idle, p.active, p.total, p.max_active,
+                             p.max_children_reached, p.slow_requests);
+    if (!full) return out + "</status>";
+    out += "<processes>\n";
+    for (const ProcStatus& pr : s.procs) {
+        ShownProc v = show(pr, escape_html, false);
+        out += format("<process><pid>%d</pid><state>%s</state><start-time>%s</start-time>"
+                      "<start-since>%" PRIu64 "</start-since><requests>%" PRIu64 "</requests>"
+                      "<request-duration>%" PRIu64 "</request-duration><request-method>%s</request-method>"
+                      "<request-uri>%s</request-uri><content-length>%" PRIu64 "</content-length>"
+                      "<user>%s</user><script>%s</script><last-request-cpu>%.2f</last-request-cpu>"
+                      "<last-request-memory>%" PRIu64 "</last-request-memory></process>\n",
+                      pr.pid, pr.state.c_str(), v.start_time.c_str(), pr.start_since, pr.requests,
+                      pr.request_duration_us, v.method.c_str(), v.uri_query.c_str(), pr.content_length,
+                      v.user.c_str(), v.script.c_str(), pr.last_cpu, pr.last_memory);
+    }
+    return out + "</processes>\n</status>";
+}
+
+std::string render_json(const Snapshot& s, bool full) {
+    const PoolStatus& p = s.pool;
+    std::string out = format(
+        "{\"pool\":\"%s\",\"process manager\":\"%s\",\"start time\":%" PRIu64 ",\"start since\":%" PRIu64
+        ",\"accepted conn\":%" PRIu64 ",\"listen queue\":%u,\"max listen queue\":%u,\"listen queue "
+        "len\":%d,\"idle processes\":%d,\"active processes\":%d,\"total processes\":%d,\"max active "
+        "processes\":%d,\"max children reached\":%u,\"slow requests\":%" PRIu64,
+        escape_json(p.pool).c_str(), p.process_manager.c_str(), p.start_time, p.start_since, p.accepted_conn,
+        p.listen_queue, p.max_listen_queue, p.listen_queue_len, p.idle, p.active, p.total, p.max_active,
+        p.max_children_reached, p.slow_requests);
+    if (!full) return out + "}";
+    out += ", \"processes\":[";
+    bool first = true;
+    for (const ProcStatus& pr : s.procs) {
+        ShownProc v = show(pr, escape_json, false);
+        if (!first) out += ",";
+        first = false;
+        out += format("{\"pid\":%d,\"state\":\"%s\",\"start time\":%s,\"start since\":%" PRIu64
+                      ",\"requests\":%" PRIu64 ",\"request duration\":%" PRIu64
+                      ",\"request method\":\"%s\",\"request uri\":\"%s\",\"content length\":%" PRIu64
+                      ",\"user\":\"%s\",\"script\":\"%s\",\"last request cpu\":%.2f,\"last request "
+                      "memory\":%" PRIu64 "}",
+                      pr.pid, pr.state.c_str(), v.start_time.c_str(), pr.start_since, pr.requests,
+                      pr.request_duration_us, v.method.c_str(), v.uri_query.c_str(), pr.content_length,
+                      v.user.c_str(), v.script.c_str(), pr.last_cpu, pr.last_memory);
+    }
+    return out + "]}";
+}
+
+// One OpenMetrics family; php-fpm prints listen_queue_length's TYPE before its HELP.
+void metric(std::string& out, const char* name, const char* type, const std::string& help,
+            uint64_t value, bool type_first = false) {
+    std::string h = "# HELP phpfpm_" + std::string(name) + " " + help + "\n";
+    std::string t = "# TYPE phpfpm_" + std::string(name) + " " + type + "\n";
+    out += type_first ? t + h : h + t;
+    out += "phpfpm_" + std::string(name) + " " + std::to_string(value) + "\n";
+}
+
+std::string render_openmetrics(const Snapshot& s) {
+    const PoolStatus& p = s.pool;
+    std::string out;
+    metric(out, "up", "gauge",
+           "Could pool " + p.pool + " using a " + p.process_manager + " PM on PHP-FPM be reached?", 1);
+    metric(out, "start_since", "counter", "The number of seconds since FPM has started.", p.start_since);
+    metric(out, "accepted_connections", "counter", "The number of requests accepted by the pool.",
+           p.accepted_conn);
+    metric(out, "listen_queue", "gauge", "The number of requests in the queue of pending connections.",
+           p.listen_queue);
+    metric(out, "max_listen_queue", "counter",
+           "The maximum number of requests in the queue of pending connections since FPM has started.",
+           p.max_listen_queue);
+    metric(out, "listen_queue_length", "gauge", "The size of the socket queue of pending connections.",
+           static_cast<uint64_t>(p.listen_queue_len), true);
+    metric(out, "idle_processes", "gauge", "The number of idle processes.", static_cast<uint64_t>(p.idle));
+    metric(out, "active_processes", "gauge", "The number of active processes.",
+           static_cast<uint64_t>(p.active));
+    metric(out, "total_processes", "gauge", "The number of idle + active processes.",
+           static_cast<uint64_t>(p.total));
+    metric(out, "max_active_processes", "counter",
+           "The maximum number of active processes since FPM has started.",
+           static_cast<uint64_t>(p.max_active));
+    metric(out, "max_children_reached", "counter",
+           "The number of times, the process limit has been reached, when pm tries to start more "
+           "children (works only for pm 'dynamic' and 'ondemand').",
+           p.max_children_reached);
+    metric(out, "slow_requests", "counter",
+           "The number of requests that exceeded your 'request_slowlog_timeout' value.", p.slow_requests);
+    return out + "# EOF\n";
+}
+
+ProcStatus proc_status(const SlotCopy& c, uint64_t now_us) {
+    ProcStatus p;
+    p.pid = c.pid;
+    p.state = state_name(c.state);
+    bool idle = c.state <= static_cast<int>(WorkerState::Accepting);
+    p.start_time = c.process_started_us / 1000000u;
+    p.start_since = now_us / 1000000u - p.start_time;
+    p.requests = c.requests;
+    p.request_duration_us = idle ? c.last_duration_us
+                                 : (now_us > c.request_started_us ? now_us - c.request_started_us : 0);
+    p.method = c.method;
+    p.uri = c.uri;
+    p.query = c.query;
+    p.user = c.auth_user;
+    p.script = c.script;
+    p.content_length = c.content_length;
+    p.last_cpu = idle ? c.last_cpu_percent : 0.;
+    p.last_memory = idle ? c.last_memory : 0;
+    return p;
+}
+
+} // namespace
+
+Snapshot take_snapshot(Scoreboard& board, size_t index, int listen_fd, uint64_t now_us) {
+    PoolBoard& pb = board.pool(index);
+    Snapshot s;
+    PoolStatus& p = s.pool;
+    p.pool = pb.name;
+    p.process_manager = pm_name(pb.pm);
+    p.start_time = pb.start_time_s;
+    p.start_since = now_us / 1000000u - pb.start_time_s;
+    p.accepted_conn = pb.accepted_conn.load();
+    for (uint32_t i = 0; i < pb.slot_count; ++i) {
+        SlotCopy c = read_slot(board.slot(pb.first_slot + i));
+        if (c.pid <= 0) continue;
+        ProcStatus proc = proc_status(c, now_us);
+        (c.state <= static_cast<int>(WorkerState::Accepting) ? p.idle : p.active)++;
+        s.procs.push_back(std::move(proc));
+    }
+    p.total = p.idle + p.active;
+    int seen = pb.max_active.load();
+    while (p.active > seen && !pb.max_active.compare_exchange_weak(seen, p.active)) {}
+    p.max_active = std::max(seen, p.active);
+    listen_queue(listen_fd, p);
+    uint32_t lq_max = pb.max_listen_queue.load();
+    while (p.listen_queue > lq_max && !pb.max_listen_queue.compare_exchange_weak(lq_max, p.listen_queue)) {}
+    p.max_listen_queue = std::max(lq_max, p.listen_queue);
+    p.max_children_reached = pb.max_children_reached.load();
+    p.slow_requests = pb.slow_requests.load();
+    return s;
+}
+
+Page render(const Snapshot& s, Format f, bool full) {
+    switch (f) {
+    case Format::Html: return {"text/html", render_html(s, full)};
+    case Format::Xml: return {"text/xml", render_xml(s, full)};
+    case Format::Json: return {"application/json", render_json(s, full)};
+    case Format::OpenMetrics:
+        return {"application/openmetrics-text; version=1.0.0; charset=utf-8", render_openmetrics(s)};
+    case Format::Text: break;
+    }
+    return {"text/plain", render_text(s, full)};
+}
+
+std::string escape_html(const std::string& s) {
+    std::string out;
+    out.reserve(s.size());
+    for (char c : s) {
+        switch (c) {
+        case '&': out += "&amp;"; break;
+        case '<': out += "&lt;"; break;
+        case '>': out += "&gt;"; break;
+        case '"': out += "&quot;"; break;
+        default: out += c;
+        }
+    }
+    return out;
+}
+
+// json_encode's defaults: "/" escaped, non-ASCII as \uXXXX (UTF-16 pairs).
+std::string escape_json(const std::string& s) {
+    std::string out;
+    char buf[16];
+    for (size_t i = 0; i < s.size();) {
+        auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x80) {
+            ++i;
+            switch (c) {
+            case '"': out += "\\\""; continue;
+            case '\\': out += "\\\\"; continue;
+            case '/': out += "\\/"; continue;
+            case '\b': out += "\\b"; continue;
+            case '\f': out += "\\f"; continue;
+            case '\n': out += "\\n"; continue;
+            case '\r': out += "\\r"; continue;
+            case '\t': out += "\\t"; continue;
+            }
+            if (c < 0x20) {
+                snprintf(buf, sizeof buf, "\\u%04x", c);
+                out += buf;
+            } else {
+                out += static_cast<char>(c);
+            }
+            continue;
+        }
+        int extra = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : -1;
+        if (extra < 0 || i + static_cast<size_t>(extra) >= s.size()) { // broken UTF-8
+            out += "\\ufffd";
+            ++i;
+            continue;
+        }
+        uint32_t cp = c & (0x3f >> extra);
+        for (int k = 1; k <= extra; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3f);
+        i += static_cast<size_t>(extra) + 1;
+        if (cp >= 0x10000) {
+            cp -= 0x10000;
+            snprintf(buf, sizeof buf, "\\u%04x\\u%04x", 0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
+        } else {
+            snprintf(buf, sizeof buf, "\\u%04x", cp);
+        }
+        out += buf;
+    }
+    return out;
+}
+
+} // namespace lowphp::status
