@@ -9,4 +9,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   g++ cmake make pkg-config ca-certificates \
   libphp8.2-embed php8.2-dev libfcgi-dev libevent-dev libinih-dev doctest-dev \
   php8.2-fpm php8.2-cli php8.2-opcache php8.2-apcu \
-  nginx curl python3 procps >/dev/null
+  nginx curl python3 procps \
+  prometheus >/dev/null # promtool: the status page's openmetrics must pass a real parser
