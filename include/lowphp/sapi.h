@@ -16,7 +16,7 @@ bool start_pool(const config::PoolConfig& pool, const zygote::PhpIniOptions& ini
 // Per-worker set-up after fork and privilege drop (environment hooks, logging,
 // the scoreboard the status page reads; `tcp_listen_fd` -1 for unix listeners).
 void init_worker(const config::PoolConfig& pool, Scoreboard& board, size_t pool_index,
-                 uint32_t slot, int tcp_listen_fd);
+                 uint32_t slot, int tcp_listen_fd, int access_log_fd);
 
 // Serve the request libfcgi has just read into `req`. Returns false when the
 // worker must stop after it (pm.max_requests reached).

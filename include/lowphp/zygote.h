@@ -37,11 +37,17 @@ struct Params {
     bool run_as_root = false;
 };
 
-// master -> zygote: make a worker for scoreboard slot `slot`. When the pool catches
-// worker output, two fds (stdout and stderr write ends) travel with it (SCM_RIGHTS).
+// master -> zygote: make a worker for scoreboard slot `slot`. Descriptors the
+// worker needs travel with it (SCM_RIGHTS), in this order, as `fds` says: the
+// stdout and stderr pipes when the pool catches worker output, then the access
+// log and the slow log. They come from the master each time, so a worker made
+// after SIGUSR1 writes to the reopened files.
+enum SpawnFds : uint32_t { kOutputFds = 1, kAccessLogFd = 2, kSlowlogFd = 4 };
+constexpr int kMaxSpawnFds = 4;
+
 struct SpawnCommand {
     uint32_t slot;
-    uint32_t with_output_fds;
+    uint32_t fds; // SpawnFds bits
 };
 
 // zygote -> master: the worker's pid (or -errno). slot == kReadySlot reports the

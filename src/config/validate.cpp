@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "internal.h"
+#include "lowphp/access_log.h"
 
 namespace lowphp::config {
 namespace {
@@ -148,6 +149,14 @@ bool process_pool(Checker& ck, PoolConfig& p, const ParseState::Pool& seen, cons
     if (is_unix_address(p.listen)) p.listen = full_path(p.listen, base);
     if (!check_pm(ck, p) || !check_status_ping(ck, p)) return false;
     p.access_log = full_path(p.access_log, base);
+    if (!p.access_log.empty()) {
+        std::string warning = status::check_access_format(p.access_format);
+        if (!warning.empty()) {
+            ck.out.push_back({LogLevel::Warning, warning, false});
+            return ck.fail(LogLevel::Error, "[pool " + p.name + "] wrong format for access.format '" +
+                                                p.access_format + "'");
+        }
+    }
     p.slowlog = full_path(p.slowlog, base);
     return check_slowlog(ck, p, seen) && check_dirs(ck, p, base);
 }

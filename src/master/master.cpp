@@ -206,7 +206,8 @@ int Master::run() {
         slots.push_back(static_cast<uint32_t>(p.cfg.pm_max_children));
         p.slot_busy.assign(static_cast<size_t>(p.cfg.pm_max_children), false);
     }
-    if (!scoreboard_.create(names, styles, slots) || !create_listeners() || !write_pid_file()) {
+    if (!scoreboard_.create(names, styles, slots) || !open_pool_logs(false) || !create_listeners() ||
+        !write_pid_file()) {
         ZLOG_ERROR("FPM initialization failed");
         notify_parent(false);
         cleanup();
@@ -239,9 +240,36 @@ void Master::on_signal(int signo) {
     case SIGUSR1:
         if (log::reopen()) ZLOG_NOTICE("error log file re-opened");
         else ZLOG_SYSERROR("unable to re-open error log file");
+        open_pool_logs(true);
         break;
     case SIGUSR2: begin_stop(State::Reloading); break;
     }
+}
+
+// access.log and slowlog of every pool (fpm_log_open). On SIGUSR1 the files are
+// reopened and the workers, which hold the old ones, are replaced gracefully
+// (php-fpm does the same: fpm_pctl_kill_all(SIGQUIT)).
+bool Master::open_pool_logs(bool reopen) {
+    bool any = false;
+    for (auto& pool : pools_) {
+        for (auto [path, fd] : {std::pair{&pool.cfg.access_log, &pool.access_log_fd},
+                                std::pair{&pool.cfg.slowlog, &pool.slowlog_fd}}) {
+            if (path->empty()) continue;
+            int f = open(path->c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, S_IRUSR | S_IWUSR);
+            if (f < 0) {
+                ZLOG_SYSERROR(fd == &pool.access_log_fd ? "failed to open access log (%s)"
+                                                        : "failed to open slowlog (%s)",
+                             path->c_str());
+                if (!reopen) return false;
+                continue;
+            }
+            fd->reset(f);
+            any = true;
+        }
+    }
+    if (reopen && any)
+        for (auto& [pid, w] : workers_) kill(pid, SIGQUIT);
+    return true;
 }
 
 void Master::signal_workers(int signo) {

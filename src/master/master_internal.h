@@ -63,6 +63,8 @@ struct PoolRuntime {
     bool warned_max_children = false;
     // Kept-alive connections parked by workers (see worker/connections.cpp).
     UniqueFd park_rx, park_tx, handoff_rx, handoff_tx;
+    // access.log and slowlog, opened by the master (as root) and handed to each new worker.
+    UniqueFd access_log_fd, slowlog_fd;
     EventPtr park_ev;
     std::map<int, EventPtr> parked; // fd -> its one-shot read event
     // Pending output pipes per slot while the zygote forks the worker.
@@ -117,6 +119,7 @@ class Master {
     bool setup_logging();
     bool create_listeners();
     bool write_pid_file();
+    bool open_pool_logs(bool reopen);
     bool daemonize_if_asked();
     void notify_parent(bool ok);
     void install_events();

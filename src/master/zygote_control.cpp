@@ -185,7 +185,7 @@ bool send_spawn(int ctl, const zygote::SpawnCommand& cmd, const int* fds, int nf
     struct msghdr msg {};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * 2)];
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * zygote::kMaxSpawnFds)];
     if (nfds > 0) {
         msg.msg_control = control;
         msg.msg_controllen = CMSG_SPACE(sizeof(int) * static_cast<size_t>(nfds));
@@ -209,15 +209,29 @@ void Master::request_spawn(size_t index) {
     uint32_t slot = free_slot(index);
     if (slot == UINT32_MAX) return;
     zygote::SpawnCommand cmd{slot, 0};
-    int fds[2] = {-1, -1};
+    int pipe_ends[2] = {-1, -1};
+    int fds[zygote::kMaxSpawnFds];
+    int nfds = 0;
     std::unique_ptr<OutputPipe> out, err;
     if (pool.cfg.catch_workers_output) {
-        out = make_pipe("stdout", fds[0]);
-        err = make_pipe("stderr", fds[1]);
-        cmd.with_output_fds = out && err ? 1 : 0;
+        out = make_pipe("stdout", pipe_ends[0]);
+        err = make_pipe("stderr", pipe_ends[1]);
+        if (out && err) {
+            cmd.fds |= zygote::kOutputFds;
+            fds[nfds++] = pipe_ends[0];
+            fds[nfds++] = pipe_ends[1];
+        }
     }
-    bool sent = send_spawn(pool.zygote_ctl.get(), cmd, fds, cmd.with_output_fds ? 2 : 0);
-    for (int fd : fds)
+    if (pool.access_log_fd) {
+        cmd.fds |= zygote::kAccessLogFd;
+        fds[nfds++] = pool.access_log_fd.get();
+    }
+    if (pool.slowlog_fd) {
+        cmd.fds |= zygote::kSlowlogFd;
+        fds[nfds++] = pool.slowlog_fd.get();
+    }
+    bool sent = send_spawn(pool.zygote_ctl.get(), cmd, fds, nfds);
+    for (int fd : pipe_ends)
         if (fd >= 0) close(fd);
     if (!sent) {
         ZLOG_SYSERROR("[pool %s] unable to ask the zygote for a worker", pool.cfg.name.c_str());

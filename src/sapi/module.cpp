@@ -310,7 +310,8 @@ void shutdown_worker() {
 namespace lowphp::sapi {
 
 void init_worker(const config::PoolConfig& pool, Scoreboard& board, size_t pool_index,
-                 uint32_t slot, int tcp_listen_fd) {
+                 uint32_t slot, int tcp_listen_fd, int access_fd) {
+    access_log_fd = access_fd;
     current_pool = &pool;
     current_slot = board.slot_ptr(slot);
     status_context = {&board, pool_index, tcp_listen_fd};

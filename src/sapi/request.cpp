@@ -135,6 +135,10 @@ void init_request_info(RequestContext& ctx) {
     ri.path_translated = info.path_translated ? estrdup(info.path_translated->c_str()) : nullptr;
     ri.proto_num = 1000;
     SG(sapi_headers).http_response_code = info.script_not_found ? 404 : 200;
+    // Freed by the previous request's shutdown but not reset by PHP: a request
+    // that skips php_handle_auth_data must not see them (php-fpm prints such a
+    // stale buffer in %u of its access log).
+    ri.auth_user = ri.auth_password = ri.auth_digest = nullptr;
     if (info.script_path_given) {
         const std::string* auth = ctx.params.find("HTTP_AUTHORIZATION");
         php_handle_auth_data(auth ? auth->c_str() : nullptr);
@@ -188,22 +192,26 @@ void record_request() {
 }
 
 // fpm_request_end: duration, CPU share and peak memory of the finished request.
-void end_request_slot(const RequestClock& clock) {
-    if (!current_slot) return;
+RequestTimes end_request_slot(const RequestClock& clock) {
+    RequestTimes t;
     uint64_t now = now_us();
-    uint64_t duration = now > clock.started_us ? now - clock.started_us : 0;
+    t.duration_us = now > clock.started_us ? now - clock.started_us : 0;
     struct tms cpu;
     times(&cpu);
-    double ticks = static_cast<double>((cpu.tms_utime - clock.cpu.tms_utime) +
-                                       (cpu.tms_stime - clock.cpu.tms_stime) +
-                                       (cpu.tms_cutime - clock.cpu.tms_cutime) +
-                                       (cpu.tms_cstime - clock.cpu.tms_cstime));
     static const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+    double seconds = static_cast<double>(t.duration_us) / 1e6;
+    auto percent = [&](clock_t a, clock_t b) {
+        return seconds > 0 ? static_cast<double>(a + b) / tick / seconds * 100. : 0.;
+    };
+    t.cpu_user = percent(cpu.tms_utime - clock.cpu.tms_utime, cpu.tms_cutime - clock.cpu.tms_cutime);
+    t.cpu_system = percent(cpu.tms_stime - clock.cpu.tms_stime, cpu.tms_cstime - clock.cpu.tms_cstime);
+    if (!current_slot) return t;
     begin_slot_write(*current_slot);
-    current_slot->last_duration_us = duration;
-    current_slot->last_cpu_percent = duration ? ticks / tick / (static_cast<double>(duration) / 1e6) * 100. : 0.;
+    current_slot->last_duration_us = t.duration_us;
+    current_slot->last_cpu_percent = t.cpu_user + t.cpu_system;
     current_slot->last_memory = zend_memory_peak_usage(1);
     end_slot_write(*current_slot);
+    return t;
 }
 
 void execute_primary_script() {
@@ -269,7 +277,7 @@ bool serve(FCGX_Request& req) {
         sapi_header_op(SAPI_HEADER_REPLACE, &ctr);
     }
     set_state(WorkerState::Finishing);
-    end_request_slot(clock);
+    write_access_log(ctx, end_request_slot(clock));
     if (SG(request_info).path_translated) {
         efree(SG(request_info).path_translated);
         SG(request_info).path_translated = nullptr;

@@ -97,6 +97,16 @@ void finish_fastcgi_request(RequestContext& ctx);
 // FCGI_STDERR + error log, as php-fpm's external zlog logger.
 void log_to_fastcgi(config::LogLevel level, const char* msg, size_t len);
 
+// What the request cost, measured by the worker (status page, access log).
+struct RequestTimes {
+    uint64_t duration_us = 0;
+    double cpu_user = 0, cpu_system = 0; // % of one CPU over the duration
+};
+
+// access.log (fd from the master, -1 when the pool has none).
+extern int access_log_fd;
+void write_access_log(RequestContext& ctx, const RequestTimes& times);
+
 // ping.path / pm.status_path: answered here when the request is one of them.
 bool handle_status_request();
 

@@ -26,9 +26,9 @@ bool reply(int fd, uint32_t slot, int32_t pid) {
 
 // Receive one command and the descriptors that travel with it. Returns false on
 // EOF (the master is gone or stopping).
-bool receive(int fd, SpawnCommand& cmd, int out_fds[2]) {
+bool receive(int fd, SpawnCommand& cmd, int out_fds[kMaxSpawnFds]) {
     struct iovec iov = {&cmd, sizeof cmd};
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * 2)];
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxSpawnFds)];
     struct msghdr msg {};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -38,11 +38,22 @@ bool receive(int fd, SpawnCommand& cmd, int out_fds[2]) {
     do n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR);
     if (n != static_cast<ssize_t>(sizeof cmd)) return false;
-    out_fds[0] = out_fds[1] = -1;
+    int got[kMaxSpawnFds];
+    size_t count = 0;
     for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-            c->cmsg_len == CMSG_LEN(sizeof(int) * 2))
-            memcpy(out_fds, CMSG_DATA(c), sizeof(int) * 2);
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            memcpy(got, CMSG_DATA(c), sizeof(int) * count);
+        }
+    // Place them by the bits of cmd.fds: stdout, stderr, access log, slow log.
+    size_t next = 0;
+    auto take = [&]() { return next < count ? got[next++] : -1; };
+    bool output = cmd.fds & kOutputFds;
+    out_fds[0] = output ? take() : -1;
+    out_fds[1] = output ? take() : -1;
+    out_fds[2] = (cmd.fds & kAccessLogFd) ? take() : -1;
+    out_fds[3] = (cmd.fds & kSlowlogFd) ? take() : -1;
+    while (next < count) close(got[next++]);
     return true;
 }
 
@@ -63,11 +74,11 @@ void run(const Params& params) {
     signal(SIGPIPE, SIG_IGN);
     if (!reply(params.control_fd, kReadySlot, ok ? getpid() : -1) || !ok) _exit(ok ? 0 : 1);
     SpawnCommand cmd;
-    int fds[2];
+    int fds[kMaxSpawnFds];
     while (receive(params.control_fd, cmd, fds)) {
         pid_t pid = clone_worker();
         if (pid == 0) {
-            worker::Params wp{&params, cmd.slot, fds[0], fds[1]};
+            worker::Params wp{&params, cmd.slot, fds[0], fds[1], fds[2], fds[3]};
             worker::run(wp);
         }
         for (int fd : fds)
