@@ -18,6 +18,10 @@ bool start_pool(const config::PoolConfig& pool, const zygote::PhpIniOptions& ini
 void init_worker(const config::PoolConfig& pool, Scoreboard& board, size_t pool_index,
                  uint32_t slot, int tcp_listen_fd, int access_log_fd);
 
+// request_slowlog_timeout: the thread that writes this worker's backtraces to
+// `slowlog_fd` when the master asks (see slowlog.cpp). No-op without a slowlog.
+void start_slowlog_thread(const config::PoolConfig& pool, WorkerSlot* slot, int slowlog_fd);
+
 // Serve the request libfcgi has just read into `req`. Returns false when the
 // worker must stop after it (pm.max_requests reached).
 bool serve(FCGX_Request& req);

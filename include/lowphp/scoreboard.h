@@ -33,6 +33,9 @@ struct WorkerSlot {
     std::atomic<int> pid;
     std::atomic<int> state;
     std::atomic<uint32_t> seq;
+    // Bumped by the master (then FUTEX_WAKE) to ask the worker's slowlog thread
+    // for a backtrace of the running request.
+    std::atomic<uint32_t> trace_requests;
     std::atomic<uint64_t> requests;
     std::atomic<uint64_t> request_started_us; // accepted at (current or last request)
     std::atomic<uint64_t> idle_since_us;      // end of the last request (0: none yet)

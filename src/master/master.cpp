@@ -1,5 +1,6 @@
 // The master's life: start-up in php-fpm's order and wording, the event loop,
 // signals, and a stop that leaves no process and no socket behind.
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -20,6 +21,17 @@ Master* g_master = nullptr;
 
 void signal_cb(evutil_socket_t signo, short, void*) { g_master->on_signal(static_cast<int>(signo)); }
 void tick_cb(evutil_socket_t, short, void*) { g_master->on_tick(); }
+void heartbeat_cb(evutil_socket_t, short, void*) { g_master->check_request_timeouts(); }
+
+// fpm_pctl_heartbeat's period: a third of the smallest request timeout, at least
+// 130 ms; 0 when no pool has one.
+long heartbeat_ms(const config::Config& cfg) {
+    long ms = 0;
+    for (const auto& p : cfg.pools)
+        for (int t : {p.request_terminate_timeout, p.request_slowlog_timeout})
+            if (t > 0 && (ms == 0 || t * 1000L / 3 < ms)) ms = t * 1000L / 3;
+    return ms == 0 ? 0 : std::max(ms, 130L);
+}
 
 bool use_error_log(bool daemonize, bool force_stderr) {
     // php-fpm logs to stderr only when in the foreground on a terminal (or -O).
@@ -186,6 +198,11 @@ void Master::install_events() {
     tick_event_.reset(event_new(base_.get(), -1, EV_PERSIST, tick_cb, nullptr));
     struct timeval one_second = {1, 0};
     event_add(tick_event_.get(), &one_second);
+    if (long ms = heartbeat_ms(cfg_); ms > 0) {
+        heartbeat_event_.reset(event_new(base_.get(), -1, EV_PERSIST, heartbeat_cb, nullptr));
+        struct timeval period = {ms / 1000, (ms % 1000) * 1000};
+        event_add(heartbeat_event_.get(), &period);
+    }
 }
 
 int Master::run() {
@@ -333,6 +350,7 @@ void Master::cleanup() {
     close_parked();
     signal_events_.clear();
     tick_event_.reset();
+    heartbeat_event_.reset();
     escalate_event_.reset();
     for (auto& p : pools_) {
         p.zygote_ev.reset();

@@ -44,6 +44,8 @@ struct Worker {
     uint32_t slot = 0;
     uint64_t started_us = 0;
     bool idle_kill = false; // stopped by the process manager: do not replace
+    uint64_t slow_logged_request = 0;      // request_started_us already reported slow
+    uint64_t terminated_request = 0;       // request_started_us already ended by request_terminate_timeout
     std::unique_ptr<OutputPipe> out, err;
 };
 
@@ -83,6 +85,7 @@ class Master {
     // Lifecycle (master.cpp).
     void on_signal(int signo);
     void on_tick();
+    void check_request_timeouts(); // request_terminate_timeout, request_slowlog_timeout
     void begin_stop(State how);
     bool stopping() const { return state_ == State::Finishing || state_ == State::Terminating || state_ == State::Reloading; }
     void reexec();
@@ -135,6 +138,7 @@ class Master {
     std::unique_ptr<event_base, EventBaseDeleter> base_;
     std::vector<EventPtr> signal_events_;
     EventPtr tick_event_;
+    EventPtr heartbeat_event_; // request timeouts, when a pool has one
     EventPtr escalate_event_;
     Scoreboard scoreboard_;
     std::vector<PoolRuntime> pools_;

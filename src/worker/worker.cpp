@@ -166,6 +166,7 @@ void run(const Params& params) {
     net::parse_listen(pool.listen, address, error);
     sapi::init_worker(pool, *z.scoreboard, z.pool_index, params.slot,
                       address.is_unix ? -1 : z.listen_fd, params.access_log_fd);
+    sapi::start_slowlog_thread(pool, slot, params.slowlog_fd);
     fcntl(z.listen_fd, F_SETFL, fcntl(z.listen_fd, F_GETFL) | O_NONBLOCK);
     // allowed_clients applies to inet listeners only, as in php-fpm.
     ConnectionSource source(z.listen_fd, z.handoff_fd, z.park_fd, pool.listen_allowed_clients,
