@@ -10,4 +10,4 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libphp8.2-embed php8.2-dev libfcgi-dev libevent-dev libinih-dev doctest-dev \
   php8.2-fpm php8.2-cli php8.2-opcache php8.2-apcu \
   nginx curl python3 procps \
-  prometheus >/dev/null # promtool: the status page's openmetrics must pass a real parser
+  prometheus wrk >/dev/null # promtool parses the status page; wrk loads the reload test

@@ -36,6 +36,9 @@ struct WorkerSlot {
     // Bumped by the master (then FUTEX_WAKE) to ask the worker's slowlog thread
     // for a backtrace of the running request.
     std::atomic<uint32_t> trace_requests;
+    // Set by the master with each SIGQUIT: a worker that never waits (the queue
+    // is never empty under load) would otherwise not see the blocked signal.
+    std::atomic<bool> quit;
     std::atomic<uint64_t> requests;
     std::atomic<uint64_t> request_started_us; // accepted at (current or last request)
     std::atomic<uint64_t> idle_since_us;      // end of the last request (0: none yet)

@@ -1,6 +1,7 @@
 // The master's life: start-up in php-fpm's order and wording, the event loop,
 // signals, and a stop that leaves no process and no socket behind.
 #include <algorithm>
+#include <climits>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -103,9 +104,13 @@ bool Master::create_listeners() {
     return true;
 }
 
-// php-fpm's reload: the same pid re-executes the binary on disk (so a package
-// upgrade takes effect), handing over the listening sockets by number.
+// php-fpm's reload: the same pid re-executes the binary on disk, handing over
+// the listening sockets by number, and (beyond php-fpm) the idle kept-alive
+// connections nginx still holds, so none of them is reset under it. The path
+// is the one started, not /proc/self/exe: after a package upgrade that names
+// the old, deleted file, and the new binary must take over.
 void Master::reexec() {
+    keep_parked_across_exec();
     std::string list;
     for (auto& p : pools_) {
         if (!p.listener.fd) continue;
@@ -118,10 +123,10 @@ void Master::reexec() {
     std::vector<char*> args;
     for (auto& a : opts_.argv) args.push_back(a.data());
     args.push_back(nullptr);
-    close_parked();
-    ZLOG_NOTICE("reloading: execv(\"/proc/self/exe\")");
-    execv("/proc/self/exe", args.data());
+    ZLOG_NOTICE("reloading: execv(\"%s\")", exe_path_.c_str());
+    execv(exe_path_.c_str(), args.data());
     ZLOG_SYSERROR("execv() failed");
+    close_parked();
     for (auto& p : pools_) fcntl(p.listener.fd.get(), F_SETFD, FD_CLOEXEC);
     state_ = State::Terminating;
 }
@@ -206,6 +211,9 @@ void Master::install_events() {
 }
 
 int Master::run() {
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe_path_ = n > 0 ? std::string(exe, static_cast<size_t>(n)) : "/proc/self/exe";
     if (opts_.force_daemon >= 0) cfg_.global.daemonize = opts_.force_daemon == 1;
     if (!setup_logging()) return 78;
     pools_.resize(cfg_.pools.size());
@@ -235,7 +243,7 @@ int Master::run() {
     log::set_launched(opts_.force_stderr); // from here on, only the error log (as php-fpm)
     ZLOG_NOTICE("fpm is running, pid %d", static_cast<int>(getpid()));
     for (size_t i = 0; i < pools_.size(); ++i) {
-        if (!open_parking(i) || !start_zygote(i)) {
+        if (!open_parking(i) || !adopt_parked(i) || !start_zygote(i)) {
             ZLOG_ERROR("FPM initialization failed");
             notify_parent(false);
             begin_stop(State::Terminating);
@@ -285,12 +293,21 @@ bool Master::open_pool_logs(bool reopen) {
         }
     }
     if (reopen && any)
-        for (auto& [pid, w] : workers_) kill(pid, SIGQUIT);
+        for (auto& [pid, w] : workers_) quit_worker(w);
     return true;
 }
 
 void Master::signal_workers(int signo) {
-    for (auto& [pid, w] : workers_) kill(pid, signo);
+    for (auto& [pid, w] : workers_) {
+        if (signo == SIGQUIT) quit_worker(w);
+        else kill(pid, signo);
+    }
+}
+
+// A graceful stop: the worker ends after its current request.
+void Master::quit_worker(Worker& w) {
+    scoreboard_.slot(w.slot).quit.store(true);
+    kill(w.pid, SIGQUIT);
 }
 
 // QUIT: workers finish what they are serving, then exit. TERM/INT: workers are
@@ -307,7 +324,9 @@ void Master::begin_stop(State how) {
     int signo = how == State::Terminating ? SIGTERM : SIGQUIT;
     signal_workers(signo);
     stop_signal_sent_ = signo;
-    close_parked(); // idle kept connections: nothing is in flight on them
+    // Idle kept connections: nothing is in flight on them. A reload keeps them
+    // for the next generation of workers.
+    if (how != State::Reloading) close_parked();
     for (auto& p : pools_) {
         p.zygote_ev.reset();
         p.ondemand_ev.reset();

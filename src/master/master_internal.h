@@ -102,6 +102,8 @@ class Master {
     void on_park(size_t pool);
     void on_parked_readable(size_t pool, int fd);
     void close_parked();
+    void keep_parked_across_exec(); // reload: parked fds survive execv
+    bool adopt_parked(size_t pool);  // after a reload: take them back
 
     // Workers (process_manager.cpp).
     void reap_children();
@@ -128,6 +130,7 @@ class Master {
     void install_events();
     void cleanup();
     void signal_workers(int signo);
+    void quit_worker(Worker& w);
     void on_worker_exit(Worker& w, int status);
     void on_zygote_exit(size_t pool, int status);
     void kill_idle_worker(size_t pool);
@@ -146,6 +149,7 @@ class Master {
     State state_ = State::Starting;
     int stop_signal_sent_ = 0;
     std::string pid_path_;
+    std::string exe_path_; // the binary as started: a reload executes the file now there
     int daemon_pipe_ = -1;
     uint64_t started_us_ = 0;
     std::vector<uint64_t> failures_us_; // emergency_restart_threshold bookkeeping

@@ -3,6 +3,7 @@
 // it. Only idle connections pass through here; a request on a connection a
 // worker keeps goes straight to that worker.
 #include <cerrno>
+#include <fcntl.h>
 #include <cstring>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -60,7 +61,7 @@ void Master::on_park(size_t index) {
     PoolRuntime& pool = pools_[index];
     int fd;
     while ((fd = net::recv_fd(pool.park_rx.get())) >= 0) {
-        if (stopping()) {
+        if (stopping() && state_ != State::Reloading) {
             close(fd);
             continue;
         }
@@ -73,6 +74,9 @@ void Master::on_park(size_t index) {
 
 void Master::on_parked_readable(size_t index, int fd) {
     PoolRuntime& pool = pools_[index];
+    // Reloading: the workers taking handoffs are on their way out; the request
+    // waits in the socket for the next generation (its event is re-armed then).
+    if (state_ == State::Reloading) return;
     char byte;
     ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     // EOF or error: nginx dropped its cached connection; a request: hand it over.
@@ -83,6 +87,68 @@ void Master::on_parked_readable(size_t index, int fd) {
     }
     pool.parked.erase(fd);
     close(fd);
+}
+
+namespace {
+constexpr const char* kInheritedParked = "LOWPHP_FPM_PARKED";
+}
+
+// Everything parked or queued for a handoff no worker will take now: kept
+// open across execv and listed as "<fd> <pool>" lines in the environment.
+void Master::keep_parked_across_exec() {
+    std::string list;
+    for (size_t i = 0; i < pools_.size(); ++i) {
+        PoolRuntime& pool = pools_[i];
+        if (pool.park_rx) on_park(i); // what exiting workers sent last
+        int fd;
+        while (pool.handoff_rx && (fd = net::recv_fd(pool.handoff_rx.get())) >= 0) {
+            pool.parked[fd] = nullptr;
+        }
+        for (auto& [fd, ev] : pool.parked) {
+            ev.reset();
+            fcntl(fd, F_SETFD, 0);
+            list += std::to_string(fd) + " " + pool.cfg.name + "\n";
+        }
+        pool.parked.clear(); // now owned by the environment list
+    }
+    setenv(kInheritedParked, list.c_str(), 1);
+}
+
+bool Master::adopt_parked(size_t index) {
+    const char* env = getenv(kInheritedParked);
+    if (!env) return true;
+    std::string list = env, rest;
+    size_t pos = 0;
+    while (pos < list.size()) {
+        size_t end = list.find('\n', pos);
+        if (end == std::string::npos) end = list.size();
+        std::string line = list.substr(pos, end - pos);
+        pos = end + 1;
+        size_t sp = line.find(' ');
+        if (sp == std::string::npos) continue;
+        int fd = atoi(line.c_str());
+        if (line.substr(sp + 1) != pools_[index].cfg.name) {
+            rest += line + "\n";
+            continue;
+        }
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        EventPtr ev(event_new(base_.get(), fd, EV_READ, parked_cb,
+                              reinterpret_cast<void*>(static_cast<uintptr_t>(index))));
+        event_add(ev.get(), nullptr);
+        pools_[index].parked[fd] = std::move(ev);
+    }
+    // The last pool closes what no pool of the new configuration claims.
+    if (index + 1 == pools_.size()) {
+        unsetenv(kInheritedParked);
+        for (size_t p = 0; p < rest.size();) {
+            size_t e = rest.find('\n', p);
+            close(atoi(rest.c_str() + p));
+            p = e == std::string::npos ? rest.size() : e + 1;
+        }
+    } else {
+        setenv(kInheritedParked, rest.c_str(), 1);
+    }
+    return true;
 }
 
 void Master::close_parked() {

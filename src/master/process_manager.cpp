@@ -121,7 +121,7 @@ void Master::manage_pools() {
                     s.state.load() == static_cast<int>(WorkerState::Idle) &&
                     now_us() - std::max(w.started_us, s.idle_since_us.load()) > limit) {
                     w.idle_kill = true;
-                    kill(pid, SIGQUIT);
+                    quit_worker(w);
                 }
             }
             continue;
@@ -176,7 +176,7 @@ void Master::kill_idle_worker(size_t index) {
     }
     if (!oldest) return;
     oldest->idle_kill = true;
-    kill(oldest->pid, SIGQUIT);
+    quit_worker(*oldest);
 }
 
 void Master::reap_children() {

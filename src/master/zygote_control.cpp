@@ -208,6 +208,7 @@ void Master::request_spawn(size_t index) {
     if (!pool.zygote_ready || !pool.zygote_ctl) return;
     uint32_t slot = free_slot(index);
     if (slot == UINT32_MAX) return;
+    scoreboard_.slot(slot).quit.store(false); // before the worker exists, so no stop is lost
     zygote::SpawnCommand cmd{slot, 0};
     int pipe_ends[2] = {-1, -1};
     int fds[zygote::kMaxSpawnFds];

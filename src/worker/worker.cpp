@@ -176,7 +176,7 @@ void run(const Params& params) {
     FCGX_Request req;
     FCGX_InitRequest(&req, -1, 0); // we accept ourselves; libfcgi only decodes records
     int served = 0;
-    while (!quit_requested) {
+    while (!quit_requested && !slot->quit.load(std::memory_order_relaxed)) {
         slot->state.store(static_cast<int>(WorkerState::Idle), std::memory_order_relaxed);
         bool accepted = false;
         int fd = source.next(waiting, quit_requested, accepted);

@@ -1,0 +1,93 @@
+"""Zero-drop reload: wrk through nginx at full load on a script that takes
+200 ms while the master receives 20 SIGUSR2 (default process_control_timeout),
+with and without fastcgi_keep_conn. lowphp-fpm must answer every request with
+2xx and no socket error; php-fpm8.2 in the same run is measured and printed
+for comparison (it drops the requests in flight at each reload). A reload also
+picks up a binary replaced on disk, as a package upgrade does."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+from lowphp_test import PHP_FPM_BIN, Backend, Nginx, Stack, check, check_eq, http, run, test, util, wait_for
+
+RELOADS = 20
+
+
+def wrk_under_reloads(binary, keepalive):
+    st = Stack(binary, pool={"pm.max_children": "4"}, keepalive=keepalive)
+    try:
+        util.write_file(os.path.join(st.root, "s200.php"), "<?php usleep(200000); echo 'ok';")
+        mark = st.backend.log_mark()
+        w = subprocess.Popen(["wrk", "-t2", "-c16", "-d14s", "--timeout", "10s",
+                              f"http://127.0.0.1:{st.port}/s200.php"], stdout=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        for _ in range(RELOADS):
+            st.backend.send_signal(signal.SIGUSR2)
+            time.sleep(0.5)
+        out = w.communicate(timeout=60)[0]
+        reloads = st.backend.log_since(mark).count("Reloading in progress")
+        total = int(re.search(r"(\d+) requests in", out).group(1))
+        non2xx = int((re.search(r"Non-2xx or 3xx responses: (\d+)", out) or [0, 0])[1])
+        sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+        sock_errors = sum(int(x) for x in sock.groups()) if sock else 0
+        alive = st.backend.running()
+        return {"requests": total, "non2xx": non2xx, "socket_errors": sock_errors, "reloads": reloads,
+                "alive": alive}
+    finally:
+        st.close(check=False)
+
+
+def compare(keepalive):
+    mode = "keep-alive" if keepalive else "no keep-alive"
+    ref = wrk_under_reloads(PHP_FPM_BIN, keepalive)
+    low = wrk_under_reloads(None, keepalive)
+    for name, r in (("php-fpm8.2", ref), ("lowphp-fpm", low)):
+        print(f"  {mode:14} {name:11} {r['requests']} requests, {r['non2xx']} non-2xx, "
+              f"{r['socket_errors']} socket errors, {r['reloads']} reloads logged")
+    check(low["alive"], "master still running")
+    check_eq(low["reloads"], RELOADS, "every SIGUSR2 became a reload")
+    check(low["requests"] > 150, f"requests served under reloads: {low}")
+    check_eq((low["non2xx"], low["socket_errors"]), (0, 0), f"{mode}: dropped requests")
+
+
+@test
+def reload_drops_nothing_without_keepalive():
+    compare(False)
+
+
+@test
+def reload_drops_nothing_with_keepalive():
+    compare(True)
+
+
+@test
+def reload_executes_a_replaced_binary():
+    tmp = util.TempDir(prefix="lowphp-upgrade-")
+    try:
+        exe = tmp.join("lowphp-fpm")
+        shutil.copy2(os.environ["LOWPHP_BIN"], exe)
+        st = Stack(exe, pool={"pm.max_children": "2"})
+        try:
+            before = os.stat(f"/proc/{st.backend.pid}/exe").st_ino
+            # a package upgrade: the new file is renamed over the old path
+            shutil.copy2(os.environ["LOWPHP_BIN"], exe + ".new")
+            os.rename(exe + ".new", exe)
+            check(os.readlink(f"/proc/{st.backend.pid}/exe").endswith("(deleted)"), "old binary replaced")
+            mark = st.backend.log_mark()
+            st.backend.send_signal(signal.SIGUSR2)
+            st.backend.wait_log(r"ready to handle connections", mark)
+            link = os.readlink(f"/proc/{st.backend.pid}/exe")
+            check_eq(link, exe, "the master runs the new file (same pid)")
+            check_eq(os.stat(f"/proc/{st.backend.pid}/exe").st_ino == before, False, "new inode")
+            check_eq(http.get(st.port, "/hello.php").status, 200, "serves after the upgrade")
+        finally:
+            st.close()
+    finally:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    run()
