@@ -3,6 +3,7 @@
 // reports errors worded exactly as php-fpm 8.2 words them.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
@@ -99,6 +100,9 @@ struct PoolConfig {
     // lowphp additions (not in php-fpm): a pool's own php.ini and scan dir.
     std::string php_ini;
     std::string php_ini_scan_dir;
+    // pm.max_memory: a worker whose resident memory exceeds it after a request
+    // is recycled. 0 = no limit.
+    uint64_t pm_max_memory = 0;
 };
 
 struct Config {

@@ -39,6 +39,8 @@ struct WorkerSlot {
     // Set by the master with each SIGQUIT: a worker that never waits (the queue
     // is never empty under load) would otherwise not see the blocked signal.
     std::atomic<bool> quit;
+    // pm.max_memory: the resident size that made the worker leave (0 = it did not).
+    std::atomic<uint64_t> over_memory;
     std::atomic<uint64_t> requests;
     std::atomic<uint64_t> request_started_us; // accepted at (current or last request)
     std::atomic<uint64_t> idle_since_us;      // end of the last request (0: none yet)
@@ -78,6 +80,8 @@ struct PoolBoard {
     std::atomic<uint64_t> slow_requests;
     std::atomic<int> max_active;
     std::atomic<uint32_t> max_listen_queue;
+    uint64_t max_memory; // pm.max_memory (lowphp), 0 = none
+    std::atomic<uint64_t> memory_recycles;
 };
 
 // Owns the mapping; copies of the pointer are inherited by every child.
@@ -86,7 +90,7 @@ class Scoreboard {
     Scoreboard() = default;
     // `slots_per_pool[i]` slots for pool i.
     bool create(const std::vector<std::string>& pools, const std::vector<int>& pm_styles,
-                const std::vector<uint32_t>& slots_per_pool);
+                const std::vector<uint32_t>& slots_per_pool, const std::vector<uint64_t>& max_memory);
     ~Scoreboard();
     Scoreboard(const Scoreboard&) = delete;
     Scoreboard& operator=(const Scoreboard&) = delete;

@@ -23,6 +23,9 @@ struct PoolStatus {
     int idle = 0, active = 0, total = 0, max_active = 0;
     uint32_t max_children_reached = 0;
     uint64_t slow_requests = 0;
+    // lowphp's pm.max_memory; shown only by pools that set it, so a php-fpm
+    // pool's page stays byte for byte php-fpm's.
+    uint64_t max_memory = 0, memory_recycles = 0;
 };
 
 struct ProcStatus {

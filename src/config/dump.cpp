@@ -110,6 +110,7 @@ std::vector<std::string> dump_pool(const PoolConfig& p) {
         pool.push_back("\tphp_admin_value[" + v.name + "] = " + v.value);
     if (!p.php_ini.empty()) pool.push_back("\tphp_ini = " + p.php_ini);
     if (!p.php_ini_scan_dir.empty()) pool.push_back("\tphp_ini_scan_dir = " + p.php_ini_scan_dir);
+    if (p.pm_max_memory) pool.push_back("\tpm.max_memory = " + std::to_string(p.pm_max_memory));
     pool.push_back(" ");
     return pool;
 }

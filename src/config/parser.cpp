@@ -175,6 +175,8 @@ const std::map<std::string, Setter<PoolConfig>>& pool_table() {
         {"apparmor_hat", str_of(&P::apparmor_hat)},
         {"php_ini", str_of(&P::php_ini)},                   // lowphp addition
         {"php_ini_scan_dir", str_of(&P::php_ini_scan_dir)}, // lowphp addition
+        {"pm.max_memory",                                   // lowphp addition
+         [](P& p, const std::string& v) { return values::parse_size(v, p.pm_max_memory); }},
     };
     return t;
 }

@@ -248,6 +248,21 @@ std::string parse_int(const std::string& v, int& out) {
     return "";
 }
 
+// A byte count as php.ini writes them: digits with an optional K, M or G.
+std::string parse_size(const std::string& v, uint64_t& out) {
+    std::string num = v;
+    uint64_t unit = 1;
+    if (!num.empty() && strchr("kKmMgG", num.back())) {
+        char u = static_cast<char>(toupper(static_cast<unsigned char>(num.back())));
+        unit = u == 'K' ? 1024ull : u == 'M' ? 1024ull * 1024 : 1024ull * 1024 * 1024;
+        num.pop_back();
+    }
+    if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos || num.size() > 12)
+        return "is not a valid size (digits with an optional K, M or G)";
+    out = std::stoull(num) * unit;
+    return "";
+}
+
 // fpm_conf_set_time: a number with an optional s/m/h/d suffix ("m" alone is 0).
 std::string parse_time(const std::string& v, int& out) {
     if (v.empty()) return "invalid time value";

@@ -22,6 +22,7 @@ Line scan_line(const std::string& line);
 // fpm_conf.c's value checks; each returns "" or php-fpm's reason text.
 std::string parse_bool(const std::string& v, bool& out);
 std::string parse_int(const std::string& v, int& out);
+std::string parse_size(const std::string& v, uint64_t& out);
 std::string parse_time(const std::string& v, int& out);
 
 } // namespace lowphp::config::values

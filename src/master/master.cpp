@@ -225,13 +225,15 @@ int Master::run() {
     std::vector<std::string> names;
     std::vector<uint32_t> slots;
     std::vector<int> styles;
+    std::vector<uint64_t> max_memory;
     for (auto& p : pools_) {
+        max_memory.push_back(p.cfg.pm_max_memory);
         names.push_back(p.cfg.name);
         styles.push_back(static_cast<int>(p.cfg.pm));
         slots.push_back(static_cast<uint32_t>(p.cfg.pm_max_children));
         p.slot_busy.assign(static_cast<size_t>(p.cfg.pm_max_children), false);
     }
-    if (!scoreboard_.create(names, styles, slots) || !open_pool_logs(false) || !create_listeners() ||
+    if (!scoreboard_.create(names, styles, slots, max_memory) || !open_pool_logs(false) || !create_listeners() ||
         !write_pid_file()) {
         ZLOG_ERROR("FPM initialization failed");
         notify_parent(false);

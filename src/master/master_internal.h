@@ -132,6 +132,7 @@ class Master {
     void signal_workers(int signo);
     void quit_worker(Worker& w);
     void on_worker_exit(Worker& w, int status);
+    void count_failure();
     void on_zygote_exit(size_t pool, int status);
     void kill_idle_worker(size_t pool);
     uint32_t free_slot(size_t pool);

@@ -200,6 +200,12 @@ void Master::on_worker_exit(Worker& w, int status) {
     if (w.out) flush_output(w.out.get(), true);
     if (w.err) flush_output(w.err.get(), true);
     WorkerSlot& slot = scoreboard_.slot(w.slot);
+    if (uint64_t rss = slot.over_memory.exchange(0)) {
+        scoreboard_.pool(w.pool).memory_recycles.fetch_add(1);
+        ZLOG_NOTICE("[pool %s] child %d exceeded pm.max_memory (%lu > %lu bytes) after its request, recycling",
+                    pool.cfg.name.c_str(), static_cast<int>(w.pid), static_cast<unsigned long>(rss),
+                    static_cast<unsigned long>(pool.cfg.pm_max_memory));
+    }
     slot.pid = 0;
     slot.state = static_cast<int>(WorkerState::Idle);
     slot.request_started_us = 0;
@@ -230,6 +236,24 @@ void Master::on_worker_exit(Worker& w, int status) {
                static_cast<unsigned long>(lived % 1000000u));
     // ondemand workers are spawned on demand, not replaced.
     if (restart && pool.cfg.pm != config::PmStyle::Ondemand) request_spawn(w.pool);
+    if (WIFSIGNALED(status) && WTERMSIG(status) != SIGQUIT && !is_stopping) count_failure();
+}
+
+// emergency_restart_threshold failures within emergency_restart_interval: the
+// master reloads itself (fpm_children_bury's last_faults ring).
+void Master::count_failure() {
+    int threshold = cfg_.global.emergency_restart_threshold;
+    int interval = cfg_.global.emergency_restart_interval;
+    if (threshold <= 0 || interval <= 0) return;
+    uint64_t now = now_us();
+    failures_us_.push_back(now);
+    if (failures_us_.size() > static_cast<size_t>(threshold)) failures_us_.erase(failures_us_.begin());
+    if (failures_us_.size() < static_cast<size_t>(threshold) ||
+        now - failures_us_.front() >= static_cast<uint64_t>(interval) * 1000000u)
+        return;
+    failures_us_.clear();
+    ZLOG_WARNING("failed processes threshold (%d in %d sec) is reached, initiating reload", threshold, interval);
+    begin_stop(State::Reloading);
 }
 
 void Master::on_zygote_exit(size_t index, int status) {

@@ -17,7 +17,7 @@ uint64_t now_us() {
 }
 
 bool Scoreboard::create(const std::vector<std::string>& pools, const std::vector<int>& pm_styles,
-                        const std::vector<uint32_t>& slots_per_pool) {
+                        const std::vector<uint32_t>& slots_per_pool, const std::vector<uint64_t>& max_memory) {
     size_t total = 0;
     for (uint32_t n : slots_per_pool) total += n;
     size_ = sizeof(PoolBoard) * pools.size() + sizeof(WorkerSlot) * total;
@@ -35,6 +35,7 @@ bool Scoreboard::create(const std::vector<std::string>& pools, const std::vector
         PoolBoard* p = new (&pools_[i]) PoolBoard{};
         strncpy(p->name, pools[i].c_str(), sizeof p->name - 1);
         p->pm = pm_styles[i];
+        p->max_memory = max_memory[i];
         p->first_slot = first;
         p->slot_count = slots_per_pool[i];
         p->start_time_s = now_us() / 1000000u;

@@ -209,6 +209,7 @@ void Master::request_spawn(size_t index) {
     uint32_t slot = free_slot(index);
     if (slot == UINT32_MAX) return;
     scoreboard_.slot(slot).quit.store(false); // before the worker exists, so no stop is lost
+    scoreboard_.slot(slot).over_memory.store(0);
     zygote::SpawnCommand cmd{slot, 0};
     int pipe_ends[2] = {-1, -1};
     int fds[zygote::kMaxSpawnFds];

@@ -3,6 +3,7 @@
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -108,6 +109,9 @@ std::string render_text(const Snapshot& s, bool full) {
                              p.start_since, p.accepted_conn, p.listen_queue, p.max_listen_queue,
                              p.listen_queue_len, p.idle, p.active, p.total, p.max_active,
                              p.max_children_reached, p.slow_requests);
+    if (p.max_memory)
+        out += format("max memory:           %" PRIu64 "\nmemory recycles:      %" PRIu64 "\n", p.max_memory,
+                      p.memory_recycles);
     if (!full) return out;
     for (const ProcStatus& pr : s.procs) {
         ShownProc v = show(pr, keep, true);
@@ -159,6 +163,11 @@ std::string render_html(const Snapshot& s, bool full) {
         escape_html(p.pool).c_str(), p.process_manager.c_str(), time_text(p.start_time, true).c_str(),
         p.start_since, p.accepted_conn, p.listen_queue, p.max_listen_queue, p.listen_queue_len, p.idle,
         p.active, p.total, p.max_active, p.max_children_reached, p.slow_requests);
+    if (p.max_memory)
+        out.insert(out.size() - strlen("</table>\n"),
+                   format("<tr><th>max memory</th><td>%" PRIu64 "</td></tr>\n<tr><th>memory recycles</th><td>%" PRIu64
+                          "</td></tr>\n",
+                          p.max_memory, p.memory_recycles));
     if (!full) return out + "</body></html>";
     out += "<table border=\"1\">\n"
            "<tr><th>pid</th><th>state</th><th>start time</th><th>start since</th><th>requests</th>"
@@ -198,6 +207,9 @@ std::string render_xml(const Snapshot& s, bool full) {
                              p.start_since, p.accepted_conn, p.listen_queue, p.max_listen_queue,
                              p.listen_queue_len, p.idle, p.active, p.total, p.max_active,
                              p.max_children_reached, p.slow_requests);
+    if (p.max_memory)
+        out += format("<max-memory>%" PRIu64 "</max-memory>\n<memory-recycles>%" PRIu64 "</memory-recycles>\n",
+                      p.max_memory, p.memory_recycles);
     if (!full) return out + "</status>";
     out += "<processes>\n";
     for (const ProcStatus& pr : s.procs) {
@@ -225,6 +237,8 @@ std::string render_json(const Snapshot& s, bool full) {
         escape_json(p.pool).c_str(), p.process_manager.c_str(), p.start_time, p.start_since, p.accepted_conn,
         p.listen_queue, p.max_listen_queue, p.listen_queue_len, p.idle, p.active, p.total, p.max_active,
         p.max_children_reached, p.slow_requests);
+    if (p.max_memory)
+        out += format(",\"max memory\":%" PRIu64 ",\"memory recycles\":%" PRIu64, p.max_memory, p.memory_recycles);
     if (!full) return out + "}";
     out += ", \"processes\":[";
     bool first = true;
@@ -282,6 +296,11 @@ std::string render_openmetrics(const Snapshot& s) {
            p.max_children_reached);
     metric(out, "slow_requests", "counter",
            "The number of requests that exceeded your 'request_slowlog_timeout' value.", p.slow_requests);
+    if (p.max_memory) {
+        metric(out, "max_memory_bytes", "gauge", "The pm.max_memory of the pool (lowphp-fpm).", p.max_memory);
+        metric(out, "memory_recycles", "counter",
+               "The number of workers recycled for exceeding pm.max_memory (lowphp-fpm).", p.memory_recycles);
+    }
     return out + "# EOF\n";
 }
 
@@ -334,6 +353,8 @@ Snapshot take_snapshot(Scoreboard& board, size_t index, int listen_fd, uint64_t 
     p.max_listen_queue = std::max(lq_max, p.listen_queue);
     p.max_children_reached = pb.max_children_reached.load();
     p.slow_requests = pb.slow_requests.load();
+    p.max_memory = pb.max_memory;
+    p.memory_recycles = pb.memory_recycles.load();
     return s;
 }
 

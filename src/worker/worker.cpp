@@ -1,6 +1,7 @@
 // A worker: becomes the pool's user, then accepts FastCGI connections and serves
 // their requests until told to stop (SIGQUIT: after the current request).
 #include <cerrno>
+#include <cstdio>
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
@@ -140,6 +141,22 @@ bool become_pool_user(const config::PoolConfig& pool) {
     return true;
 }
 
+// pm.max_memory: resident size from /proc/self/statm (one pread, kept open).
+bool over_memory_limit(uint64_t limit, WorkerSlot& slot) {
+    static int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    char buf[128];
+    ssize_t n = fd < 0 ? -1 : pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0) return false;
+    buf[n] = '\0';
+    unsigned long size = 0, resident = 0;
+    if (sscanf(buf, "%lu %lu", &size, &resident) != 2) return false;
+    uint64_t rss = resident * page;
+    if (rss <= limit) return false;
+    slot.over_memory.store(rss);
+    return true;
+}
+
 } // namespace
 
 void run(const Params& params) {
@@ -198,6 +215,7 @@ void run(const Params& params) {
         if (last) req.keepConnection = 0; // close the connection after the last request
         bool ok = sapi::serve(req);
         ++served;
+        if (pool.pm_max_memory && over_memory_limit(pool.pm_max_memory, *slot)) last = true;
         if (req.ipcFd >= 0) source.keep(req.ipcFd);
         else source.forget(fd);
         req.ipcFd = -1;

@@ -716,3 +716,18 @@ TEST_CASE("config: rlimit_core = UNLIMITED, any case") {
     CHECK(l.r.config->global.rlimit_core == -1);
     CHECK(l.r.config->pools[0].rlimit_core == -1);
 }
+
+TEST_CASE("config: pm.max_memory (lowphp) takes php.ini sizes") {
+    for (auto [text, bytes] : {std::pair{"256M", 268435456ull}, {"1G", 1073741824ull}, {"512k", 524288ull},
+                               {"1000", 1000ull}}) {
+        Loaded l = load_text(kPool + "pm.max_memory = " + text + "\n");
+        REQUIRE(l.r.config);
+        CHECK(l.r.config->pools[0].pm_max_memory == bytes);
+        CHECK(dumped(*l.r.config, "pm.max_memory") == std::to_string(bytes));
+    }
+    Loaded none = load_text(kPool);
+    REQUIRE(none.r.config);
+    CHECK(none.r.config->pools[0].pm_max_memory == 0);
+    CHECK(dumped(*none.r.config, "pm.max_memory") == "<absent>"); // -tt stays php-fpm's without it
+    CHECK(one_error(kPool + "pm.max_memory = lots\n").find("pm.max_memory") != std::string::npos);
+}
