@@ -73,7 +73,8 @@ struct PoolBoard {
     char name[64];
     int pm; // config::PmStyle as int
     uint32_t first_slot;
-    uint32_t slot_count;
+    uint32_t slot_count;  // the pool's workers (pm.max_children)
+    uint32_t status_slot; // pm.status_listen's worker, after them; UINT32_MAX = none
     uint64_t start_time_s;
     std::atomic<uint64_t> accepted_conn;
     std::atomic<uint32_t> max_children_reached; // times the limit stopped a spawn
@@ -90,7 +91,8 @@ class Scoreboard {
     Scoreboard() = default;
     // `slots_per_pool[i]` slots for pool i.
     bool create(const std::vector<std::string>& pools, const std::vector<int>& pm_styles,
-                const std::vector<uint32_t>& slots_per_pool, const std::vector<uint64_t>& max_memory);
+                const std::vector<uint32_t>& slots_per_pool, const std::vector<uint64_t>& max_memory,
+                const std::vector<bool>& status_worker);
     ~Scoreboard();
     Scoreboard(const Scoreboard&) = delete;
     Scoreboard& operator=(const Scoreboard&) = delete;

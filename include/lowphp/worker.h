@@ -15,6 +15,7 @@ struct Params {
     int stderr_fd = -1;
     int access_log_fd = -1; // access.log, or -1
     int slowlog_fd = -1;    // slowlog, or -1
+    bool status_worker = false; // serves pm.status_listen instead of listen
 };
 
 [[noreturn]] void run(const Params& params);

@@ -27,6 +27,7 @@ struct Params {
     size_t pool_index = 0;
     PhpIniOptions ini;
     int listen_fd = -1;
+    int status_listen_fd = -1; // pm.status_listen, or -1
     int control_fd = -1;
     // Kept-alive FastCGI connections that no worker is serving travel through
     // the master: workers send idle ones to `park_fd`, the master sends them back
@@ -43,6 +44,7 @@ struct Params {
 // log and the slow log. They come from the master each time, so a worker made
 // after SIGUSR1 writes to the reopened files.
 enum SpawnFds : uint32_t { kOutputFds = 1, kAccessLogFd = 2, kSlowlogFd = 4 };
+constexpr uint32_t kStatusWorker = 1u << 8; // not an fd: this worker serves pm.status_listen
 constexpr int kMaxSpawnFds = 4;
 
 struct SpawnCommand {

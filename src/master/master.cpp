@@ -79,23 +79,34 @@ std::map<std::string, int> inherited_sockets() {
 
 } // namespace
 
+// One listening socket: inherited across a reload when its address is listed,
+// else created. `cfg.listen` is the address.
+bool Master::listen_on(const config::PoolConfig& cfg, net::Listener& out, std::map<std::string, int>& inherited) {
+    auto it = inherited.find(cfg.listen);
+    if (it != inherited.end()) {
+        // The socket never closed across the reload: nothing queued is lost.
+        ZLOG_NOTICE("using inherited socket fd=%d, \"%s\"", it->second, cfg.listen.c_str());
+        fcntl(it->second, F_SETFD, FD_CLOEXEC);
+        out.fd.reset(it->second);
+        out.pool = cfg.name;
+        std::string error;
+        net::parse_listen(cfg.listen, out.address, error);
+        inherited.erase(it);
+        return true;
+    }
+    out = net::open_listener(cfg);
+    return static_cast<bool>(out.fd);
+}
+
 bool Master::create_listeners() {
     auto inherited = inherited_sockets();
     for (auto& pool : pools_) {
-        auto it = inherited.find(pool.cfg.listen);
-        if (it != inherited.end()) {
-            // The socket never closed across the reload: nothing queued is lost.
-            ZLOG_NOTICE("using inherited socket fd=%d, \"%s\"", it->second, pool.cfg.listen.c_str());
-            fcntl(it->second, F_SETFD, FD_CLOEXEC);
-            pool.listener.fd.reset(it->second);
-            pool.listener.pool = pool.cfg.name;
-            std::string error;
-            net::parse_listen(pool.cfg.listen, pool.listener.address, error);
-            inherited.erase(it);
-            continue;
-        }
-        pool.listener = net::open_listener(pool.cfg);
-        if (!pool.listener.fd) return false;
+        if (!listen_on(pool.cfg, pool.listener, inherited)) return false;
+        if (pool.cfg.pm_status_listen.empty()) continue;
+        // pm.status_listen: php-fpm's hidden status pool, same socket settings
+        config::PoolConfig status = pool.cfg;
+        status.listen = pool.cfg.pm_status_listen;
+        if (!listen_on(status, pool.status_listener, inherited)) return false;
     }
     for (auto& [listen, fd] : inherited) { // a pool that the new configuration dropped
         close(fd);
@@ -113,10 +124,12 @@ void Master::reexec() {
     keep_parked_across_exec();
     std::string list;
     for (auto& p : pools_) {
-        if (!p.listener.fd) continue;
-        fcntl(p.listener.fd.get(), F_SETFD, 0);
-        if (!list.empty()) list += ',';
-        list += p.cfg.listen + "=" + std::to_string(p.listener.fd.get());
+        for (auto [l, addr] : {std::pair{&p.listener, &p.cfg.listen}, std::pair{&p.status_listener, &p.cfg.pm_status_listen}}) {
+            if (!l->fd) continue;
+            fcntl(l->fd.get(), F_SETFD, 0);
+            if (!list.empty()) list += ',';
+            list += *addr + "=" + std::to_string(l->fd.get());
+        }
     }
     setenv(kInheritedSockets, list.c_str(), 1);
     setenv("LOWPHP_FPM_RELOADED", "1", 1);
@@ -127,7 +140,10 @@ void Master::reexec() {
     execv(exe_path_.c_str(), args.data());
     ZLOG_SYSERROR("execv() failed");
     close_parked();
-    for (auto& p : pools_) fcntl(p.listener.fd.get(), F_SETFD, FD_CLOEXEC);
+    for (auto& p : pools_) {
+        fcntl(p.listener.fd.get(), F_SETFD, FD_CLOEXEC);
+        if (p.status_listener.fd) fcntl(p.status_listener.fd.get(), F_SETFD, FD_CLOEXEC);
+    }
     state_ = State::Terminating;
 }
 
@@ -226,14 +242,18 @@ int Master::run() {
     std::vector<uint32_t> slots;
     std::vector<int> styles;
     std::vector<uint64_t> max_memory;
+    std::vector<bool> status_worker;
     for (auto& p : pools_) {
         max_memory.push_back(p.cfg.pm_max_memory);
+        status_worker.push_back(!p.cfg.pm_status_listen.empty());
         names.push_back(p.cfg.name);
         styles.push_back(static_cast<int>(p.cfg.pm));
         slots.push_back(static_cast<uint32_t>(p.cfg.pm_max_children));
+        // the status worker's slot (last) is never free for a pool worker
         p.slot_busy.assign(static_cast<size_t>(p.cfg.pm_max_children), false);
+        if (status_worker.back()) p.slot_busy.push_back(true);
     }
-    if (!scoreboard_.create(names, styles, slots, max_memory) || !open_pool_logs(false) || !create_listeners() ||
+    if (!scoreboard_.create(names, styles, slots, max_memory, status_worker) || !open_pool_logs(false) || !create_listeners() ||
         !write_pid_file()) {
         ZLOG_ERROR("FPM initialization failed");
         notify_parent(false);
@@ -366,6 +386,8 @@ void Master::cleanup() {
     for (auto& p : pools_) {
         net::remove_socket_file(p.listener);
         p.listener.fd.reset();
+        if (p.status_listener.fd) net::remove_socket_file(p.status_listener);
+        p.status_listener.fd.reset();
     }
     if (!pid_path_.empty()) unlink(pid_path_.c_str());
     close_parked();

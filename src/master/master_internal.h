@@ -44,6 +44,7 @@ struct Worker {
     uint32_t slot = 0;
     uint64_t started_us = 0;
     bool idle_kill = false; // stopped by the process manager: do not replace
+    bool status = false;    // the pm.status_listen worker: outside the pm's counts
     uint64_t slow_logged_request = 0;      // request_started_us already reported slow
     uint64_t terminated_request = 0;       // request_started_us already ended by request_terminate_timeout
     std::unique_ptr<OutputPipe> out, err;
@@ -52,6 +53,7 @@ struct Worker {
 struct PoolRuntime {
     config::PoolConfig cfg;
     net::Listener listener;
+    net::Listener status_listener; // pm.status_listen, served by one extra worker
     pid_t zygote_pid = 0;
     UniqueFd zygote_ctl;
     EventPtr zygote_ev;
@@ -94,7 +96,7 @@ class Master {
     // Zygotes (zygote_control.cpp).
     bool start_zygote(size_t pool);
     void on_zygote_message(size_t pool);
-    void request_spawn(size_t pool);
+    void request_spawn(size_t pool, bool status_worker = false);
     void maybe_ready();
 
     // Parked kept-alive connections (parking.cpp).
@@ -123,6 +125,7 @@ class Master {
   private:
     bool setup_logging();
     bool create_listeners();
+    bool listen_on(const config::PoolConfig& cfg, net::Listener& out, std::map<std::string, int>& inherited);
     bool write_pid_file();
     bool open_pool_logs(bool reopen);
     bool daemonize_if_asked();

@@ -41,14 +41,14 @@ uint32_t Master::free_slot(size_t index) {
 int Master::total_workers(size_t index) {
     int n = pools_[index].pending_spawns;
     for (auto& [pid, w] : workers_)
-        if (w.pool == index) ++n;
+        if (w.pool == index && !w.status) ++n;
     return n;
 }
 
 int Master::idle_workers(size_t index) {
     int n = 0;
     for (auto& [pid, w] : workers_)
-        if (w.pool == index && !w.idle_kill &&
+        if (w.pool == index && !w.idle_kill && !w.status &&
             scoreboard_.slot(w.slot).state.load(std::memory_order_relaxed) ==
                 static_cast<int>(WorkerState::Idle))
             ++n;
@@ -61,6 +61,7 @@ void Master::spawn_initial(size_t index) {
                 : cfg.pm == PmStyle::Dynamic ? cfg.pm_start_servers
                                              : 0;
     for (int i = 0; i < count; ++i) request_spawn(index);
+    if (pools_[index].status_listener.fd) request_spawn(index, true);
     if (cfg.pm == PmStyle::Ondemand && !pools_[index].ondemand_ev) {
         g_pm_master = this;
         pools_[index].ondemand_ev.reset(event_new(
@@ -117,7 +118,7 @@ void Master::manage_pools() {
             uint64_t limit = static_cast<uint64_t>(cfg.pm_process_idle_timeout) * 1000000u;
             for (auto& [pid, w] : workers_) {
                 WorkerSlot& s = scoreboard_.slot(w.slot);
-                if (w.pool == i && !w.idle_kill &&
+                if (w.pool == i && !w.idle_kill && !w.status &&
                     s.state.load() == static_cast<int>(WorkerState::Idle) &&
                     now_us() - std::max(w.started_us, s.idle_since_us.load()) > limit) {
                     w.idle_kill = true;
@@ -165,7 +166,7 @@ void Master::kill_idle_worker(size_t index) {
     Worker* oldest = nullptr;
     uint64_t oldest_at = UINT64_MAX;
     for (auto& [pid, w] : workers_) {
-        if (w.pool != index || w.idle_kill) continue;
+        if (w.pool != index || w.idle_kill || w.status) continue;
         WorkerSlot& s = scoreboard_.slot(w.slot);
         if (s.state.load() != static_cast<int>(WorkerState::Idle)) continue;
         uint64_t since = std::max(w.started_us, s.idle_since_us.load());
@@ -210,7 +211,7 @@ void Master::on_worker_exit(Worker& w, int status) {
     slot.state = static_cast<int>(WorkerState::Idle);
     slot.request_started_us = 0;
     slot.idle_since_us = 0;
-    pool.slot_busy[w.slot - scoreboard_.pool(w.pool).first_slot] = false;
+    pool.slot_busy[w.slot - scoreboard_.pool(w.pool).first_slot] = w.status; // its slot stays reserved
 
     bool is_stopping = stopping();
     log::LogLevel severity = log::LogLevel::Notice;
@@ -235,7 +236,7 @@ void Master::on_worker_exit(Worker& w, int status) {
                static_cast<unsigned long>(lived / 1000000u),
                static_cast<unsigned long>(lived % 1000000u));
     // ondemand workers are spawned on demand, not replaced.
-    if (restart && pool.cfg.pm != config::PmStyle::Ondemand) request_spawn(w.pool);
+    if (restart && (w.status || pool.cfg.pm != config::PmStyle::Ondemand)) request_spawn(w.pool, w.status);
     if (WIFSIGNALED(status) && WTERMSIG(status) != SIGQUIT && !is_stopping) count_failure();
 }
 
@@ -264,7 +265,7 @@ void Master::on_zygote_exit(size_t index, int status) {
     pool.zygote_ctl.reset();
     pool.pending_spawns = 0;
     for (auto& [slot, pipes] : pool.pending_pipes) {
-        pool.slot_busy[slot - scoreboard_.pool(index).first_slot] = false;
+        pool.slot_busy[slot - scoreboard_.pool(index).first_slot] = slot == scoreboard_.pool(index).status_slot;
         (void)pipes;
     }
     pool.pending_pipes.clear();

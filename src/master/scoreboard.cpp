@@ -17,9 +17,10 @@ uint64_t now_us() {
 }
 
 bool Scoreboard::create(const std::vector<std::string>& pools, const std::vector<int>& pm_styles,
-                        const std::vector<uint32_t>& slots_per_pool, const std::vector<uint64_t>& max_memory) {
+                        const std::vector<uint32_t>& slots_per_pool, const std::vector<uint64_t>& max_memory,
+                        const std::vector<bool>& status_worker) {
     size_t total = 0;
-    for (uint32_t n : slots_per_pool) total += n;
+    for (size_t i = 0; i < slots_per_pool.size(); ++i) total += slots_per_pool[i] + (status_worker[i] ? 1 : 0);
     size_ = sizeof(PoolBoard) * pools.size() + sizeof(WorkerSlot) * total;
     base_ = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (base_ == MAP_FAILED) {
@@ -38,8 +39,9 @@ bool Scoreboard::create(const std::vector<std::string>& pools, const std::vector
         p->max_memory = max_memory[i];
         p->first_slot = first;
         p->slot_count = slots_per_pool[i];
+        p->status_slot = status_worker[i] ? first + slots_per_pool[i] : UINT32_MAX;
         p->start_time_s = now_us() / 1000000u;
-        first += slots_per_pool[i];
+        first += slots_per_pool[i] + (status_worker[i] ? 1 : 0);
     }
     for (size_t i = 0; i < total; ++i) new (&slots_[i]) WorkerSlot{};
     return true;

@@ -82,12 +82,13 @@ bool Master::start_zygote(size_t index) {
         reset_signals();
         close(sv[0]);
         close_all_but({sv[1], pool.listener.fd.get(), log::fd(), pool.park_tx.get(),
-                       pool.handoff_rx.get()});
+                       pool.handoff_rx.get(), pool.status_listener.fd.get()});
         zygote::Params p;
         p.config = &cfg_;
         p.pool_index = index;
         p.ini = opts_.ini;
         p.listen_fd = pool.listener.fd.get();
+        p.status_listen_fd = pool.status_listener.fd.get();
         p.control_fd = sv[1];
         p.park_fd = pool.park_tx.get();
         p.handoff_fd = pool.handoff_rx.get();
@@ -139,12 +140,13 @@ void Master::on_zygote_message(size_t index) {
     if (reply.pid <= 0) {
         errno = -reply.pid;
         ZLOG_SYSERROR("[pool %s] fork() failed", pool.cfg.name.c_str());
-        pool.slot_busy[rel] = false;
+        pool.slot_busy[rel] = reply.slot == scoreboard_.pool(index).status_slot;
     } else {
         Worker& w = workers_[reply.pid];
         w.pid = reply.pid;
         w.pool = index;
         w.slot = reply.slot;
+        w.status = reply.slot == scoreboard_.pool(index).status_slot;
         w.started_us = now_us();
         w.out = std::move(pipes.first);
         w.err = std::move(pipes.second);
@@ -203,14 +205,14 @@ bool send_spawn(int ctl, const zygote::SpawnCommand& cmd, const int* fds, int nf
 
 } // namespace
 
-void Master::request_spawn(size_t index) {
+void Master::request_spawn(size_t index, bool status_worker) {
     PoolRuntime& pool = pools_[index];
     if (!pool.zygote_ready || !pool.zygote_ctl) return;
-    uint32_t slot = free_slot(index);
+    uint32_t slot = status_worker ? scoreboard_.pool(index).status_slot : free_slot(index);
     if (slot == UINT32_MAX) return;
     scoreboard_.slot(slot).quit.store(false); // before the worker exists, so no stop is lost
     scoreboard_.slot(slot).over_memory.store(0);
-    zygote::SpawnCommand cmd{slot, 0};
+    zygote::SpawnCommand cmd{slot, status_worker ? zygote::kStatusWorker : 0u};
     int pipe_ends[2] = {-1, -1};
     int fds[zygote::kMaxSpawnFds];
     int nfds = 0;

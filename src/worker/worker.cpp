@@ -180,13 +180,19 @@ void run(const Params& params) {
     slot->state = static_cast<int>(WorkerState::Idle);
     net::Address address;
     std::string error;
-    net::parse_listen(pool.listen, address, error);
+    // The pm.status_listen worker takes its own socket and no kept-connection
+    // handoffs (those belong to the pool's workers).
+    bool status = params.status_worker;
+    int listen_fd = status ? z.status_listen_fd : z.listen_fd;
+    net::parse_listen(status ? pool.pm_status_listen : pool.listen, address, error);
+    net::Address pool_address; // the status page reports the pool's own queue
+    net::parse_listen(pool.listen, pool_address, error);
     sapi::init_worker(pool, *z.scoreboard, z.pool_index, params.slot,
-                      address.is_unix ? -1 : z.listen_fd, params.access_log_fd);
+                      pool_address.is_unix ? -1 : z.listen_fd, params.access_log_fd);
     sapi::start_slowlog_thread(pool, slot, params.slowlog_fd);
-    fcntl(z.listen_fd, F_SETFL, fcntl(z.listen_fd, F_GETFL) | O_NONBLOCK);
+    fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
     // allowed_clients applies to inet listeners only, as in php-fpm.
-    ConnectionSource source(z.listen_fd, z.handoff_fd, z.park_fd, pool.listen_allowed_clients,
+    ConnectionSource source(listen_fd, status ? -1 : z.handoff_fd, status ? -1 : z.park_fd, pool.listen_allowed_clients,
                             !address.is_unix);
     if (!source.ok()) _exit(70);
 

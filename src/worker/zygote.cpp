@@ -78,7 +78,7 @@ void run(const Params& params) {
     while (receive(params.control_fd, cmd, fds)) {
         pid_t pid = clone_worker();
         if (pid == 0) {
-            worker::Params wp{&params, cmd.slot, fds[0], fds[1], fds[2], fds[3]};
+            worker::Params wp{&params, cmd.slot, fds[0], fds[1], fds[2], fds[3], (cmd.fds & kStatusWorker) != 0};
             worker::run(wp);
         }
         for (int fd : fds)

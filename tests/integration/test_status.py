@@ -178,6 +178,50 @@ def fpm_get_status_for_scripts():
 
 
 @test
+def status_listen_answers_while_every_worker_is_busy():
+    from lowphp_test import Backend, fcgi
+    b = Backend(pool={"pm": "static", "pm.max_children": "2", "pm.status_path": "/status",
+                      "pm.status_listen": "STATUS.sock"})
+    b.start()
+    try:
+        util_sleep = os.path.join(b.dir, "sleep.php")
+        with open(util_sleep, "w") as f:
+            f.write("<?php usleep(1500000); echo 'slept';")
+        status_sock = os.path.join(b.dir, "STATUS.sock")
+        check_eq(oct(os.stat(status_sock).st_mode & 0o777), "0o660", "status socket mode as listen's")
+
+        def status(query="full"):
+            with fcgi.Connection(status_sock) as c:
+                r = c.request({"REQUEST_METHOD": "GET", "SCRIPT_FILENAME": util_sleep, "SCRIPT_NAME": "/status",
+                               "QUERY_STRING": query})
+            return text_fields(r.body)
+
+        def sleep_req():
+            with fcgi.Connection(b.address) as c:
+                c.request({"REQUEST_METHOD": "GET", "SCRIPT_FILENAME": util_sleep, "SCRIPT_NAME": "/sleep.php"})
+        threads = [threading.Thread(target=sleep_req) for _ in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            busy = wait_for(lambda: (lambda f: f[0]["active processes"] == "2" and f)(status()), 5,
+                            what="both workers busy, seen through pm.status_listen")
+            check_eq(busy[0]["total processes"], "2", "the status worker is not counted")
+            check_eq(sorted(p["state"] for p in busy[1:]), ["Running", "Running"], "both pool workers run")
+        finally:
+            for t in threads:
+                t.join()
+        done = wait_for(lambda: (lambda f: f[0]["idle processes"] == "2" and f)(status()), 5,
+                        what="both workers idle again")
+        for p in done[1:]:
+            check_eq(p["request URI"], "/sleep.php", "last request stays on the line")
+            check(int(p["request duration"]) >= 1500000, f"its duration {p}")
+            check(int(p["last request memory"]) > 0, f"its peak memory {p}")
+    finally:
+        b.stop()
+        b.close()
+
+
+@test
 def status_path_not_set_is_a_normal_request():
     # a pool without pm.status_path: /status is just a missing script
     st = Stack(pool={"pm": "static", "pm.max_children": "1"})
