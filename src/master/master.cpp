@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <map>
@@ -147,6 +148,23 @@ void Master::reexec() {
     state_ = State::Terminating;
 }
 
+// [global] process.priority, rlimit_files, rlimit_core (fpm_unix_init_main).
+// The workers inherit them unless their pool sets its own.
+void Master::apply_master_limits() {
+    const auto& g = cfg_.global;
+    if (g.process_priority && setpriority(PRIO_PROCESS, 0, *g.process_priority) < 0)
+        ZLOG_SYSERROR("Unable to set priority for the master process");
+    if (g.rlimit_files) {
+        struct rlimit r = {static_cast<rlim_t>(*g.rlimit_files), static_cast<rlim_t>(*g.rlimit_files)};
+        if (setrlimit(RLIMIT_NOFILE, &r) < 0) ZLOG_SYSERROR("failed to set rlimit_files");
+    }
+    if (g.rlimit_core) {
+        rlim_t v = *g.rlimit_core < 0 ? RLIM_INFINITY : static_cast<rlim_t>(*g.rlimit_core);
+        struct rlimit r = {v, v};
+        if (setrlimit(RLIMIT_CORE, &r) < 0) ZLOG_SYSERROR("failed to set rlimit_core");
+    }
+}
+
 bool Master::write_pid_file() {
     pid_path_ = opts_.pid_path.empty() ? cfg_.global.pid : opts_.pid_path;
     if (pid_path_.empty()) return true;
@@ -237,6 +255,7 @@ int Master::run() {
     signal(SIGPIPE, SIG_IGN);
     if (!daemonize_if_asked()) return 78;
     proctitle::set("lowphp-fpm: master process (" + cfg_.path + ")");
+    apply_master_limits();
     started_us_ = now_us();
     std::vector<std::string> names;
     std::vector<uint32_t> slots;

@@ -127,6 +127,7 @@ class Master {
     bool create_listeners();
     bool listen_on(const config::PoolConfig& cfg, net::Listener& out, std::map<std::string, int>& inherited);
     bool write_pid_file();
+    void apply_master_limits();
     bool open_pool_logs(bool reopen);
     bool daemonize_if_asked();
     void notify_parent(bool ok);
@@ -153,7 +154,8 @@ class Master {
     State state_ = State::Starting;
     int stop_signal_sent_ = 0;
     std::string pid_path_;
-    std::string exe_path_; // the binary as started: a reload executes the file now there
+    std::string exe_path_;
+    bool process_max_warned_ = false; // the binary as started: a reload executes the file now there
     int daemon_pipe_ = -1;
     uint64_t started_us_ = 0;
     std::vector<uint64_t> failures_us_; // emergency_restart_threshold bookkeeping

@@ -210,6 +210,18 @@ void Master::request_spawn(size_t index, bool status_worker) {
     if (!pool.zygote_ready || !pool.zygote_ctl) return;
     uint32_t slot = status_worker ? scoreboard_.pool(index).status_slot : free_slot(index);
     if (slot == UINT32_MAX) return;
+    if (cfg_.global.process_max > 0) { // process.max counts every pool's workers
+        size_t running = workers_.size();
+        for (auto& p : pools_) running += static_cast<size_t>(p.pending_spawns);
+        if (running >= static_cast<size_t>(cfg_.global.process_max)) {
+            if (!process_max_warned_)
+                ZLOG_WARNING("The maximum number of processes has been reached. Please review your "
+                             "configuration and consider raising 'process.max'");
+            process_max_warned_ = true;
+            return;
+        }
+        process_max_warned_ = false;
+    }
     scoreboard_.slot(slot).quit.store(false); // before the worker exists, so no stop is lost
     scoreboard_.slot(slot).over_memory.store(0);
     zygote::SpawnCommand cmd{slot, status_worker ? zygote::kStatusWorker : 0u};

@@ -74,6 +74,9 @@ void set_environment(const config::PoolConfig& pool, const struct passwd* pw) {
 }
 
 void set_limits(const config::PoolConfig& pool) {
+    // Before the privileges go: only root may raise a priority.
+    if (pool.process_priority && setpriority(PRIO_PROCESS, 0, *pool.process_priority) < 0)
+        ZLOG_SYSERROR("[pool %s] Unable to set priority for this new process", pool.name.c_str());
     if (pool.rlimit_files) {
         struct rlimit r = {static_cast<rlim_t>(*pool.rlimit_files), static_cast<rlim_t>(*pool.rlimit_files)};
         if (setrlimit(RLIMIT_NOFILE, &r) < 0)

@@ -112,5 +112,46 @@ def reload_applies_a_changed_configuration():
         b.close()
 
 
+def nice_of(pid):
+    return int(util.read_text(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()[16])
+
+
+def open_files_limit(pid):
+    for line in util.read_text(f"/proc/{pid}/limits").split("\n"):
+        if line.startswith("Max open files"):
+            return int(line.split()[3])
+    return None
+
+
+@test
+def priorities_and_rlimits_of_master_and_workers():
+    b = Backend(pool={"pm.max_children": "1", "process.priority": "7", "rlimit_files": "1500"},
+                global_conf={"process.priority": "3", "rlimit_files": "2048"})
+    b.start()
+    try:
+        worker = wait_for(lambda: pool_workers(b), 5, what="worker")[0]
+        check_eq(nice_of(b.pid), 3, "master nice ([global] process.priority)")
+        check_eq(nice_of(worker), 7, "worker nice (pool process.priority)")
+        check_eq(open_files_limit(b.pid), 2048, "master rlimit_files")
+        check_eq(open_files_limit(worker), 1500, "worker rlimit_files")
+    finally:
+        b.stop()
+        b.close()
+
+
+@test
+def process_max_caps_all_pools():
+    b = Backend(pool={"pm.max_children": "2"}, global_conf={"process.max": "3"},
+                extra_conf="[shop]\nlisten = SHOP.sock\npm = static\npm.max_children = 2\n")
+    b.start(); time.sleep(0.5)
+    try:
+        check_eq(len(pool_workers(b)), 3, "workers across both pools")
+        check_in("WARNING: The maximum number of processes has been reached. Please review your configuration "
+                 "and consider raising 'process.max'", b.log(), "warning")
+    finally:
+        b.stop()
+        b.close()
+
+
 if __name__ == "__main__":
     run()
