@@ -203,8 +203,9 @@ def status_listen_answers_while_every_worker_is_busy():
         for t in threads:
             t.start()
         try:
-            busy = wait_for(lambda: (lambda f: f[0]["active processes"] == "2" and f)(status()), 5,
-                            what="both workers busy, seen through pm.status_listen")
+            busy = wait_for(lambda: (lambda f: f[0]["active processes"] == "2" and
+                                     [p["state"] for p in f[1:]] == ["Running", "Running"] and f)(status()), 5,
+                            what="both workers running, seen through pm.status_listen")
             check_eq(busy[0]["total processes"], "2", "the status worker is not counted")
             check_eq(sorted(p["state"] for p in busy[1:]), ["Running", "Running"], "both pool workers run")
         finally:
