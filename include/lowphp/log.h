@@ -24,6 +24,7 @@ std::string line_prefix(LogLevel level, bool is_child, bool debug, long sec, lon
                         const char* function, int line);
 
 // Cut a line to log_limit the way zlog does ("..." at the end).
+std::string syslog_prefix(LogLevel level, bool debug, int pid, const char* function, int line);
 std::string truncate_to_limit(std::string line, std::size_t limit);
 
 // Where the process's log lines go.

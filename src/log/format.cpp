@@ -42,6 +42,16 @@ std::string line_prefix(LogLevel level, bool is_child, bool debug, long sec, lon
     return out + buf;
 }
 
+std::string syslog_prefix(LogLevel level, bool debug, int pid, const char* function, int line) {
+    // syslog adds the time, ident and pid itself: zlog only writes "[LEVEL] ".
+    char buf[256];
+    if (debug)
+        snprintf(buf, sizeof buf, "[%s] pid %d, %s(), line %d: ", level_name(level), pid, function, line);
+    else
+        snprintf(buf, sizeof buf, "[%s] ", level_name(level));
+    return buf;
+}
+
 std::string truncate_to_limit(std::string line, std::size_t limit) {
     // zlog keeps limit-1 bytes and ends the line with "..." when it overflowed.
     if (limit < 4 || line.size() < limit) return line;

@@ -140,8 +140,9 @@ void write(LogLevel level, const char* function, int line, bool with_errno, cons
     bool debug = s.settings.level == LogLevel::Debug;
     struct timeval tv;
     gettimeofday(&tv, nullptr);
-    std::string text = line_prefix(level, s.settings.is_child, debug, tv.tv_sec, tv.tv_usec,
-                                   getpid(), function, line);
+    std::string text = s.syslog ? syslog_prefix(level, debug, getpid(), function, line)
+                                : line_prefix(level, s.settings.is_child, debug, tv.tv_sec, tv.tv_usec,
+                                              getpid(), function, line);
     text += msg;
     if (with_errno) {
         text += ": ";
@@ -150,7 +151,10 @@ void write(LogLevel level, const char* function, int line, bool with_errno, cons
     }
     text = truncate_to_limit(std::move(text), s.settings.limit);
     if (s.syslog) {
-        syslog(syslog_priority(level), "%s", text.c_str());
+        // php-fpm 8.2 passes the configured log_level, not the message's level, as
+        // the syslog priority (zlog.c: syslog_priorities[zlog_level]); kept so
+        // syslog filters see what they saw with php-fpm. The level is in the text.
+        syslog(syslog_priority(s.settings.level), "%s", text.c_str());
     } else {
         text += '\n';
         int out = s.fd < 0 ? STDERR_FILENO : s.fd;

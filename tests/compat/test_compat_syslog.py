@@ -1,0 +1,75 @@
+"""error_log = syslog: php-fpm8.2 and $LOWPHP_BIN send the same messages with
+the same ident, facility and priority ("[LEVEL] text", no date: syslog adds
+its own). The test is the syslog daemon: it listens on /dev/log itself (or, if
+the machine runs one, on a socket bind-mounted over /dev/log in a private
+mount namespace, so the real daemon is left alone)."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+from lowphp_test import PHP_FPM_BIN, check, check_eq, lowphp_bin, run, test, util
+
+
+def collect(binary, tmp, sock_path):
+    conf = os.path.join(tmp.path, "fpm.conf")
+    util.write_file(conf, "[global]\nerror_log = syslog\nsyslog.ident = my-fpm\nsyslog.facility = local3\n"
+                          f"[www]\nlisten = {tmp.path}/www.sock\npm = static\npm.max_children = 1\n")
+    cmd = [binary, "-y", conf, "-R", "-F"]
+    if sock_path != "/dev/log":
+        cmd = ["unshare", "-m", "--", "sh", "-c", f'mount --bind {sock_path} /dev/log && exec "$@"', "sh"] + cmd
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        time.sleep(0.8)
+        workers = [c for c in util.descendants_of(p.pid) if "pool www" in util.proc_cmdline(c)]
+        check(workers, f"{binary}: a worker runs")
+        os.kill(workers[0], signal.SIGKILL)  # a child exit and restart, logged at WARNING and NOTICE
+        time.sleep(0.5)
+        os.kill(p.pid if binary == PHP_FPM_BIN or sock_path == "/dev/log" else p.pid, signal.SIGQUIT)
+        p.wait(10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
+def normalise(datagram):
+    # <PRI>Mmm dd hh:mm:ss ident[pid]: text  ->  <PRI>ident: text, numbers masked
+    m = re.fullmatch(rb"<(\d+)>\w{3} [ \d]\d \d\d:\d\d:\d\d ([^\[]+)\[\d+\]: (.*)", datagram, re.S)
+    check(m, f"syslog datagram shape: {datagram!r}")
+    return f"<{m.group(1).decode()}>{m.group(2).decode()}: " + re.sub(r"\d+(\.\d+)?", "N", m.group(3).decode())
+
+
+@test
+def syslog_lines_match_php_fpm():
+    tmp = util.TempDir(prefix="lowphp-syslog-")
+    own_dev_log = not os.path.exists("/dev/log")
+    sock_path = "/dev/log" if own_dev_log else tmp.join("log.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    srv.bind(sock_path)
+    srv.settimeout(0.3)
+    try:
+        got = []
+        for binary in (PHP_FPM_BIN, lowphp_bin()):
+            collect(binary, tmp, sock_path)
+            lines = []
+            while True:
+                try:
+                    lines.append(normalise(srv.recv(8192)))
+                except socket.timeout:
+                    break
+            got.append(lines)
+        print("  php-fpm8.2 syslog:\n    " + "\n    ".join(got[0]))
+        check(any("[NOTICE] ready to handle connections" in l for l in got[0]), "the reference logged to syslog")
+        check_eq(got[1], got[0], "syslog messages (numbers masked)")
+        check(all(l.startswith("<15") for l in got[1]), "facility local3 (19 * 8 = 152 + severity)")
+    finally:
+        srv.close()
+        if own_dev_log:
+            os.unlink("/dev/log")
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    run()
