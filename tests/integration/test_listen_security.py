@@ -6,7 +6,7 @@ import socket
 import stat
 import subprocess
 
-from lowphp_test import Backend, check, check_eq, fcgi, run, test
+from lowphp_test import Backend, check, check_eq, fcgi, run, test, util
 
 CONNECT_AS = """
 import os, socket, sys
@@ -87,6 +87,39 @@ def allowed_clients_lets_listed_address_in():
         check(r.complete and r.body == b"hi", f"served: {r!r}")
     finally:
         b.stop()
+
+
+def served_over(family, host, port, script):
+    with fcgi.Connection((host, port)) as c:
+        r = c.request({"REQUEST_METHOD": "GET", "SCRIPT_FILENAME": script, "SCRIPT_NAME": "/hi.php"})
+    return r.complete and r.body == b"hi"
+
+
+@test
+def port_alone_and_ipv6_listen_forms():
+    # php-fpm: a port alone and [::]:port take IPv4 and IPv6 (dual stack),
+    # [::1]:port only IPv6 loopback
+    for form, reach, unreachable in (("{port}", [("127.0.0.1", socket.AF_INET), ("::1", socket.AF_INET6)], []),
+                                     ("[::]:{port}", [("127.0.0.1", socket.AF_INET), ("::1", socket.AF_INET6)], []),
+                                     ("[::1]:{port}", [("::1", socket.AF_INET6)], ["127.0.0.1"])):
+        port = util.free_port()
+        b = Backend(listen="tcp", pool={"listen": form.format(port=port)})
+        b.start()
+        try:
+            script = b.tmp.join("hi.php")
+            util.write_file(script, "<?php echo 'hi';")
+            for host, family in reach:
+                check(served_over(family, host, port, script), f"listen = {form}: served over {host}")
+            for host in unreachable:
+                try:
+                    socket.create_connection((host, port), timeout=2).close()
+                    refused = False
+                except OSError:
+                    refused = True
+                check(refused, f"listen = {form}: {host} refused")
+        finally:
+            b.stop()
+            b.close()
 
 
 if __name__ == "__main__":
