@@ -63,7 +63,12 @@ struct RequestInfo {
 // Answers "does this path exist?" (php-fpm: tsrm_realpath succeeding).
 using PathExists = std::function<bool(const std::string& path)>;
 
+// One FastCGI param by name (the worker looks them up in place, no copy).
+using ParamLookup = std::function<std::optional<std::string>(const std::string& name)>;
+
 // `exists` defaults to stat() succeeding (file, directory, anything).
+RequestInfo map_request(const ParamLookup& params, const MappingOptions& opts,
+                        const IsRegularFile& is_regular_file, const PathExists& exists = nullptr);
 RequestInfo map_request(const Params& params, const MappingOptions& opts,
                         const IsRegularFile& is_regular_file, const PathExists& exists = nullptr);
 

@@ -127,11 +127,19 @@ void write_raw(const std::string& line) {
 void write(LogLevel level, const char* function, int line, bool with_errno, const char* fmt, ...) {
     State& s = state();
     int saved_errno = errno;
-    char msg[2048];
+    // Worker output lines can be as long as log_limit: no fixed-size buffer.
+    std::string msg_buf(1024, '\0');
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int n = vsnprintf(msg_buf.data(), msg_buf.size(), fmt, ap);
     va_end(ap);
+    if (n >= static_cast<int>(msg_buf.size())) {
+        msg_buf.resize(static_cast<size_t>(n) + 1);
+        va_start(ap, fmt);
+        vsnprintf(msg_buf.data(), msg_buf.size(), fmt, ap);
+        va_end(ap);
+    }
+    const char* msg = msg_buf.c_str();
     if (s.external) s.external(level, msg, strlen(msg));
     if (level < s.settings.level) {
         errno = saved_errno;

@@ -9,6 +9,9 @@
 #include <sys/types.h>
 #include <vector>
 
+#include <optional>
+
+#include "lowphp/child_output.h"
 #include "lowphp/config.h"
 #include "lowphp/master.h"
 #include "lowphp/net.h"
@@ -32,7 +35,7 @@ class Master;
 struct OutputPipe {
     UniqueFd fd;
     EventPtr ev;
-    std::string pending; // a line not yet ended by '\n'
+    std::optional<log::ChildOutput> lines; // cuts the bytes into log lines
     const char* stream_name = "stderr";
     pid_t pid = 0;
     size_t pool = 0;
@@ -118,6 +121,7 @@ class Master {
     void watch_output(Worker& w);
     void on_output(OutputPipe* pipe);
     void flush_output(OutputPipe* pipe, bool all);
+    void log_output(OutputPipe* pipe, const std::vector<std::string>& lines);
 
     event_base* base() { return base_.get(); }
     Scoreboard& scoreboard() { return scoreboard_; }

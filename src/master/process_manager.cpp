@@ -198,8 +198,11 @@ void Master::reap_children() {
 
 void Master::on_worker_exit(Worker& w, int status) {
     PoolRuntime& pool = pools_[w.pool];
-    if (w.out) flush_output(w.out.get(), true);
-    if (w.err) flush_output(w.err.get(), true);
+    for (OutputPipe* p : {w.out.get(), w.err.get()}) {
+        if (!p) continue;
+        if (p->ev) on_output(p); // what is still in the pipe
+        flush_output(p, true);
+    }
     WorkerSlot& slot = scoreboard_.slot(w.slot);
     if (uint64_t rss = slot.over_memory.exchange(0)) {
         scoreboard_.pool(w.pool).memory_recycles.fetch_add(1);
@@ -289,6 +292,9 @@ void Master::watch_output(Worker& w) {
         if (!p) continue;
         p->pid = w.pid;
         p->pool = w.pool;
+        const auto& cfg = pools_[w.pool].cfg;
+        p->lines.emplace(log::child_output_room(static_cast<size_t>(cfg_.global.log_limit),
+                                                cfg.decorate_workers_output, cfg.name, w.pid, p->stream_name));
         p->ev.reset(event_new(base_.get(), p->fd.get(), EV_READ | EV_PERSIST, output_cb, p));
         event_add(p->ev.get(), nullptr);
     }
@@ -296,42 +302,38 @@ void Master::watch_output(Worker& w) {
 
 void Master::on_output(OutputPipe* pipe) {
     char buf[4096];
+    std::vector<std::string> lines;
     for (;;) {
         ssize_t n = read(pipe->fd.get(), buf, sizeof buf);
         if (n > 0) {
-            pipe->pending.append(buf, static_cast<size_t>(n));
+            pipe->lines->feed(buf, static_cast<size_t>(n), lines);
             continue;
         }
-        if (n == 0) {
-            pipe->ev.reset(); // the worker closed it (exited)
-            flush_output(pipe, true);
-            return;
-        }
-        break; // EAGAIN
+        if (n == 0) pipe->ev.reset(); // the worker closed it (exited)
+        break;                         // EOF or EAGAIN
     }
-    flush_output(pipe, false);
+    log_output(pipe, lines);
+    if (!pipe->ev) flush_output(pipe, true);
 }
 
-// php-fpm's fpm_stdio_child_said: one log line per output line.
-void Master::flush_output(OutputPipe* pipe, bool all) {
+// php-fpm's fpm_stdio_child_said: one log line per output line (wrapped to log_limit).
+void Master::log_output(OutputPipe* pipe, const std::vector<std::string>& lines) {
     const auto& cfg = pools_[pipe->pool].cfg;
-    size_t start = 0;
-    for (;;) {
-        size_t nl = pipe->pending.find('\n', start);
-        if (nl == std::string::npos) break;
-        std::string line = pipe->pending.substr(start, nl - start);
-        start = nl + 1;
+    for (const std::string& line : lines) {
         if (cfg.decorate_workers_output)
-            ZLOG_WARNING("[pool %s] child %d said into %s: \"%s\"", cfg.name.c_str(),
-                        static_cast<int>(pipe->pid), pipe->stream_name, line.c_str());
+            ZLOG_WARNING("[pool %s] child %d said into %s: \"%s\"", cfg.name.c_str(), static_cast<int>(pipe->pid),
+                         pipe->stream_name, line.c_str());
         else
             log::write_raw(line);
     }
-    pipe->pending.erase(0, start);
-    if (all && !pipe->pending.empty()) {
-        pipe->pending += '\n';
-        flush_output(pipe, false);
-    }
+}
+
+// At the worker's exit: what it left unterminated is a line too.
+void Master::flush_output(OutputPipe* pipe, bool all) {
+    if (!all || !pipe->lines) return;
+    std::vector<std::string> lines;
+    pipe->lines->finish(lines);
+    log_output(pipe, lines);
 }
 
 } // namespace lowphp::master

@@ -17,13 +17,12 @@ using Opt = std::optional<std::string>;
 // The request's params as init_request_info sees them while it rewrites them:
 // get() is FCGI_GETENV, put() is FCGI_PUTENV (recorded in order for the caller).
 struct Env {
-    const Params& params;
+    const ParamLookup& params;
     RequestInfo& info;
     Opt get(const std::string& name) const {
         auto c = info.changed.find(name);
         if (c != info.changed.end()) return c->second;
-        auto it = params.find(name);
-        return it == params.end() ? Opt() : Opt(it->second);
+        return params(name);
     }
     Opt put(const std::string& name, const Opt& value) {
         info.changed[name] = value;
@@ -282,6 +281,15 @@ std::optional<std::string> server_http_proxy(bool in_array,
 }
 
 RequestInfo map_request(const Params& params, const MappingOptions& opts,
+                        const IsRegularFile& is_regular_file, const PathExists& exists) {
+    ParamLookup lookup = [&params](const std::string& name) {
+        auto it = params.find(name);
+        return it == params.end() ? Opt() : Opt(it->second);
+    };
+    return map_request(lookup, opts, is_regular_file, exists);
+}
+
+RequestInfo map_request(const ParamLookup& params, const MappingOptions& opts,
                         const IsRegularFile& is_regular_file, const PathExists& exists) {
     RequestInfo info;
     Env env{params, info};

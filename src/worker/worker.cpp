@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lowphp/child_output.h"
 #include "lowphp/log.h"
 #include "lowphp/net.h"
 #include "lowphp/proctitle.h"
@@ -224,6 +225,8 @@ void run(const Params& params) {
         if (last) req.keepConnection = 0; // close the connection after the last request
         bool ok = sapi::serve(req);
         ++served;
+        // fpm_stdio_flush_child: the master logs an unterminated line now
+        if (params.stderr_fd >= 0) (void)!write(STDERR_FILENO, log::kFlushMarker, log::kFlushMarkerSize);
         if (pool.pm_max_memory && over_memory_limit(pool.pm_max_memory, *slot)) last = true;
         if (req.ipcFd >= 0) source.keep(req.ipcFd);
         else source.forget(fd);
