@@ -3,6 +3,9 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <cerrno>
+#include <grp.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include "lowphp/config.h"
@@ -163,6 +166,42 @@ bool check_users(const lowphp::config::Config& cfg, bool run_as_root) {
     return true;
 }
 
+// fpm_unix_resolve_socket_premissions and fpm_unix_conf_wp: names are looked
+// up at start-up and by -t (so a typo fails the test), digits are ids.
+bool check_identities(const lowphp::config::Config& cfg) {
+    bool root = getuid() == 0;
+    using lowphp::config::is_numeric_id;
+    for (const auto& pool : cfg.pools) {
+        const char* name = pool.name.c_str();
+        errno = 0;
+        if (!pool.listen_owner.empty() && !is_numeric_id(pool.listen_owner) && !getpwnam(pool.listen_owner.c_str())) {
+            ZLOG_SYSERROR("[pool %s] cannot get uid for user '%s'", name, pool.listen_owner.c_str());
+            return false;
+        }
+        errno = 0;
+        if (!pool.listen_group.empty() && !is_numeric_id(pool.listen_group) && !getgrnam(pool.listen_group.c_str())) {
+            ZLOG_SYSERROR("[pool %s] cannot get gid for group '%s'", name, pool.listen_group.c_str());
+            return false;
+        }
+        if (!root) {
+            if (!pool.user.empty())
+                ZLOG_NOTICE("[pool %s] 'user' directive is ignored when FPM is not running as root", name);
+            if (!pool.group.empty())
+                ZLOG_NOTICE("[pool %s] 'group' directive is ignored when FPM is not running as root", name);
+            continue;
+        }
+        if (!pool.user.empty() && !is_numeric_id(pool.user) && !getpwnam(pool.user.c_str())) {
+            ZLOG_ERROR("[pool %s] cannot get uid for user '%s'", name, pool.user.c_str());
+            return false;
+        }
+        if (!pool.group.empty() && !is_numeric_id(pool.group) && !getgrnam(pool.group.c_str())) {
+            ZLOG_ERROR("[pool %s] cannot get gid for group '%s'", name, pool.group.c_str());
+            return false;
+        }
+    }
+    return true;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -185,7 +224,7 @@ int main(int argc, char** argv) {
     po.default_prefix = kDefaultPrefix;
     lowphp::config::ParseResult parsed = lowphp::config::load(opts.config_path, po);
     log_messages(parsed.messages);
-    if (!parsed.config || !check_users(*parsed.config, opts.run_as_root)) {
+    if (!parsed.config || !check_users(*parsed.config, opts.run_as_root) || !check_identities(*parsed.config)) {
         ZLOG_ERROR("FPM initialization failed");
         return kExitConfig;
     }

@@ -137,6 +137,12 @@ struct ParseResult {
 // file, line and directive in php-fpm's words.
 ParseResult load(const std::string& path, const ParseOptions& opts);
 
+// php-fpm takes user, group, listen.owner and listen.group made only of digits
+// as numeric ids, without a passwd/group lookup.
+inline bool is_numeric_id(const std::string& s) {
+    return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
 // -tt: the dump php-fpm prints (one notice line per directive).
 std::vector<std::string> dump(const Config& cfg);
 

@@ -51,7 +51,10 @@ namespace {
 bool socket_owner(const config::PoolConfig& pool, uid_t& uid, gid_t& gid) {
     uid = static_cast<uid_t>(-1);
     gid = static_cast<gid_t>(-1);
-    if (!pool.listen_owner.empty()) {
+    if (config::is_numeric_id(pool.listen_owner)) {
+        uid = static_cast<uid_t>(strtoul(pool.listen_owner.c_str(), nullptr, 10));
+    } else if (!pool.listen_owner.empty()) {
+        errno = 0;
         struct passwd* pw = getpwnam(pool.listen_owner.c_str());
         if (!pw) {
             ZLOG_SYSERROR("[pool %s] cannot get uid for user '%s'", pool.name.c_str(),
@@ -61,7 +64,10 @@ bool socket_owner(const config::PoolConfig& pool, uid_t& uid, gid_t& gid) {
         uid = pw->pw_uid;
         gid = pw->pw_gid;
     }
-    if (!pool.listen_group.empty()) {
+    if (config::is_numeric_id(pool.listen_group)) {
+        gid = static_cast<gid_t>(strtoul(pool.listen_group.c_str(), nullptr, 10));
+    } else if (!pool.listen_group.empty()) {
+        errno = 0;
         struct group* gr = getgrnam(pool.listen_group.c_str());
         if (!gr) {
             ZLOG_SYSERROR("[pool %s] cannot get gid for group '%s'", pool.name.c_str(),

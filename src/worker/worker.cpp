@@ -92,7 +92,8 @@ void set_limits(const config::PoolConfig& pool) {
 }
 
 // chroot, chdir, setgid, initgroups, setuid: php-fpm's fpm_unix_init_child order.
-bool drop_privileges(const config::PoolConfig& pool, const struct passwd* pw, gid_t gid) {
+bool drop_privileges(const config::PoolConfig& pool, const struct passwd* pw, gid_t gid,
+                     bool numeric_without_entry, uid_t numeric_uid) {
     if (!pool.chroot.empty() && chroot(pool.chroot.c_str()) < 0) {
         ZLOG_SYSERROR("[pool %s] failed to chroot(%s)", pool.name.c_str(), pool.chroot.c_str());
         return false;
@@ -102,7 +103,14 @@ bool drop_privileges(const config::PoolConfig& pool, const struct passwd* pw, gi
         ZLOG_SYSERROR("[pool %s] failed to chdir(%s)", pool.name.c_str(), dir);
         return false;
     }
-    if (getuid() != 0 || !pw) return true;
+    if (getuid() != 0 || (!pw && !numeric_without_entry)) return true;
+    if (numeric_without_entry) { // a uid with no passwd entry: no supplementary groups
+        if (setgid(gid) < 0 || setgroups(0, nullptr) < 0 || setuid(numeric_uid) < 0) {
+            ZLOG_SYSERROR("[pool %s] failed to switch to uid %u", pool.name.c_str(), numeric_uid);
+            return false;
+        }
+        return true;
+    }
     if (setgid(gid) < 0) {
         ZLOG_SYSERROR("[pool %s] failed to setgid(%d)", pool.name.c_str(), static_cast<int>(gid));
         return false;
@@ -122,14 +130,24 @@ bool drop_privileges(const config::PoolConfig& pool, const struct passwd* pw, gi
 bool become_pool_user(const config::PoolConfig& pool) {
     struct passwd* pw = nullptr;
     gid_t gid = getgid();
+    uid_t numeric_uid = 0;
+    bool numeric_without_entry = false;
     if (getuid() == 0 && !pool.user.empty()) {
-        pw = getpwnam(pool.user.c_str());
-        if (!pw) {
+        if (config::is_numeric_id(pool.user)) { // fpm_unix_conf_wp: a uid, its entry if any
+            numeric_uid = static_cast<uid_t>(strtoul(pool.user.c_str(), nullptr, 10));
+            pw = getpwuid(numeric_uid);
+            numeric_without_entry = !pw;
+        } else {
+            pw = getpwnam(pool.user.c_str());
+        }
+        if (!pw && !numeric_without_entry) {
             ZLOG_ERROR("[pool %s] cannot get uid for user '%s'", pool.name.c_str(), pool.user.c_str());
             return false;
         }
-        gid = pw->pw_gid;
-        if (!pool.group.empty()) {
+        if (pw) gid = pw->pw_gid;
+        if (config::is_numeric_id(pool.group)) {
+            gid = static_cast<gid_t>(strtoul(pool.group.c_str(), nullptr, 10));
+        } else if (!pool.group.empty()) {
             struct group* gr = getgrnam(pool.group.c_str());
             if (!gr) {
                 ZLOG_ERROR("[pool %s] cannot get gid for group '%s'", pool.name.c_str(), pool.group.c_str());
@@ -140,7 +158,7 @@ bool become_pool_user(const config::PoolConfig& pool) {
     }
     set_environment(pool, pw);
     set_limits(pool);
-    if (!drop_privileges(pool, pw, gid)) return false;
+    if (!drop_privileges(pool, pw, gid, numeric_without_entry, numeric_uid)) return false;
     if (pool.process_dumpable) prctl(PR_SET_DUMPABLE, 1);
     return true;
 }
