@@ -46,6 +46,8 @@ void set_launched(bool force_stderr);
 // Reopen the error log file (SIGUSR1). Returns false on failure.
 bool reopen();
 int fd(); // file descriptor of the log target (-1 for syslog)
+// Before a reload's execv: stderr back to what the process was started with.
+void restore_original_stderr();
 void set_fd(int fd);
 
 // Hook called with the bare message of every log call (children send it to

@@ -106,13 +106,25 @@ bool reopen() {
     return true;
 }
 
+int& original_stderr() {
+    static int fd = -1;
+    return fd;
+}
+
 void set_launched(bool force_stderr) {
     State& s = state();
     // After start-up stderr itself points at the error log, so stray writes by
     // libraries land there too (php-fpm: fpm_stdio_redirect_stderr_to_error_log).
-    if (!force_stderr && !s.syslog && s.fd >= 0 && s.fd != STDERR_FILENO)
+    // The original is kept for a reload, which hands it to the new image.
+    if (!force_stderr && !s.syslog && s.fd >= 0 && s.fd != STDERR_FILENO) {
+        if (original_stderr() < 0) original_stderr() = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
         dup2(s.fd, STDERR_FILENO);
+    }
     s.launched = true;
+}
+
+void restore_original_stderr() {
+    if (original_stderr() >= 0) dup2(original_stderr(), STDERR_FILENO);
 }
 
 void write_raw(const std::string& line) {

@@ -47,7 +47,18 @@ bool Master::setup_logging() {
     s.level = cfg_.global.log_level;
     s.limit = static_cast<size_t>(cfg_.global.log_limit);
     log::configure(s);
-    if (!use_error_log(cfg_.global.daemonize, opts_.force_stderr)) return true;
+    if (!use_error_log(cfg_.global.daemonize, opts_.force_stderr)) {
+        // php-fpm opens (creates) error_log even when it logs to stderr (-O, -F)
+        if (cfg_.global.error_log != "syslog") {
+            int fd = open(cfg_.global.error_log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, S_IRUSR | S_IWUSR);
+            if (fd < 0) {
+                ZLOG_SYSERROR("failed to open error_log (%s)", cfg_.global.error_log.c_str());
+                return false;
+            }
+            close(fd);
+        }
+        return true;
+    }
     if (!log::open_target(cfg_.global.error_log, cfg_.global.syslog_ident,
                           cfg_.global.syslog_facility)) {
         ZLOG_SYSERROR("failed to open error_log (%s)", cfg_.global.error_log.c_str());
@@ -138,7 +149,17 @@ void Master::reexec() {
     for (auto& a : opts_.argv) args.push_back(a.data());
     args.push_back(nullptr);
     ZLOG_NOTICE("reloading: execv(\"%s\")", exe_path_.c_str());
+    // A signal arriving between execv and the new image's handlers would kill
+    // the master (default action): they stay blocked, and pending, until the
+    // new image has installed its handlers (fpm_signals_block). And stderr goes
+    // back to what the master was started with (fpm_stdio_restore_original_stderr).
+    sigset_t block, old;
+    sigemptyset(&block);
+    for (int signo : {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2}) sigaddset(&block, signo);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    log::restore_original_stderr();
     execv(exe_path_.c_str(), args.data());
+    sigprocmask(SIG_SETMASK, &old, nullptr);
     ZLOG_SYSERROR("execv() failed");
     close_parked();
     for (auto& p : pools_) {
@@ -281,6 +302,10 @@ int Master::run() {
     }
     base_.reset(event_base_new());
     install_events();
+    // Handlers are in place: take the signals a reload kept blocked (and pending).
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
     log::set_launched(opts_.force_stderr); // from here on, only the error log (as php-fpm)
     ZLOG_NOTICE("fpm is running, pid %d", static_cast<int>(getpid()));
     for (size_t i = 0; i < pools_.size(); ++i) {

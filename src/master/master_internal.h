@@ -155,6 +155,7 @@ class Master {
     Scoreboard scoreboard_;
     std::vector<PoolRuntime> pools_;
     std::map<pid_t, Worker> workers_;
+    std::map<pid_t, int> early_exits_; // reaped before the zygote reported them
     State state_ = State::Starting;
     int stop_signal_sent_ = 0;
     std::string pid_path_;

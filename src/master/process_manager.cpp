@@ -190,8 +190,14 @@ void Master::reap_children() {
             workers_.erase(it);
             continue;
         }
+        bool zygote = false;
         for (size_t i = 0; i < pools_.size(); ++i)
-            if (pools_[i].zygote_pid == pid) on_zygote_exit(i, status);
+            if (pools_[i].zygote_pid == pid) {
+                on_zygote_exit(i, status);
+                zygote = true;
+            }
+        // A worker that died before its zygote's reply named it: kept until the reply.
+        if (!zygote) early_exits_[pid] = status;
     }
     maybe_exit();
 }

@@ -155,6 +155,15 @@ void Master::on_zygote_message(size_t index) {
             ZLOG_DEBUG("[pool %s] child %d started", pool.cfg.name.c_str(), reply.pid);
         else
             ZLOG_NOTICE("[pool %s] child %d started", pool.cfg.name.c_str(), reply.pid);
+        if (auto early = early_exits_.find(reply.pid); early != early_exits_.end()) {
+            int status = early->second; // it already exited: account for it now
+            early_exits_.erase(early);
+            on_worker_exit(w, status);
+            workers_.erase(reply.pid);
+            maybe_ready();
+            maybe_exit();
+            return;
+        }
     }
     maybe_ready();
 }
