@@ -223,6 +223,11 @@ int main(int argc, char** argv) {
     po.prefix = opts.prefix;
     po.default_prefix = kDefaultPrefix;
     lowphp::config::ParseResult parsed = lowphp::config::load(opts.config_path, po);
+    if (parsed.config) { // its own notices already obey its log_level (as php-fpm's)
+        lowphp::log::Settings ls = lowphp::log::settings();
+        ls.level = parsed.config->global.log_level;
+        lowphp::log::configure(ls);
+    }
     log_messages(parsed.messages);
     if (!parsed.config || !check_users(*parsed.config, opts.run_as_root) || !check_identities(*parsed.config)) {
         ZLOG_ERROR("FPM initialization failed");

@@ -42,7 +42,8 @@ const Settings& settings();
 bool open_target(const std::string& error_log, const std::string& syslog_ident,
                  const std::string& syslog_facility);
 // Once startup is over php-fpm stops echoing NOTICE+ lines to stderr.
-void set_launched(bool force_stderr);
+// keep_original_stderr: -F, where a reload gives the new image the original stderr.
+void set_launched(bool force_stderr, bool keep_original_stderr);
 // Reopen the error log file (SIGUSR1). Returns false on failure.
 bool reopen();
 int fd(); // file descriptor of the log target (-1 for syslog)

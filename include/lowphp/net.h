@@ -40,13 +40,14 @@ void remove_socket_file(const Listener& l);
 class AllowedClients {
   public:
     explicit AllowedClients(const std::string& list);
-    bool empty() const { return v4_.empty() && v6_.empty(); }
+    bool empty() const { return v4_.empty() && v6_.empty() && !deny_all_; }
     bool allows(const sockaddr* sa) const;
     static std::string to_string(const sockaddr* sa);
 
   private:
     std::vector<std::string> v4_; // 4-byte binary strings
     std::vector<std::string> v6_; // 16-byte binary strings
+    bool deny_all_ = false;       // listed, but nothing valid
 };
 
 } // namespace lowphp::net

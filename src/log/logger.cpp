@@ -111,13 +111,15 @@ int& original_stderr() {
     return fd;
 }
 
-void set_launched(bool force_stderr) {
+void set_launched(bool force_stderr, bool keep_original_stderr) {
     State& s = state();
     // After start-up stderr itself points at the error log, so stray writes by
     // libraries land there too (php-fpm: fpm_stdio_redirect_stderr_to_error_log).
     // The original is kept for a reload, which hands it to the new image.
     if (!force_stderr && !s.syslog && s.fd >= 0 && s.fd != STDERR_FILENO) {
-        if (original_stderr() < 0) original_stderr() = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+        // Not when daemonized: whoever started us may wait for stderr to close.
+        if (keep_original_stderr && original_stderr() < 0)
+            original_stderr() = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
         dup2(s.fd, STDERR_FILENO);
     }
     s.launched = true;

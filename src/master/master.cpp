@@ -306,7 +306,7 @@ int Master::run() {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    log::set_launched(opts_.force_stderr); // from here on, only the error log (as php-fpm)
+    log::set_launched(opts_.force_stderr, !cfg_.global.daemonize); // from here on, only the error log (as php-fpm)
     ZLOG_NOTICE("fpm is running, pid %d", static_cast<int>(getpid()));
     for (size_t i = 0; i < pools_.size(); ++i) {
         if (!open_parking(i) || !adopt_parked(i) || !start_zygote(i)) {

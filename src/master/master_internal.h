@@ -101,6 +101,7 @@ class Master {
     void on_zygote_message(size_t pool);
     void request_spawn(size_t pool, bool status_worker = false);
     void maybe_ready();
+    void count_new_worker_active(size_t pool);
 
     // Parked kept-alive connections (parking.cpp).
     bool open_parking(size_t pool);

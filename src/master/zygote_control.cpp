@@ -151,6 +151,7 @@ void Master::on_zygote_message(size_t index) {
         w.out = std::move(pipes.first);
         w.err = std::move(pipes.second);
         watch_output(w);
+        if (!w.status) count_new_worker_active(index);
         if (state_ == State::Starting)
             ZLOG_DEBUG("[pool %s] child %d started", pool.cfg.name.c_str(), reply.pid);
         else
@@ -166,6 +167,19 @@ void Master::on_zygote_message(size_t index) {
         }
     }
     maybe_ready();
+}
+
+// php-fpm counts a child as active from its fork until it first waits for a
+// request, so "max active processes" is at least 1 once a worker started.
+void Master::count_new_worker_active(size_t index) {
+    PoolBoard& board = scoreboard_.pool(index);
+    int active = 1;
+    for (auto& [pid, w] : workers_)
+        if (w.pool == index && !w.status &&
+            scoreboard_.slot(w.slot).state.load() > static_cast<int>(WorkerState::Accepting))
+            ++active;
+    int seen = board.max_active.load();
+    while (active > seen && !board.max_active.compare_exchange_weak(seen, active)) {}
 }
 
 // Start-up ends when every pool's zygote runs and its first workers exist.

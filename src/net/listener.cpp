@@ -30,6 +30,10 @@ bool parse_listen(const std::string& listen, Address& out, std::string& error) {
             return true;
         }
         out.port = listen; // port alone: every address
+        if (listen.size() > 5 || atoi(listen.c_str()) < 1 || atoi(listen.c_str()) > 65535) {
+            error = "invalid port value '" + listen + "'";
+            return false;
+        }
         return true;
     }
     size_t colon = listen.rfind(':');
@@ -38,7 +42,8 @@ bool parse_listen(const std::string& listen, Address& out, std::string& error) {
     if (out.host.size() >= 2 && out.host.front() == '[' && out.host.back() == ']')
         out.host = out.host.substr(1, out.host.size() - 2);
     if (out.host == "*") out.host.clear();
-    if (out.port.empty() || out.port.find_first_not_of("0123456789") != std::string::npos) {
+    if (out.port.empty() || out.port.find_first_not_of("0123456789") != std::string::npos ||
+        out.port.size() > 5 || atoi(out.port.c_str()) < 1 || atoi(out.port.c_str()) > 65535) {
         error = "invalid port value '" + out.port + "'";
         return false;
     }
@@ -190,14 +195,14 @@ UniqueFd bind_unix(const config::PoolConfig& pool, const Address& a) {
     return fd;
 }
 
-UniqueFd bind_inet(const sockaddr* sa, socklen_t len, const std::string& shown, bool v6_any) {
+UniqueFd bind_inet(const sockaddr* sa, socklen_t len, const std::string& shown, bool v6_any, bool quiet = false) {
     UniqueFd fd(socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd) return {};
     int one = 1, zero = 0;
     setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (v6_any) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
     if (bind(fd.get(), sa, len) < 0) {
-        ZLOG_SYSERROR("unable to bind listening socket for address '%s'", shown.c_str());
+        if (!quiet) ZLOG_SYSERROR("unable to bind listening socket for address '%s'", shown.c_str());
         return {};
     }
     return fd;
@@ -210,11 +215,10 @@ UniqueFd bind_tcp(const config::PoolConfig& pool, const Address& a) {
         s6.sin6_family = AF_INET6;
         s6.sin6_addr = in6addr_any;
         s6.sin6_port = htons(static_cast<uint16_t>(atoi(a.port.c_str())));
-        UniqueFd fd(socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        if (fd) {
-            fd.reset();
-            return bind_inet(reinterpret_cast<sockaddr*>(&s6), sizeof s6, pool.listen, true);
-        }
+        // php-fpm tries [::] silently, then says so and takes 0.0.0.0.
+        UniqueFd fd = bind_inet(reinterpret_cast<sockaddr*>(&s6), sizeof s6, pool.listen, true, true);
+        if (fd) return fd;
+        ZLOG_NOTICE("Failed implicitly binding to ::, retrying with 0.0.0.0");
         struct sockaddr_in s4 {};
         s4.sin_family = AF_INET;
         s4.sin_addr.s_addr = htonl(INADDR_ANY);
@@ -244,7 +248,8 @@ Listener open_listener(const config::PoolConfig& pool) {
     l.pool = pool.name;
     std::string error;
     if (!parse_listen(pool.listen, l.address, error)) {
-        ZLOG_ERROR("[pool %s] %s", pool.name.c_str(), error.c_str());
+        if (error.rfind("invalid port value", 0) == 0) ZLOG_ERROR("%s", error.c_str()); // php-fpm's wording
+        else ZLOG_ERROR("[pool %s] %s", pool.name.c_str(), error.c_str());
         return l;
     }
     UniqueFd fd = l.address.is_unix ? bind_unix(pool, l.address) : bind_tcp(pool, l.address);
@@ -279,9 +284,16 @@ AllowedClients::AllowedClients(const std::string& list) {
             ZLOG_ERROR("Wrong IP address '%s' in listen.allowed_clients", item.c_str());
         pos = end + 1;
     }
+    // A list with no valid address refuses everyone: treating it as empty
+    // would open the pool to all (php's fcgi_set_allowed_clients).
+    if (list.find_first_not_of(" \t,") != std::string::npos && v4_.empty() && v6_.empty()) {
+        ZLOG_ERROR("There are no allowed addresses");
+        deny_all_ = true;
+    }
 }
 
 bool AllowedClients::allows(const sockaddr* sa) const {
+    if (deny_all_) return sa->sa_family == AF_UNIX;
     if (empty()) return true;
     if (sa->sa_family == AF_UNIX) return true;
     if (sa->sa_family == AF_INET) {

@@ -26,8 +26,13 @@ std::string client_ip(int fd) {
     char buf[INET6_ADDRSTRLEN] = {0};
     if (sa.ss_family == AF_INET)
         inet_ntop(AF_INET, &reinterpret_cast<struct sockaddr_in*>(&sa)->sin_addr, buf, sizeof buf);
-    else if (sa.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &reinterpret_cast<struct sockaddr_in6*>(&sa)->sin6_addr, buf, sizeof buf);
+    else if (sa.ss_family == AF_INET6) {
+        const struct in6_addr& a6 = reinterpret_cast<struct sockaddr_in6*>(&sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(&a6)) // an IPv4 client of a [::] listener, shown as php-fpm does
+            inet_ntop(AF_INET, &a6.s6_addr[12], buf, sizeof buf);
+        else
+            inet_ntop(AF_INET6, &a6, buf, sizeof buf);
+    }
     return buf;
 }
 
@@ -42,10 +47,15 @@ std::optional<std::string> response_header(const std::string& name) {
     return std::nullopt;
 }
 
-// access.suppress_path: 2xx answers to exactly these URIs are not logged; the
-// URI is SCRIPT_NAME plus "?query" when there is one (checked on php-fpm8.2).
-bool suppressed(const std::string& uri, const std::string& query, int status) {
-    if (status < 200 || status >= 300) return false;
+// access.suppress_path: 2xx answers to exactly these URIs are not logged, for
+// GET and HEAD without a body only; the URI is SCRIPT_NAME plus "?query" when
+// there is one (checked on php-fpm8.2 and its tests).
+bool suppressed(const status::AccessRecord& r) {
+    const std::string& uri = r.uri;
+    const std::string& query = r.query;
+    int status = r.status;
+    if (status < 200 || status >= 300 || r.content_length != 0) return false;
+    if (r.method != "GET" && r.method != "HEAD") return false;
     std::string full = query.empty() ? uri : uri + "?" + query;
     for (const auto& path : current_pool->access_suppress_path)
         if (path == full) return true;
@@ -69,7 +79,7 @@ void write_access_log(RequestContext& ctx, const RequestTimes& t) {
     r.content_length = slot.content_length;
     r.memory = slot.last_memory;
     r.status = SG(sapi_headers).http_response_code;
-    if (suppressed(r.uri, r.query, r.status)) return;
+    if (suppressed(r)) return;
     r.remote_ip = client_ip(ctx.fcgx->ipcFd);
     r.pool = current_pool->name;
     r.pid = getpid();

@@ -43,6 +43,21 @@ struct Mapping {
     bool redirected = false; // mod_fastcgi: SCRIPT_NAME replaced by REDIRECT_URL
 };
 
+// php_raw_url_decode: %XX to the byte, '+' stays (php-fpm 8.2 decodes PATH_INFO raw).
+std::string url_decode(const std::string& s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%' && i + 2 < s.size() && isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+                   isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+            out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+            i += 2;
+        } else {
+            out += s[i];
+        }
+    }
+    return out;
+}
+
 bool default_exists(const std::string& path) {
     struct stat st;
     return stat(path.c_str(), &st) == 0;
@@ -117,12 +132,20 @@ void set_path_info(Mapping& m, const std::string& path_info, size_t slen) {
             info.request_uri = m.orig_script_name;
         }
     } else if (m.apache_was_here && m.env_script_name) {
-        // mod_proxy_fcgi sends no PATH_INFO, but SCRIPT_NAME ends with it.
+        // mod_proxy_fcgi sends no PATH_INFO, but SCRIPT_NAME ends with it, as
+        // sent or URL-decoded (bug #74129: PATH_INFO taken from the encoded filename).
         const std::string& sn = *m.env_script_name;
-        if (sn.size() > slen && sn.compare(sn.size() - slen, slen, path_info) == 0) {
+        std::string decoded = path_info.find('%') != std::string::npos ? url_decode(path_info) : std::string();
+        size_t cut = 0;
+        if (sn.size() > slen && sn.compare(sn.size() - slen, slen, path_info) == 0)
+            cut = slen;
+        else if (!decoded.empty() && sn.size() > decoded.size() &&
+                 sn.compare(sn.size() - decoded.size(), decoded.size(), decoded) == 0)
+            cut = decoded.size();
+        if (cut) {
             m.env.put("ORIG_SCRIPT_NAME", m.orig_script_name);
             // php-fpm shortens the shared buffer: orig_script_name changes too.
-            m.env_script_name = m.orig_script_name = sn.substr(0, sn.size() - slen);
+            m.env_script_name = m.orig_script_name = sn.substr(0, sn.size() - cut);
             info.request_uri = m.env.put("SCRIPT_NAME", m.env_script_name);
         }
     }

@@ -46,6 +46,9 @@ void parse_user_ini_chain(std::string path, const std::string& doc_root, HashTab
         if (!realpath(path.c_str(), resolved)) return;
         path = resolved;
     }
+    // With its final slash, as php-fpm walks it: the script's own directory is
+    // the last one read (a script right in DOCUMENT_ROOT reads its .user.ini).
+    if (path.back() != '/') path += '/';
     const std::string& shorter = path.size() > doc_root.size() ? doc_root : path;
     const std::string& longer = path.size() > doc_root.size() ? path : doc_root;
     // Inside DOCUMENT_ROOT: every directory from the root down; outside: just this one.
@@ -90,7 +93,8 @@ void activate_user_ini() {
     path.resize(zend_dirname(path.data(), path.size()));
     php_ini_activate_per_dir_config(path.data(), path.size());
     if (!user_ini) return;
-    const std::string* root = ctx->params.find("DOCUMENT_ROOT");
+    const std::string* root = ctx->params.find("CONTEXT_DOCUMENT_ROOT"); // preferred, as php-fpm
+    if (!root) root = ctx->params.find("DOCUMENT_ROOT");
     if (!root) return;
     std::string doc_root = *root;
     if (!doc_root.empty() && doc_root.back() == '/') doc_root.pop_back();
