@@ -71,7 +71,8 @@ namespace {
 
 constexpr const char* kInheritedSockets = "LOWPHP_FPM_SOCKETS";
 
-// "listen=fd,listen=fd" left by the master before it re-executed itself.
+// "listen=fd,listen=fd" left by the master before it re-executed itself; each
+// is logged, used or not (fpm_sockets_init_main).
 std::map<std::string, int> inherited_sockets() {
     std::map<std::string, int> out;
     const char* env = getenv(kInheritedSockets);
@@ -83,7 +84,11 @@ std::map<std::string, int> inherited_sockets() {
         if (end == std::string::npos) end = list.size();
         std::string item = list.substr(pos, end - pos);
         size_t eq = item.rfind('=');
-        if (eq != std::string::npos) out[item.substr(0, eq)] = atoi(item.c_str() + eq + 1);
+        if (eq != std::string::npos) {
+            out[item.substr(0, eq)] = atoi(item.c_str() + eq + 1);
+            ZLOG_NOTICE("using inherited socket fd=%d, \"%s\"", atoi(item.c_str() + eq + 1),
+                        item.substr(0, eq).c_str());
+        }
         pos = end + 1;
     }
     return out;
@@ -97,7 +102,6 @@ bool Master::listen_on(const config::PoolConfig& cfg, net::Listener& out, std::m
     auto it = inherited.find(cfg.listen);
     if (it != inherited.end()) {
         // The socket never closed across the reload: nothing queued is lost.
-        ZLOG_NOTICE("using inherited socket fd=%d, \"%s\"", it->second, cfg.listen.c_str());
         fcntl(it->second, F_SETFD, FD_CLOEXEC);
         out.fd.reset(it->second);
         out.pool = cfg.name;
@@ -308,13 +312,24 @@ int Master::run() {
     sigprocmask(SIG_SETMASK, &none, nullptr);
     log::set_launched(opts_.force_stderr, !cfg_.global.daemonize); // from here on, only the error log (as php-fpm)
     ZLOG_NOTICE("fpm is running, pid %d", static_cast<int>(getpid()));
-    for (size_t i = 0; i < pools_.size(); ++i) {
-        if (!open_parking(i) || !adopt_parked(i) || !start_zygote(i)) {
-            ZLOG_ERROR("FPM initialization failed");
-            notify_parent(false);
-            begin_stop(State::Terminating);
-            break;
+    bool ok = true;
+    for (size_t i = 0; i < pools_.size() && ok; ++i) ok = open_parking(i) && adopt_parked(i);
+    // Only ondemand pools: ready now, before the zygotes' PHP start-ups take the CPU.
+    if (ok) maybe_ready();
+    for (size_t i = 0; i < pools_.size() && ok; ++i) {
+        PoolRuntime& pool = pools_[i];
+        // ondemand without pm.status_listen: no PHP until a connection comes
+        if (pool.cfg.pm == config::PmStyle::Ondemand && !pool.status_listener.fd) {
+            pool.zygote_wanted = false;
+            watch_ondemand(i);
+            continue;
         }
+        ok = start_zygote(i);
+    }
+    if (!ok) {
+        ZLOG_ERROR("FPM initialization failed");
+        notify_parent(false);
+        begin_stop(State::Terminating);
     }
     event_base_dispatch(base_.get());
     cleanup();

@@ -62,6 +62,8 @@ struct PoolRuntime {
     EventPtr zygote_ev;
     EventPtr ondemand_ev; // ondemand: wakes the master when a connection waits
     bool zygote_ready = false;
+    // An ondemand pool's zygote (its PHP start-up) waits for the first connection.
+    bool zygote_wanted = true;
     int zygote_restarts = 0;
     uint64_t zygote_retry_at_us = 0;
     std::vector<bool> slot_busy; // slot index (relative) reserved or in use
@@ -116,6 +118,7 @@ class Master {
     void manage_pools();
     void spawn_initial(size_t pool);
     void on_ondemand_connection(size_t pool);
+    void watch_ondemand(size_t pool);
     int idle_workers(size_t pool);
     int total_workers(size_t pool);
     bool spawning(size_t pool) const { return pools_[pool].pending_spawns > 0; }

@@ -62,14 +62,23 @@ void Master::spawn_initial(size_t index) {
                                              : 0;
     for (int i = 0; i < count; ++i) request_spawn(index);
     if (pools_[index].status_listener.fd) request_spawn(index, true);
-    if (cfg.pm == PmStyle::Ondemand && !pools_[index].ondemand_ev) {
-        g_pm_master = this;
-        pools_[index].ondemand_ev.reset(event_new(
-            base_.get(), pools_[index].listener.fd.get(), EV_READ | EV_PERSIST | EV_ET, ondemand_cb,
-            reinterpret_cast<void*>(static_cast<uintptr_t>(index))));
-        event_add(pools_[index].ondemand_ev.get(), nullptr);
+    if (cfg.pm == PmStyle::Ondemand) {
+        watch_ondemand(index);
+        // the connection that asked for the zygote is still waiting
+        struct pollfd pfd = {pools_[index].listener.fd.get(), POLLIN, 0};
+        if (poll(&pfd, 1, 0) == 1) on_ondemand_connection(index);
     }
     if (count == 0) maybe_ready(); // a pool without initial workers (ondemand) is ready now
+}
+
+// ondemand pools: the listening socket wakes the master (edge-triggered).
+void Master::watch_ondemand(size_t index) {
+    if (pools_[index].ondemand_ev) return;
+    g_pm_master = this;
+    pools_[index].ondemand_ev.reset(event_new(base_.get(), pools_[index].listener.fd.get(),
+                                              EV_READ | EV_PERSIST | EV_ET, ondemand_cb,
+                                              reinterpret_cast<void*>(static_cast<uintptr_t>(index))));
+    event_add(pools_[index].ondemand_ev.get(), nullptr);
 }
 
 namespace {
@@ -87,6 +96,12 @@ void ondemand_cb(evutil_socket_t, short, void* arg) {
 // say once (until a spawn succeeds again) when max_children stops it.
 void Master::on_ondemand_connection(size_t index) {
     PoolRuntime& pool = pools_[index];
+    if (!pool.zygote_wanted) { // its PHP starts with its first connection
+        pool.zygote_wanted = true;
+        start_zygote(index);
+        return;
+    }
+    if (!pool.zygote_ready) return; // spawn_initial looks again once it is
     if (idle_workers(index) > 0 || spawning(index)) return;
     if (total_workers(index) >= pool.cfg.pm_max_children) {
         if (!pool.warned_max_children) {
@@ -107,7 +122,12 @@ void Master::manage_pools() {
         PoolRuntime& pool = pools_[i];
         const auto& cfg = pool.cfg;
         if (!pool.zygote_ready) {
-            if (pool.zygote_pid == 0 && now_us() >= pool.zygote_retry_at_us) start_zygote(i);
+            if (pool.zygote_wanted && pool.zygote_pid == 0 && now_us() >= pool.zygote_retry_at_us)
+                start_zygote(i);
+            if (!pool.zygote_wanted && cfg.pm == PmStyle::Ondemand) { // edge missed: look now
+                struct pollfd pfd = {pool.listener.fd.get(), POLLIN, 0};
+                if (poll(&pfd, 1, 0) == 1) on_ondemand_connection(i);
+            }
             continue;
         }
         int idle = idle_workers(i), total = total_workers(i);

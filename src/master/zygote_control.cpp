@@ -182,11 +182,14 @@ void Master::count_new_worker_active(size_t index) {
     while (active > seen && !board.max_active.compare_exchange_weak(seen, active)) {}
 }
 
-// Start-up ends when every pool's zygote runs and its first workers exist.
+// Start-up ends when every pool's zygote runs and its first workers exist. An
+// ondemand pool has no first workers: its socket listens already, and a
+// connection that comes before its zygote is up waits in the backlog, so it
+// does not hold back the others (129 ondemand pools: php-fpm is ready at once).
 void Master::maybe_ready() {
     if (state_ != State::Starting) return;
     for (auto& p : pools_)
-        if (!p.zygote_ready || p.pending_spawns > 0) return;
+        if ((!p.zygote_ready && p.cfg.pm != config::PmStyle::Ondemand) || p.pending_spawns > 0) return;
     state_ = State::Running;
     ZLOG_NOTICE("ready to handle connections");
     ZLOG_NOTICE("systemd monitor interval set to %dms", cfg_.global.systemd_interval * 1000);
