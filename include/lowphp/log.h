@@ -49,6 +49,8 @@ bool reopen();
 int fd(); // file descriptor of the log target (-1 for syslog)
 // Before a reload's execv: stderr back to what the process was started with.
 void restore_original_stderr();
+// The stderr the process was started with, kept after start-up (-F only), or -1.
+int original_stderr_fd();
 void set_fd(int fd);
 
 // Hook called with the bare message of every log call (children send it to

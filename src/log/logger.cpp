@@ -125,6 +125,8 @@ void set_launched(bool force_stderr, bool keep_original_stderr) {
     s.launched = true;
 }
 
+int original_stderr_fd() { return original_stderr(); }
+
 void restore_original_stderr() {
     if (original_stderr() >= 0) dup2(original_stderr(), STDERR_FILENO);
 }

@@ -356,12 +356,16 @@ void Master::on_signal(int signo) {
 // reopened and the workers, which hold the old ones, are replaced gracefully
 // (php-fpm does the same: fpm_pctl_kill_all(SIGQUIT)).
 bool Master::open_pool_logs(bool reopen) {
-    bool any = false;
+    bool any = false, access_reopened = false;
     for (auto& pool : pools_) {
         for (auto [path, fd] : {std::pair{&pool.cfg.access_log, &pool.access_log_fd},
                                 std::pair{&pool.cfg.slowlog, &pool.slowlog_fd}}) {
             if (path->empty()) continue;
-            int f = open(path->c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, S_IRUSR | S_IWUSR);
+            // After start-up fd 2 is the error log: /dev/stderr means the stderr we
+            // were started with (GH-8885).
+            int f = *path == "/dev/stderr" && log::original_stderr_fd() >= 0
+                        ? fcntl(log::original_stderr_fd(), F_DUPFD_CLOEXEC, 3)
+                        : open(path->c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, S_IRUSR | S_IWUSR);
             if (f < 0) {
                 ZLOG_SYSERROR(fd == &pool.access_log_fd ? "failed to open access log (%s)"
                                                         : "failed to open slowlog (%s)",
@@ -371,8 +375,10 @@ bool Master::open_pool_logs(bool reopen) {
             }
             fd->reset(f);
             any = true;
+            access_reopened |= reopen && fd == &pool.access_log_fd;
         }
     }
+    if (access_reopened) ZLOG_NOTICE("access log file re-opened");
     if (reopen && any)
         for (auto& [pid, w] : workers_) quit_worker(w);
     return true;
