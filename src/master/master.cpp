@@ -310,7 +310,8 @@ int Master::run() {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    log::set_launched(opts_.force_stderr, !cfg_.global.daemonize); // from here on, only the error log (as php-fpm)
+    // -O only matters in the foreground: a daemon never keeps its starter's stderr.
+    log::set_launched(opts_.force_stderr && !cfg_.global.daemonize, !cfg_.global.daemonize); // from here on, only the error log (as php-fpm)
     ZLOG_NOTICE("fpm is running, pid %d", static_cast<int>(getpid()));
     bool ok = true;
     for (size_t i = 0; i < pools_.size() && ok; ++i) ok = open_parking(i) && adopt_parked(i);
