@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
 (cd build && ctest --output-on-failure)
+# The benchmark's smoke run: both backends answer every bench script correctly
+# behind the same nginx (asserts answers, never timings).
+LOWPHP_BIN="$PWD/build/lowphp-fpm" DUR=1 BENCH_OUT="$PWD/build/bench-smoke.md" bash bench/run.sh --quick
 bash scripts/build.sh --sanitize
 # PHP keeps persistent allocations until exit by design: leak reports would be noise.
 # handle_segv=0: the crash tests kill workers with SIGSEGV on purpose; the master must see the signal itself.
