@@ -22,6 +22,10 @@ void init_worker(const config::PoolConfig& pool, Scoreboard& board, size_t pool_
 // `slowlog_fd` when the master asks (see slowlog.cpp). No-op without a slowlog.
 void start_slowlog_thread(const config::PoolConfig& pool, WorkerSlot* slot, int slowlog_fd);
 
+// Whether the worker's connections come from a unix socket (no TCP reset to
+// guard against when closing one).
+void set_connection_kind(bool unix_socket);
+
 // Serve the request libfcgi has just read into `req`. Returns false when the
 // worker must stop after it (pm.max_requests reached).
 bool serve(FCGX_Request& req);

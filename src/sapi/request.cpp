@@ -76,9 +76,19 @@ void log_to_fastcgi(config::LogLevel, const char* msg, size_t len) {
     FCGX_PutStr(msg, static_cast<int>(len), ctx->fcgx->err);
 }
 
+bool unix_connections = true;
+
+void set_connection_kind(bool unix_socket) { unix_connections = unix_socket; }
+
 void finish_fastcgi_request(RequestContext& ctx) {
     if (ctx.closed) return;
     ctx.closed = true;
+    // A connection nginx does not keep: libfcgi would shut down its side, then
+    // wait (up to 2 s) for nginx to close first, holding the worker a round trip
+    // per request. That lingering only protects unread input from a TCP reset;
+    // a unix socket has none, and PHP has read the body when STDIN's end was seen.
+    if (!ctx.fcgx->keepConnection && (unix_connections || FCGX_HasSeenEOF(ctx.fcgx->in)))
+        FCGX_Detach(ctx.fcgx);
     FCGX_Finish_r(ctx.fcgx);
 }
 
