@@ -461,6 +461,33 @@ def killing_a_leaves_b_serving_and_a_returns(site):
     check(POOL_B not in b.log_since(mark), f"nothing logged about B:\n{b.log_since(mark)}")
 
 
+def kill_zygote_and_time_restart(b, pool, old_zygote):
+    """SIGKILL the zygote; seconds until a new zygote of the pool runs and its workers serve."""
+    os.kill(old_zygote, signal.SIGKILL)
+    t0 = time.monotonic()
+    util.wait_for(lambda: pool_processes(b.pid, pool)[0] not in (None, old_zygote), 40,
+                  interval=0.02, what=f"a new zygote for {pool}")
+    return time.monotonic() - t0
+
+
+@test
+def zygote_restarts_back_off_only_while_it_keeps_dying(site):
+    b = site.low
+    # A's zygote was restarted by the previous test a moment ago: dying again this
+    # soon counts as a crash loop, so the next start waits (1 s more)
+    zyg = pool_processes(b.pid, POOL_A)[0]
+    quick = kill_zygote_and_time_restart(b, POOL_A, zyg)
+    check(quick >= 0.9, f"a zygote that keeps dying is restarted after a pause ({quick:.2f} s)")
+    # once it has run 10 s it was healthy: the next restart is at once again
+    time.sleep(10.5)
+    zyg = pool_processes(b.pid, POOL_A)[0]
+    stable = kill_zygote_and_time_restart(b, POOL_A, zyg)
+    print(f"  restart after a crash loop: {quick:.2f} s; after 10 s of health: {stable:.2f} s", flush=True)
+    check(stable <= 1.2, f"a zygote that ran 10 s is restarted at once ({stable:.2f} s)")
+    r = request(b.sock_a, os.path.join(site.a_dir, "hello.php"))
+    check(r.complete and r.body == b"A", f"A serves: {r!r}")
+
+
 # --- the same attacks on php-fpm8.2, recorded ------------------------------------------
 @test
 def phpfpm_same_attacks_recorded(site):
