@@ -6,8 +6,9 @@ loads opcache, APCu, posix and calendar, B loads opcache, APCu and posix, with
 different opcache sizes. Both sockets belong to www-data (nginx's user).
 
 A stores a secret in APCu, a session and its scripts in opcache (one of them a
-0600 file B cannot read). Then a script of B tries to get at them: A's scripts
-in opcache_get_status(true), including A's cached script, apcu_fetch and
+0600 file B cannot read) and preloads a function (opcache.preload). Then a
+script of B tries to get at them: A's scripts in opcache_get_status(true),
+including A's cached script, calling A's preloaded function, apcu_fetch and
 APCUIterator, A's session file and session id, A's socket (from PHP, as B's
 user), and ini_get of A's php_admin_value. Every attempt must fail on
 lowphp-fpm. Killing A's zygote and workers with SIGKILL must not cost B a single
@@ -53,6 +54,8 @@ echo json_encode(['sid' => session_id(), 'save_path' => session_save_path(),
                   'user' => posix_getpwuid(posix_geteuid())['name'], 'pid' => getmypid()]);
 """
 A_SECRET = f"<?php return {INCLUDE_SECRET!r};\n"
+PRELOAD_SECRET = "A's preloaded code"
+A_PRELOAD = f"<?php function iso_a_preloaded() {{ return {PRELOAD_SECRET!r}; }}\n"
 # A checks itself: another worker of A sees A's APCu and opcache (per pool, shared
 # by the pool's workers), so B not seeing them is isolation, not a broken cache.
 A_SELF = f"""<?php
@@ -60,6 +63,7 @@ $st = opcache_get_status(true);
 echo json_encode(['apcu' => apcu_fetch({APCU_KEY!r}), 'pid' => getmypid(),
                   'scripts' => array_keys($st['scripts'] ?? []),
                   'calendar' => extension_loaded('calendar'),
+                  'preloaded' => function_exists('iso_a_preloaded') ? iso_a_preloaded() : null,
                   'opcache_mb' => ini_get('opcache.memory_consumption'),
                   'user_agent' => ini_get('user_agent')]);
 """
@@ -77,6 +81,7 @@ $r['opcache_enabled'] = (bool)(($st ?: [])['opcache_enabled'] ?? false);
 $r['opcache_own_scripts'] = array_values(array_filter($scripts, fn($p) => $p === __FILE__));
 $r['opcache_a_scripts'] = array_values(array_filter($scripts, fn($p) => str_starts_with($p, $a_dir . '/')));
 $r['include_a_secret'] = @include $a_dir . '/secret.php';
+$r['a_preloaded'] = function_exists('iso_a_preloaded') ? iso_a_preloaded() : null;
 // 2. APCu: the key by name, and every key by iteration
 $r['apcu_enabled'] = function_exists('apcu_enabled') && apcu_enabled();
 $ok = false;
@@ -184,12 +189,16 @@ class Site:
         put(os.path.join(self.a_dir, "secret.php"), A_SECRET, self.pw_a)
         put(os.path.join(self.a_dir, "self.php"), A_SELF, self.pw_a)
         put(os.path.join(self.a_dir, "hello.php"), A_HELLO, self.pw_a)
+        put(os.path.join(self.a_dir, "preload.php"), A_PRELOAD, self.pw_a)
         put(os.path.join(self.b_dir, "attack.php"), B_ATTACK, self.pw_b)
         put(os.path.join(self.b_dir, "hello.php"), B_HELLO, self.pw_b)
         self.ini_a = self.tmp.join("ini-a")
         self.ini_b = self.tmp.join("ini-b")
         write_ini_dir(self.ini_a, ["opcache", "apcu", "posix", "calendar"],
-                      {"opcache.memory_consumption": "64"})
+                      {"opcache.memory_consumption": "64",
+                       # preloading as root needs a user to run it as (php-fpm too)
+                       "opcache.preload": os.path.join(self.a_dir, "preload.php"),
+                       "opcache.preload_user": USER_A})
         write_ini_dir(self.ini_b, ["opcache", "apcu", "posix"],
                       {"opcache.memory_consumption": "32"})
         self.session_files = []  # php-fpm's, in Debian's shared directory
@@ -255,6 +264,8 @@ def leaks(stored, r):
         out["opcache_get_status(true) lists A's scripts"] = r["opcache_a_scripts"]
     if r["include_a_secret"]:
         out["include of A's 0600 script runs A's code"] = r["include_a_secret"]
+    if r["a_preloaded"]:
+        out["A's opcache.preload functions callable"] = r["a_preloaded"]
     if r["apcu_fetch_a"] is not None:
         out["apcu_fetch of A's key"] = r["apcu_fetch_a"]
     if APCU_KEY in r["apcu_keys"]:
@@ -323,9 +334,11 @@ def b_cannot_see_a_in_opcache(site):
     check(r["opcache_own_scripts"], f"B's opcache holds B's own script: {r['opcache_own_scripts']}")
     check_eq(r["opcache_a_scripts"], [], "A's scripts in B's opcache_get_status(true)")
     check_eq(r["include_a_secret"], False, "B including A's cached 0600 script")
+    check_eq(r["a_preloaded"], None, "A's preloaded function in B")
     own = json_request(site.low.sock_a, os.path.join(site.a_dir, "self.php"))
     check(os.path.join(site.a_dir, "secret.php") in own["scripts"],
           f"A's own opcache holds A's scripts: {own['scripts']}")
+    check_eq(own["preloaded"], PRELOAD_SECRET, "A's preloaded function in A")
 
 
 @test
@@ -499,6 +512,7 @@ def phpfpm_same_attacks_recorded(site):
     low = leaks(site.stored, site.result)
     print(f"  lowphp-fpm leaks: {json.dumps(low) if low else 'nothing'}", flush=True)
     for what in ("opcache_get_status(true) lists A's scripts", "include of A's 0600 script runs A's code",
+                 "A's opcache.preload functions callable",
                  "apcu_fetch of A's key", "APCUIterator lists A's key", "A's session file read",
                  "A's session opened with its id", "A's socket connected",
                  "ini_get returns A's php_admin_value", "A's extension (calendar) loaded in B"):
