@@ -57,8 +57,11 @@ def default_is_a_private_dir_per_pool():
         check_eq(pwd.getpwuid(f.st_uid).pw_name, "nobody", "session file owner")
         check_eq(session_request(b, sid)[2], n + 1, "the session is found again")
     finally:
-        b.stop()
-        remove_pool_dir()
+        try:
+            b.stop()
+        finally:
+            b.close()
+            remove_pool_dir()
 
 
 @test
@@ -73,8 +76,11 @@ def existing_dir_is_given_back_to_the_pool_user():
         check_eq((st.st_uid, oct(stat.S_IMODE(st.st_mode))), (pwd.getpwnam("nobody").pw_uid, "0o700"),
                  "owner and mode after start")
     finally:
-        b.stop()
-        remove_pool_dir()
+        try:
+            b.stop()
+        finally:
+            b.close()
+            remove_pool_dir()
 
 
 @test
