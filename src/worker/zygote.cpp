@@ -2,6 +2,7 @@
 // APCu segments), then one clone per worker the master asks for.
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fcgiapp.h>
 #include <grp.h>
@@ -69,14 +70,24 @@ pid_t clone_worker() {
 // <base>/<pool>, made here (still root) for the user the workers will become.
 void default_session_dir(const config::PoolConfig& pool) {
     if (!sapi::session_path_unset(pool)) return;
+    // The ids the workers will take (worker.cpp's become_pool_user): digits are
+    // an id, with or without a passwd / group entry.
     uid_t uid = getuid();
     gid_t gid = getgid();
     if (uid == 0 && !pool.user.empty()) {
-        const struct passwd* pw = getpwnam(pool.user.c_str());
-        if (!pw) return; // the workers report the unknown user
-        uid = pw->pw_uid;
-        gid = pw->pw_gid;
-        if (!pool.group.empty()) {
+        const struct passwd* pw = nullptr;
+        if (config::is_numeric_id(pool.user)) {
+            uid = static_cast<uid_t>(strtoul(pool.user.c_str(), nullptr, 10));
+            pw = getpwuid(uid);
+        } else {
+            pw = getpwnam(pool.user.c_str());
+            if (!pw) return; // the workers report the unknown user
+            uid = pw->pw_uid;
+        }
+        if (pw) gid = pw->pw_gid;
+        if (config::is_numeric_id(pool.group)) {
+            gid = static_cast<gid_t>(strtoul(pool.group.c_str(), nullptr, 10));
+        } else if (!pool.group.empty()) {
             const struct group* gr = getgrnam(pool.group.c_str());
             if (!gr) return;
             gid = gr->gr_gid;

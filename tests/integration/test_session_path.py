@@ -65,6 +65,33 @@ def default_is_a_private_dir_per_pool():
 
 
 @test
+def numeric_user_without_passwd_entry_gets_its_dir():
+    uid = 48213
+    while True:  # an id nobody has
+        try:
+            pwd.getpwuid(uid)
+            uid += 1
+        except KeyError:
+            break
+    remove_pool_dir()
+    b = Backend(pool_name=POOL, pool={"user": str(uid), "group": str(uid)})
+    b.start()
+    try:
+        path, sid, _ = session_request(b)
+        check_eq(path, pool_dir(), "session.save_path")
+        st = os.stat(pool_dir())
+        check_eq((st.st_uid, st.st_gid, oct(stat.S_IMODE(st.st_mode))), (uid, uid, "0o700"),
+                 "pool session dir owner, group and mode")
+        check_eq(os.stat(os.path.join(pool_dir(), f"sess_{sid}")).st_uid, uid, "session file owner")
+    finally:
+        try:
+            b.stop()
+        finally:
+            b.close()
+            remove_pool_dir()
+
+
+@test
 def existing_dir_is_given_back_to_the_pool_user():
     remove_pool_dir()
     os.makedirs(pool_dir(), exist_ok=True)
