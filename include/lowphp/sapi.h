@@ -13,6 +13,15 @@ namespace lowphp::sapi {
 // php_module_startup with the pool's php.ini (zygote). Returns false on failure.
 bool start_pool(const config::PoolConfig& pool, const zygote::PhpIniOptions& ini);
 
+// True when the pool leaves session.save_path to lowphp: session.save_handler is
+// "files" and neither php.ini (with its conf.d and -d) nor the pool's
+// php_value / php_admin_value sets session.save_path. Call after start_pool.
+bool session_path_unset(const config::PoolConfig& pool);
+
+// Makes `path` the pool's session.save_path (a master value: scripts and
+// .user.ini may still change it, as with a php.ini line).
+void set_session_path(const std::string& path);
+
 // Per-worker set-up after fork and privilege drop (environment hooks, logging,
 // the scoreboard the status page reads; `tcp_listen_fd` -1 for unix listeners).
 void init_worker(const config::PoolConfig& pool, Scoreboard& board, size_t pool_index,

@@ -64,7 +64,8 @@ struct PoolRuntime {
     bool zygote_ready = false;
     // An ondemand pool's zygote (its PHP start-up) waits for the first connection.
     bool zygote_wanted = true;
-    int zygote_restarts = 0;
+    int zygote_restarts = 0; // consecutive short-lived zygotes: the restart backoff
+    uint64_t zygote_started_us = 0;
     uint64_t zygote_retry_at_us = 0;
     std::vector<bool> slot_busy; // slot index (relative) reserved or in use
     int pending_spawns = 0;

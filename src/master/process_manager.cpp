@@ -15,6 +15,9 @@ namespace {
 
 using config::PmStyle;
 
+// A zygote that lived this long before dying resets the restart backoff.
+constexpr uint64_t kZygoteStableUs = 10'000'000;
+
 std::string signal_name(int signo) {
     const char* abbrev = sigabbrev_np(signo);
     return abbrev ? std::string("SIG") + abbrev : std::string();
@@ -299,7 +302,9 @@ void Master::on_zygote_exit(size_t index, int status) {
     }
     pool.pending_pipes.clear();
     if (stopping()) return;
-    // Back off 1, 2, 4 ... 30 s between restarts so a broken php.ini does not spin.
+    // Back off 1, 2, 4 ... 30 s between restarts so a broken php.ini does not spin;
+    // a zygote that ran for a while was healthy: the next restart is immediate again.
+    if (now_us() - pool.zygote_started_us >= kZygoteStableUs) pool.zygote_restarts = 0;
     int delay = std::min(30, 1 << std::min(pool.zygote_restarts, 5));
     pool.zygote_restarts++;
     pool.zygote_retry_at_us = now_us() + static_cast<uint64_t>(delay - 1) * 1000000u;

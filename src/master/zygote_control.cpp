@@ -99,6 +99,7 @@ bool Master::start_zygote(size_t index) {
     close(sv[1]);
     g_self = this;
     pool.zygote_pid = pid;
+    pool.zygote_started_us = now_us();
     pool.zygote_ready = false;
     pool.zygote_ctl.reset(sv[0]);
     auto& args = event_args(pools_.size());

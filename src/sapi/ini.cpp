@@ -4,8 +4,11 @@
 #include "sapi_internal.h"
 #include "lowphp/log.h"
 
+#include <cstring>
+
 extern "C" {
 #include "ext/standard/dl.h"
+#include "php_ini.h"
 #include "zend_ini.h"
 #include "zend_ini_scanner.h"
 }
@@ -101,6 +104,24 @@ void apply_pool_values(const config::PoolConfig& pool) {
     for (const auto& v : pool.php_admin_values)
         if (!apply_define(v.name, v.value, true))
             ZLOG_ERROR("Unable to set php_admin_value '%s'", v.name.c_str());
+}
+
+bool session_path_unset(const config::PoolConfig& pool) {
+    for (const auto* list : {&pool.php_values, &pool.php_admin_values})
+        for (const auto& v : *list)
+            if (v.name == "session.save_path") return false;
+    if (cfg_get_entry("session.save_path", sizeof("session.save_path") - 1)) return false;
+    if (!zend_hash_str_exists(EG(ini_directives), "session.save_path",
+                              sizeof("session.save_path") - 1))
+        return false; // no session extension
+    const char* handler = zend_ini_string_ex(const_cast<char*>("session.save_handler"),
+                                             sizeof("session.save_handler") - 1, 0, nullptr);
+    return handler && strcmp(handler, "files") == 0;
+}
+
+void set_session_path(const std::string& path) {
+    if (!alter_master_ini("session.save_path", path, false))
+        ZLOG_ERROR("Unable to set session.save_path");
 }
 
 void apply_request_ini(RequestContext& ctx, const char* text, bool system) {

@@ -2,8 +2,11 @@
 // APCu segments), then one clone per worker the master asks for.
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fcgiapp.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -13,6 +16,7 @@
 #include "lowphp/log.h"
 #include "lowphp/proctitle.h"
 #include "lowphp/sapi.h"
+#include "lowphp/session_dir.h"
 #include "lowphp/worker.h"
 #include "lowphp/zygote.h"
 
@@ -62,6 +66,46 @@ pid_t clone_worker() {
     return static_cast<pid_t>(syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
 }
 
+// Sessions of a pool that does not choose its session.save_path go to
+// <base>/<pool>, made here (still root) for the user the workers will become.
+void default_session_dir(const config::PoolConfig& pool) {
+    if (!sapi::session_path_unset(pool)) return;
+    // The ids the workers will take (worker.cpp's become_pool_user): digits are
+    // an id, with or without a passwd / group entry.
+    uid_t uid = getuid();
+    gid_t gid = getgid();
+    if (uid == 0 && !pool.user.empty()) {
+        const struct passwd* pw = nullptr;
+        if (config::is_numeric_id(pool.user)) {
+            uid = static_cast<uid_t>(strtoul(pool.user.c_str(), nullptr, 10));
+            pw = getpwuid(uid);
+        } else {
+            pw = getpwnam(pool.user.c_str());
+            if (!pw) return; // the workers report the unknown user
+            uid = pw->pw_uid;
+        }
+        if (pw) gid = pw->pw_gid;
+        if (config::is_numeric_id(pool.group)) {
+            gid = static_cast<gid_t>(strtoul(pool.group.c_str(), nullptr, 10));
+        } else if (!pool.group.empty()) {
+            const struct group* gr = getgrnam(pool.group.c_str());
+            if (!gr) return;
+            gid = gr->gr_gid;
+        }
+    }
+    std::string root = pool.chroot;
+    while (!root.empty() && root.back() == '/') root.pop_back();
+    std::string err = session_dir::prepare(root + session_dir::kDefaultBase, pool.name, uid, gid);
+    if (!err.empty()) {
+        ZLOG_WARNING("[pool %s] no session directory of its own, session.save_path stays PHP's "
+                     "default: %s",
+                     pool.name.c_str(), err.c_str());
+        return;
+    }
+    // Workers see the path from inside their chroot.
+    sapi::set_session_path(std::string(session_dir::kDefaultBase) + "/" + pool.name);
+}
+
 } // namespace
 
 void run(const Params& params) {
@@ -69,6 +113,7 @@ void run(const Params& params) {
     proctitle::set("lowphp-fpm: zygote " + pool.name);
     unsetenv("FCGI_WEB_SERVER_ADDRS"); // allowed clients are ours to check, not libfcgi's
     bool ok = sapi::start_pool(pool, params.ini) && FCGX_Init() == 0;
+    if (ok) default_session_dir(pool);
     signal(SIGTERM, SIG_DFL); // FCGX_Init caught it; the master stops us with it
     signal(SIGUSR1, SIG_DFL);
     signal(SIGPIPE, SIG_IGN);

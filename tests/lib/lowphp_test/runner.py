@@ -12,6 +12,8 @@ import sys
 import time
 import traceback
 
+from .util import SessionDirsSnapshot
+
 _TESTS = []
 
 
@@ -65,6 +67,7 @@ def run(setup=None, teardown=None):
     else:
         selected = list(_TESTS)
     ctx = None
+    session_dirs = SessionDirsSnapshot()
     try:
         if setup is not None:
             ctx = setup()
@@ -79,6 +82,7 @@ def run(setup=None, teardown=None):
         for name, _, _ in selected:
             print(f"FAIL {name}: setup failed: {_one_line(e)}", flush=True)
         print(f"0 passed, {len(selected)} failed", flush=True)
+        session_dirs.cleanup()
         sys.exit(1)
     try:
         for name, fn, _timeout in selected:
@@ -106,6 +110,7 @@ def run(setup=None, teardown=None):
                 failed += 1
                 sys.stderr.write(traceback.format_exc())
                 print(f"FAIL teardown: {_one_line(e)}", flush=True)
+        session_dirs.cleanup()
     if not selected:
         failed += 1
         print(f"FAIL no tests selected (registered: {', '.join(names)})", flush=True)

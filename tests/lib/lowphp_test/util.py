@@ -132,3 +132,33 @@ def kill_quiet(pid, sig=signal.SIGKILL):
         os.kill(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+# lowphp-fpm gives each pool that does not set session.save_path its own
+# directory under this base (see README, "Isolation").
+SESSION_BASE = "/var/lib/php/sessions/lowphp"
+
+
+class SessionDirsSnapshot:
+    """What exists under SESSION_BASE now; cleanup() removes the pool
+    directories made since, when empty (a test that stores sessions removes
+    its own), and the base itself if it did not exist and is empty."""
+
+    def __init__(self, base=SESSION_BASE):
+        self.base = base
+        self.existed = os.path.isdir(base)
+        self.entries = set(os.listdir(base)) if self.existed else set()
+
+    def cleanup(self):
+        if not os.path.isdir(self.base):
+            return
+        for name in set(os.listdir(self.base)) - self.entries:
+            try:
+                os.rmdir(os.path.join(self.base, name))
+            except OSError:
+                pass
+        if not self.existed:
+            try:
+                os.rmdir(self.base)
+            except OSError:
+                pass
