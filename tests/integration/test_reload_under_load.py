@@ -25,8 +25,12 @@ def wrk_under_reloads(binary, keepalive):
                               f"http://127.0.0.1:{st.port}/s200.php"], stdout=subprocess.PIPE, text=True)
         time.sleep(1.5)
         for _ in range(RELOADS):
+            # each reload is complete (the new image is ready) before the next
+            # signal: a USR2 during start-up is ignored, as php-fpm does
+            done = st.backend.log_mark()
             st.backend.send_signal(signal.SIGUSR2)
-            time.sleep(0.5)
+            st.backend.wait_log(r"ready to handle connections", done, timeout=10)
+            time.sleep(0.3)
         out = w.communicate(timeout=60)[0]
         reloads = st.backend.log_since(mark).count("Reloading in progress")
         total = int(re.search(r"(\d+) requests in", out).group(1))
