@@ -8,21 +8,8 @@ import subprocess
 
 from lowphp_test import Backend, check, check_eq, fcgi, run, test, util
 
-CONNECT_AS = """
-import os, socket, sys
-os.setgid({gid}); os.setgroups([]); os.setuid({uid})
-s = socket.socket(socket.AF_UNIX)
-try:
-    s.connect({path!r}); print("connected")
-except PermissionError:
-    print("denied")
-"""
+connect_as = util.connect_as
 
-
-def connect_as(user, path):
-    pw = pwd.getpwnam(user)
-    code = CONNECT_AS.format(uid=pw.pw_uid, gid=pw.pw_gid, path=path)
-    return subprocess.run(["python3", "-c", code], capture_output=True, text=True, timeout=10).stdout.strip()
 
 
 def hello(backend):

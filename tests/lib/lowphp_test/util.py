@@ -162,3 +162,23 @@ class SessionDirsSnapshot:
                 os.rmdir(self.base)
             except OSError:
                 pass
+
+
+_CONNECT_AS = """
+import os, socket
+os.setgid({gid}); os.setgroups([]); os.setuid({uid})
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect({path!r}); print("connected")
+except PermissionError:
+    print("denied")
+"""
+
+
+def connect_as(user, path):
+    """Try to connect to unix socket `path` as `user`: "connected" or "denied"."""
+    import pwd
+    import subprocess
+    pw = pwd.getpwnam(user)
+    code = _CONNECT_AS.format(uid=pw.pw_uid, gid=pw.pw_gid, path=path)
+    return subprocess.run(["python3", "-c", code], capture_output=True, text=True, timeout=10).stdout.strip()
