@@ -30,8 +30,8 @@ class ChildOutput {
     void flush(std::vector<std::string>& lines);
 
     size_t max_;
-    std::string line_;    // the current, unterminated line
-    std::string held_;    // trailing bytes that may be the start of a marker
+    std::string line_;     // the current, unterminated line
+    std::string held_;     // trailing bytes that may be the start of a marker
     bool wrapped_ = false; // the last line was cut at max_: a '\n' right after ends nothing new
 };
 

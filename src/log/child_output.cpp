@@ -63,9 +63,10 @@ size_t child_output_room(size_t log_limit, bool decorated, const std::string& po
                          const std::string& stream) {
     if (!decorated) return log_limit > 1 ? log_limit - 1 : 1;
     // "[23-Nov-2026 09:25:17] " + "WARNING: " + "[pool P] child N said into S: \"" ... "\"\n"
-    size_t prefix = 23 + 9 + std::string("[pool " + pool + "] child " + std::to_string(pid) + " said into " +
-                                         stream + ": \"")
-                                 .size();
+    size_t prefix = 23 + 9 +
+                    std::string("[pool " + pool + "] child " + std::to_string(pid) + " said into " +
+                                stream + ": \"")
+                        .size();
     return log_limit > prefix + 2 ? log_limit - prefix - 2 : 1;
 }
 

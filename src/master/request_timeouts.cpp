@@ -8,8 +8,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "master_internal.h"
 #include "lowphp/log.h"
+#include "master_internal.h"
 
 namespace lowphp::master {
 namespace {
@@ -27,8 +27,8 @@ std::string request_text(const SlotCopy& s) {
 
 void wake_slowlog_thread(WorkerSlot& slot) {
     slot.trace_requests.fetch_add(1);
-    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&slot.trace_requests), FUTEX_WAKE, INT_MAX, nullptr,
-            nullptr, 0);
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&slot.trace_requests), FUTEX_WAKE, INT_MAX,
+            nullptr, nullptr, 0);
 }
 
 } // namespace
@@ -40,27 +40,32 @@ void Master::check_request_timeouts() {
         if (!cfg.request_terminate_timeout && !cfg.request_slowlog_timeout) continue;
         WorkerSlot& slot = scoreboard_.slot(w.slot);
         SlotCopy s = read_slot(slot);
-        if (s.pid != pid || !in_request(s.state, cfg.request_terminate_timeout_track_finished)) continue;
+        if (s.pid != pid || !in_request(s.state, cfg.request_terminate_timeout_track_finished))
+            continue;
         uint64_t elapsed = now > s.request_started_us ? now - s.request_started_us : 0;
-        unsigned sec = static_cast<unsigned>(elapsed / 1000000u), usec = static_cast<unsigned>(elapsed % 1000000u);
+        unsigned sec = static_cast<unsigned>(elapsed / 1000000u),
+                 usec = static_cast<unsigned>(elapsed % 1000000u);
         bool executing = s.state < static_cast<int>(WorkerState::Ending);
-        if (cfg.request_slowlog_timeout && executing && w.slow_logged_request != s.request_started_us &&
+        if (cfg.request_slowlog_timeout && executing &&
+            w.slow_logged_request != s.request_started_us &&
             elapsed > static_cast<uint64_t>(cfg.request_slowlog_timeout) * 1000000u) {
             w.slow_logged_request = s.request_started_us;
             scoreboard_.pool(w.pool).slow_requests.fetch_add(1);
-            ZLOG_WARNING("[pool %s] child %d, script '%s' (request: \"%s\") executing too slow (%u.%06u sec), "
+            ZLOG_WARNING("[pool %s] child %d, script '%s' (request: \"%s\") executing too slow "
+                         "(%u.%06u sec), "
                          "logging",
-                         cfg.name.c_str(), static_cast<int>(pid), s.script.c_str(), request_text(s).c_str(), sec,
-                         usec);
+                         cfg.name.c_str(), static_cast<int>(pid), s.script.c_str(),
+                         request_text(s).c_str(), sec, usec);
             wake_slowlog_thread(slot);
         }
         if (cfg.request_terminate_timeout && w.terminated_request != s.request_started_us &&
             elapsed > static_cast<uint64_t>(cfg.request_terminate_timeout) * 1000000u) {
             w.terminated_request = s.request_started_us;
-            ZLOG_WARNING("[pool %s] child %d, script '%s' (request: \"%s\") execution timed out (%u.%06u sec), "
+            ZLOG_WARNING("[pool %s] child %d, script '%s' (request: \"%s\") execution timed out "
+                         "(%u.%06u sec), "
                          "terminating",
-                         cfg.name.c_str(), static_cast<int>(pid), s.script.c_str(), request_text(s).c_str(), sec,
-                         usec);
+                         cfg.name.c_str(), static_cast<int>(pid), s.script.c_str(),
+                         request_text(s).c_str(), sec, usec);
             kill(pid, SIGTERM);
         }
     }

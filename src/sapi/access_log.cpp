@@ -8,9 +8,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "sapi_internal.h"
 #include "lowphp/access_log.h"
 #include "lowphp/log.h"
+#include "sapi_internal.h"
 
 namespace lowphp::sapi {
 
@@ -38,9 +38,12 @@ std::string client_ip(int fd) {
 
 std::optional<std::string> response_header(const std::string& name) {
     zend_llist_position pos;
-    auto* h = static_cast<sapi_header_struct*>(zend_llist_get_first_ex(&SG(sapi_headers).headers, &pos));
-    for (; h; h = static_cast<sapi_header_struct*>(zend_llist_get_next_ex(&SG(sapi_headers).headers, &pos))) {
-        if (h->header_len <= name.size() + 2 || strncmp(h->header, name.c_str(), name.size()) != 0) continue;
+    auto* h =
+        static_cast<sapi_header_struct*>(zend_llist_get_first_ex(&SG(sapi_headers).headers, &pos));
+    for (; h; h = static_cast<sapi_header_struct*>(
+                  zend_llist_get_next_ex(&SG(sapi_headers).headers, &pos))) {
+        if (h->header_len <= name.size() + 2 || strncmp(h->header, name.c_str(), name.size()) != 0)
+            continue;
         if (h->header[name.size()] != ':' || h->header[name.size() + 1] != ' ') continue;
         return std::string(h->header + name.size() + 2);
     }

@@ -18,8 +18,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "sapi_internal.h"
 #include "lowphp/log.h"
+#include "sapi_internal.h"
 
 namespace lowphp::sapi {
 namespace {
@@ -40,22 +40,27 @@ bool peek(const void* addr, void* out, size_t size) {
     return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == static_cast<ssize_t>(size);
 }
 
-template <typename T> bool peek_value(const void* addr, T& out) { return peek(addr, &out, sizeof out); }
+template <typename T> bool peek_value(const void* addr, T& out) {
+    return peek(addr, &out, sizeof out);
+}
 
 // A zend_string's text, or "" when it cannot be read.
 std::string peek_zstr(const zend_string* zs) {
     size_t len = 0;
-    if (!zs || !peek_value(reinterpret_cast<const char*>(zs) + offsetof(zend_string, len), len)) return {};
+    if (!zs || !peek_value(reinterpret_cast<const char*>(zs) + offsetof(zend_string, len), len))
+        return {};
     len = std::min<size_t>(len, 1023);
     std::string out(len, '\0');
-    if (!peek(reinterpret_cast<const char*>(zs) + offsetof(zend_string, val), out.data(), len)) return {};
+    if (!peek(reinterpret_cast<const char*>(zs) + offsetof(zend_string, val), out.data(), len))
+        return {};
     return out;
 }
 
 std::string peek_cstr(const char* p) {
     std::string out;
     char c;
-    while (p && out.size() < 1023 && peek_value(p + out.size(), c) && c) out += c;
+    while (p && out.size() < 1023 && peek_value(p + out.size(), c) && c)
+        out += c;
     return out;
 }
 
@@ -99,7 +104,8 @@ std::string backtrace_text() {
     struct tm tm;
     localtime_r(&now, &tm);
     strftime(when, sizeof when, "[%d-%b-%Y %H:%M:%S]", &tm);
-    std::string out = std::string("\n") + when + "  [pool " + tracer.pool + "] pid " + std::to_string(getpid()) + "\n";
+    std::string out = std::string("\n") + when + "  [pool " + tracer.pool + "] pid " +
+                      std::to_string(getpid()) + "\n";
     char* script = nullptr;
     if (!peek_value(&SG(request_info).path_translated, script)) return out + "+++ dump failed\n";
     out += "script_filename = " + peek_cstr(script) + "\n";
@@ -121,8 +127,8 @@ std::string backtrace_text() {
 void* trace_loop(void*) {
     uint32_t seen = tracer.slot->trace_requests.load();
     for (;;) {
-        syscall(SYS_futex, reinterpret_cast<uint32_t*>(&tracer.slot->trace_requests), FUTEX_WAIT, seen, nullptr,
-                nullptr, 0);
+        syscall(SYS_futex, reinterpret_cast<uint32_t*>(&tracer.slot->trace_requests), FUTEX_WAIT,
+                seen, nullptr, nullptr, 0);
         uint32_t now = tracer.slot->trace_requests.load();
         if (now == seen) continue; // spurious wake-up
         seen = now;
@@ -137,7 +143,8 @@ void* trace_loop(void*) {
 
 void start_slowlog_thread(const config::PoolConfig& pool, WorkerSlot* slot, int fd) {
     if (fd < 0 || !slot || pool.request_slowlog_timeout <= 0) return;
-    tracer = {fd, pool.request_slowlog_trace_depth > 0 ? pool.request_slowlog_trace_depth : 20, slot, pool.name};
+    tracer = {fd, pool.request_slowlog_trace_depth > 0 ? pool.request_slowlog_trace_depth : 20,
+              slot, pool.name};
     // Signals stay with the main thread: the tracer starts with all of them blocked.
     sigset_t all, old;
     sigfillset(&all);

@@ -3,8 +3,8 @@
 // looked up, as php-fpm's fpm_status_handle_request.
 #include <cstring>
 
-#include "sapi_internal.h"
 #include "lowphp/status.h"
+#include "sapi_internal.h"
 
 namespace lowphp::sapi {
 
@@ -89,7 +89,8 @@ bool handle_status_request() {
     if (!uri || !current_pool) return false;
     const config::PoolConfig& pool = *current_pool;
     bool ping = !pool.ping_path.empty() && pool.ping_path == uri;
-    bool status = !pool.pm_status_path.empty() && pool.pm_status_path == uri && status_context.board;
+    bool status =
+        !pool.pm_status_path.empty() && pool.pm_status_path == uri && status_context.board;
     if ((ping || status) && current_slot) // fpm_request_executing: it shows as Running
         current_slot->state.store(static_cast<int>(WorkerState::Running));
     if (ping) {

@@ -7,8 +7,9 @@
 namespace lowphp {
 
 const char* state_name(int state) {
-    static const char* const names[] = {"Idle",    "Idle",   "Reading headers", "Getting request information",
-                                        "Running", "Ending", "Finishing"};
+    static const char* const names[] = {
+        "Idle",    "Idle",   "Reading headers", "Getting request information",
+        "Running", "Ending", "Finishing"};
     return state >= 0 && state < 7 ? names[state] : "Unknown";
 }
 

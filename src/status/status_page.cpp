@@ -34,9 +34,12 @@ std::string format(const char* fmt, ...) {
 
 const char* pm_name(int pm) {
     switch (static_cast<config::PmStyle>(pm)) {
-    case config::PmStyle::Static: return "static";
-    case config::PmStyle::Dynamic: return "dynamic";
-    case config::PmStyle::Ondemand: return "ondemand";
+    case config::PmStyle::Static:
+        return "static";
+    case config::PmStyle::Dynamic:
+        return "dynamic";
+    case config::PmStyle::Ondemand:
+        return "ondemand";
     }
     return "unknown";
 }
@@ -77,7 +80,9 @@ struct ShownProc {
 
 using Escape = std::string (*)(const std::string&);
 
-std::string keep(const std::string& s) { return s; }
+std::string keep(const std::string& s) {
+    return s;
+}
 
 ShownProc show(const ProcStatus& p, Escape esc, bool human_time) {
     ShownProc s;
@@ -91,154 +96,164 @@ ShownProc show(const ProcStatus& p, Escape esc, bool human_time) {
 
 std::string render_text(const Snapshot& s, bool full) {
     const PoolStatus& p = s.pool;
-    std::string out = format("pool:                 %s\n"
-                             "process manager:      %s\n"
-                             "start time:           %s\n"
-                             "start since:          %" PRIu64 "\n"
-                             "accepted conn:        %" PRIu64 "\n"
-                             "listen queue:         %u\n"
-                             "max listen queue:     %u\n"
-                             "listen queue len:     %d\n"
-                             "idle processes:       %d\n"
-                             "active processes:     %d\n"
-                             "total processes:      %d\n"
-                             "max active processes: %d\n"
-                             "max children reached: %u\n"
-                             "slow requests:        %" PRIu64 "\n",
-                             p.pool.c_str(), p.process_manager.c_str(), time_text(p.start_time, true).c_str(),
-                             p.start_since, p.accepted_conn, p.listen_queue, p.max_listen_queue,
-                             p.listen_queue_len, p.idle, p.active, p.total, p.max_active,
-                             p.max_children_reached, p.slow_requests);
+    std::string out = format(
+        "pool:                 %s\n"
+        "process manager:      %s\n"
+        "start time:           %s\n"
+        "start since:          %" PRIu64 "\n"
+        "accepted conn:        %" PRIu64 "\n"
+        "listen queue:         %u\n"
+        "max listen queue:     %u\n"
+        "listen queue len:     %d\n"
+        "idle processes:       %d\n"
+        "active processes:     %d\n"
+        "total processes:      %d\n"
+        "max active processes: %d\n"
+        "max children reached: %u\n"
+        "slow requests:        %" PRIu64 "\n",
+        p.pool.c_str(), p.process_manager.c_str(), time_text(p.start_time, true).c_str(),
+        p.start_since, p.accepted_conn, p.listen_queue, p.max_listen_queue, p.listen_queue_len,
+        p.idle, p.active, p.total, p.max_active, p.max_children_reached, p.slow_requests);
     if (p.max_memory)
-        out += format("max memory:           %" PRIu64 "\nmemory recycles:      %" PRIu64 "\n", p.max_memory,
-                      p.memory_recycles);
+        out += format("max memory:           %" PRIu64 "\nmemory recycles:      %" PRIu64 "\n",
+                      p.max_memory, p.memory_recycles);
     if (!full) return out;
     for (const ProcStatus& pr : s.procs) {
         ShownProc v = show(pr, keep, true);
-        out += format("\n************************\n"
-                      "pid:                  %d\n"
-                      "state:                %s\n"
-                      "start time:           %s\n"
-                      "start since:          %" PRIu64 "\n"
-                      "requests:             %" PRIu64 "\n"
-                      "request duration:     %" PRIu64 "\n"
-                      "request method:       %s\n"
-                      "request URI:          %s\n"
-                      "content length:       %" PRIu64 "\n"
-                      "user:                 %s\n"
-                      "script:               %s\n"
-                      "last request cpu:     %.2f\n"
-                      "last request memory:  %" PRIu64 "\n",
-                      pr.pid, pr.state.c_str(), v.start_time.c_str(), pr.start_since, pr.requests,
-                      pr.request_duration_us, v.method.c_str(), v.uri_query.c_str(), pr.content_length,
-                      v.user.c_str(), v.script.c_str(), pr.last_cpu, pr.last_memory);
+        out +=
+            format("\n************************\n"
+                   "pid:                  %d\n"
+                   "state:                %s\n"
+                   "start time:           %s\n"
+                   "start since:          %" PRIu64 "\n"
+                   "requests:             %" PRIu64 "\n"
+                   "request duration:     %" PRIu64 "\n"
+                   "request method:       %s\n"
+                   "request URI:          %s\n"
+                   "content length:       %" PRIu64 "\n"
+                   "user:                 %s\n"
+                   "script:               %s\n"
+                   "last request cpu:     %.2f\n"
+                   "last request memory:  %" PRIu64 "\n",
+                   pr.pid, pr.state.c_str(), v.start_time.c_str(), pr.start_since, pr.requests,
+                   pr.request_duration_us, v.method.c_str(), v.uri_query.c_str(), pr.content_length,
+                   v.user.c_str(), v.script.c_str(), pr.last_cpu, pr.last_memory);
     }
     return out;
 }
 
 std::string render_html(const Snapshot& s, bool full) {
     const PoolStatus& p = s.pool;
-    std::string out = format(
-        "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Strict//EN\" "
-        "\"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd\">\n"
-        "<html xmlns=\"http://www.w3.org/1999/xhtml\" xml:lang=\"en\" lang=\"en\">\n"
-        "<head><title>PHP-FPM Status Page</title></head>\n"
-        "<body>\n"
-        "<table>\n"
-        "<tr><th>pool</th><td>%s</td></tr>\n"
-        "<tr><th>process manager</th><td>%s</td></tr>\n"
-        "<tr><th>start time</th><td>%s</td></tr>\n"
-        "<tr><th>start since</th><td>%" PRIu64 "</td></tr>\n"
-        "<tr><th>accepted conn</th><td>%" PRIu64 "</td></tr>\n"
-        "<tr><th>listen queue</th><td>%u</td></tr>\n"
-        "<tr><th>max listen queue</th><td>%u</td></tr>\n"
-        "<tr><th>listen queue len</th><td>%d</td></tr>\n"
-        "<tr><th>idle processes</th><td>%d</td></tr>\n"
-        "<tr><th>active processes</th><td>%d</td></tr>\n"
-        "<tr><th>total processes</th><td>%d</td></tr>\n"
-        "<tr><th>max active processes</th><td>%d</td></tr>\n"
-        "<tr><th>max children reached</th><td>%u</td></tr>\n"
-        "<tr><th>slow requests</th><td>%" PRIu64 "</td></tr>\n"
-        "</table>\n",
-        escape_html(p.pool).c_str(), p.process_manager.c_str(), time_text(p.start_time, true).c_str(),
-        p.start_since, p.accepted_conn, p.listen_queue, p.max_listen_queue, p.listen_queue_len, p.idle,
-        p.active, p.total, p.max_active, p.max_children_reached, p.slow_requests);
+    std::string out =
+        format("<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Strict//EN\" "
+               "\"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd\">\n"
+               "<html xmlns=\"http://www.w3.org/1999/xhtml\" xml:lang=\"en\" lang=\"en\">\n"
+               "<head><title>PHP-FPM Status Page</title></head>\n"
+               "<body>\n"
+               "<table>\n"
+               "<tr><th>pool</th><td>%s</td></tr>\n"
+               "<tr><th>process manager</th><td>%s</td></tr>\n"
+               "<tr><th>start time</th><td>%s</td></tr>\n"
+               "<tr><th>start since</th><td>%" PRIu64 "</td></tr>\n"
+               "<tr><th>accepted conn</th><td>%" PRIu64 "</td></tr>\n"
+               "<tr><th>listen queue</th><td>%u</td></tr>\n"
+               "<tr><th>max listen queue</th><td>%u</td></tr>\n"
+               "<tr><th>listen queue len</th><td>%d</td></tr>\n"
+               "<tr><th>idle processes</th><td>%d</td></tr>\n"
+               "<tr><th>active processes</th><td>%d</td></tr>\n"
+               "<tr><th>total processes</th><td>%d</td></tr>\n"
+               "<tr><th>max active processes</th><td>%d</td></tr>\n"
+               "<tr><th>max children reached</th><td>%u</td></tr>\n"
+               "<tr><th>slow requests</th><td>%" PRIu64 "</td></tr>\n"
+               "</table>\n",
+               escape_html(p.pool).c_str(), p.process_manager.c_str(),
+               time_text(p.start_time, true).c_str(), p.start_since, p.accepted_conn,
+               p.listen_queue, p.max_listen_queue, p.listen_queue_len, p.idle, p.active, p.total,
+               p.max_active, p.max_children_reached, p.slow_requests);
     if (p.max_memory)
         out.insert(out.size() - strlen("</table>\n"),
-                   format("<tr><th>max memory</th><td>%" PRIu64 "</td></tr>\n<tr><th>memory recycles</th><td>%" PRIu64
-                          "</td></tr>\n",
+                   format("<tr><th>max memory</th><td>%" PRIu64
+                          "</td></tr>\n<tr><th>memory recycles</th><td>%" PRIu64 "</td></tr>\n",
                           p.max_memory, p.memory_recycles));
     if (!full) return out + "</body></html>";
-    out += "<table border=\"1\">\n"
-           "<tr><th>pid</th><th>state</th><th>start time</th><th>start since</th><th>requests</th>"
-           "<th>request duration</th><th>request method</th><th>request uri</th><th>content length</th>"
-           "<th>user</th><th>script</th><th>last request cpu</th><th>last request memory</th></tr>\n";
+    out +=
+        "<table border=\"1\">\n"
+        "<tr><th>pid</th><th>state</th><th>start time</th><th>start since</th><th>requests</th>"
+        "<th>request duration</th><th>request method</th><th>request uri</th><th>content "
+        "length</th>"
+        "<th>user</th><th>script</th><th>last request cpu</th><th>last request memory</th></tr>\n";
     for (const ProcStatus& pr : s.procs) {
         ShownProc v = show(pr, escape_html, true);
-        out += format("<tr><td>%d</td><td>%s</td><td>%s</td><td>%" PRIu64 "</td><td>%" PRIu64
-                      "</td><td>%" PRIu64 "</td><td>%s</td><td>%s</td><td>%" PRIu64
-                      "</td><td>%s</td><td>%s</td><td>%.2f</td><td>%" PRIu64 "</td></tr>\n",
-                      pr.pid, pr.state.c_str(), v.start_time.c_str(), pr.start_since, pr.requests,
-                      pr.request_duration_us, v.method.c_str(), v.uri_query.c_str(), pr.content_length,
-                      v.user.c_str(), v.script.c_str(), pr.last_cpu, pr.last_memory);
+        out +=
+            format("<tr><td>%d</td><td>%s</td><td>%s</td><td>%" PRIu64 "</td><td>%" PRIu64
+                   "</td><td>%" PRIu64 "</td><td>%s</td><td>%s</td><td>%" PRIu64
+                   "</td><td>%s</td><td>%s</td><td>%.2f</td><td>%" PRIu64 "</td></tr>\n",
+                   pr.pid, pr.state.c_str(), v.start_time.c_str(), pr.start_since, pr.requests,
+                   pr.request_duration_us, v.method.c_str(), v.uri_query.c_str(), pr.content_length,
+                   v.user.c_str(), v.script.c_str(), pr.last_cpu, pr.last_memory);
     }
     return out + "</table></body></html>";
 }
 
 std::string render_xml(const Snapshot& s, bool full) {
     const PoolStatus& p = s.pool;
-    std::string out = format("<?xml version=\"1.0\" ?>\n"
-                             "<status>\n"
-                             "<pool>%s</pool>\n"
-                             "<process-manager>%s</process-manager>\n"
-                             "<start-time>%" PRIu64 "</start-time>\n"
-                             "<start-since>%" PRIu64 "</start-since>\n"
-                             "<accepted-conn>%" PRIu64 "</accepted-conn>\n"
-                             "<listen-queue>%u</listen-queue>\n"
-                             "<max-listen-queue>%u</max-listen-queue>\n"
-                             "<listen-queue-len>%d</listen-queue-len>\n"
-                             "<idle-processes>%d</idle-processes>\n"
-                             "<active-processes>%d</active-processes>\n"
-                             "<total-processes>%d</total-processes>\n"
-                             "<max-active-processes>%d</max-active-processes>\n"
-                             "<max-children-reached>%u</max-children-reached>\n"
-                             "<slow-requests>%" PRIu64 "</slow-requests>\n",
-                             escape_html(p.pool).c_str(), p.process_manager.c_str(), p.start_time,
-                             p.start_since, p.accepted_conn, p.listen_queue, p.max_listen_queue,
-                             p.listen_queue_len, p.idle, p.active, p.total, p.max_active,
-                             p.max_children_reached, p.slow_requests);
+    std::string out =
+        format("<?xml version=\"1.0\" ?>\n"
+               "<status>\n"
+               "<pool>%s</pool>\n"
+               "<process-manager>%s</process-manager>\n"
+               "<start-time>%" PRIu64 "</start-time>\n"
+               "<start-since>%" PRIu64 "</start-since>\n"
+               "<accepted-conn>%" PRIu64 "</accepted-conn>\n"
+               "<listen-queue>%u</listen-queue>\n"
+               "<max-listen-queue>%u</max-listen-queue>\n"
+               "<listen-queue-len>%d</listen-queue-len>\n"
+               "<idle-processes>%d</idle-processes>\n"
+               "<active-processes>%d</active-processes>\n"
+               "<total-processes>%d</total-processes>\n"
+               "<max-active-processes>%d</max-active-processes>\n"
+               "<max-children-reached>%u</max-children-reached>\n"
+               "<slow-requests>%" PRIu64 "</slow-requests>\n",
+               escape_html(p.pool).c_str(), p.process_manager.c_str(), p.start_time, p.start_since,
+               p.accepted_conn, p.listen_queue, p.max_listen_queue, p.listen_queue_len, p.idle,
+               p.active, p.total, p.max_active, p.max_children_reached, p.slow_requests);
     if (p.max_memory)
-        out += format("<max-memory>%" PRIu64 "</max-memory>\n<memory-recycles>%" PRIu64 "</memory-recycles>\n",
+        out += format("<max-memory>%" PRIu64 "</max-memory>\n<memory-recycles>%" PRIu64
+                      "</memory-recycles>\n",
                       p.max_memory, p.memory_recycles);
     if (!full) return out + "</status>";
     out += "<processes>\n";
     for (const ProcStatus& pr : s.procs) {
         ShownProc v = show(pr, escape_html, false);
-        out += format("<process><pid>%d</pid><state>%s</state><start-time>%s</start-time>"
-                      "<start-since>%" PRIu64 "</start-since><requests>%" PRIu64 "</requests>"
-                      "<request-duration>%" PRIu64 "</request-duration><request-method>%s</request-method>"
-                      "<request-uri>%s</request-uri><content-length>%" PRIu64 "</content-length>"
-                      "<user>%s</user><script>%s</script><last-request-cpu>%.2f</last-request-cpu>"
-                      "<last-request-memory>%" PRIu64 "</last-request-memory></process>\n",
-                      pr.pid, pr.state.c_str(), v.start_time.c_str(), pr.start_since, pr.requests,
-                      pr.request_duration_us, v.method.c_str(), v.uri_query.c_str(), pr.content_length,
-                      v.user.c_str(), v.script.c_str(), pr.last_cpu, pr.last_memory);
+        out += format(
+            "<process><pid>%d</pid><state>%s</state><start-time>%s</start-time>"
+            "<start-since>%" PRIu64 "</start-since><requests>%" PRIu64 "</requests>"
+            "<request-duration>%" PRIu64 "</request-duration><request-method>%s</request-method>"
+            "<request-uri>%s</request-uri><content-length>%" PRIu64 "</content-length>"
+            "<user>%s</user><script>%s</script><last-request-cpu>%.2f</last-request-cpu>"
+            "<last-request-memory>%" PRIu64 "</last-request-memory></process>\n",
+            pr.pid, pr.state.c_str(), v.start_time.c_str(), pr.start_since, pr.requests,
+            pr.request_duration_us, v.method.c_str(), v.uri_query.c_str(), pr.content_length,
+            v.user.c_str(), v.script.c_str(), pr.last_cpu, pr.last_memory);
     }
     return out + "</processes>\n</status>";
 }
 
 std::string render_json(const Snapshot& s, bool full) {
     const PoolStatus& p = s.pool;
-    std::string out = format(
-        "{\"pool\":\"%s\",\"process manager\":\"%s\",\"start time\":%" PRIu64 ",\"start since\":%" PRIu64
-        ",\"accepted conn\":%" PRIu64 ",\"listen queue\":%u,\"max listen queue\":%u,\"listen queue "
-        "len\":%d,\"idle processes\":%d,\"active processes\":%d,\"total processes\":%d,\"max active "
-        "processes\":%d,\"max children reached\":%u,\"slow requests\":%" PRIu64,
-        escape_json(p.pool).c_str(), p.process_manager.c_str(), p.start_time, p.start_since, p.accepted_conn,
-        p.listen_queue, p.max_listen_queue, p.listen_queue_len, p.idle, p.active, p.total, p.max_active,
-        p.max_children_reached, p.slow_requests);
+    std::string out =
+        format("{\"pool\":\"%s\",\"process manager\":\"%s\",\"start time\":%" PRIu64
+               ",\"start since\":%" PRIu64 ",\"accepted conn\":%" PRIu64
+               ",\"listen queue\":%u,\"max listen queue\":%u,\"listen queue "
+               "len\":%d,\"idle processes\":%d,\"active processes\":%d,\"total "
+               "processes\":%d,\"max active "
+               "processes\":%d,\"max children reached\":%u,\"slow requests\":%" PRIu64,
+               escape_json(p.pool).c_str(), p.process_manager.c_str(), p.start_time, p.start_since,
+               p.accepted_conn, p.listen_queue, p.max_listen_queue, p.listen_queue_len, p.idle,
+               p.active, p.total, p.max_active, p.max_children_reached, p.slow_requests);
     if (p.max_memory)
-        out += format(",\"max memory\":%" PRIu64 ",\"memory recycles\":%" PRIu64, p.max_memory, p.memory_recycles);
+        out += format(",\"max memory\":%" PRIu64 ",\"memory recycles\":%" PRIu64, p.max_memory,
+                      p.memory_recycles);
     if (!full) return out + "}";
     out += ", \"processes\":[";
     bool first = true;
@@ -246,14 +261,15 @@ std::string render_json(const Snapshot& s, bool full) {
         ShownProc v = show(pr, escape_json, false);
         if (!first) out += ",";
         first = false;
-        out += format("{\"pid\":%d,\"state\":\"%s\",\"start time\":%s,\"start since\":%" PRIu64
-                      ",\"requests\":%" PRIu64 ",\"request duration\":%" PRIu64
-                      ",\"request method\":\"%s\",\"request uri\":\"%s\",\"content length\":%" PRIu64
-                      ",\"user\":\"%s\",\"script\":\"%s\",\"last request cpu\":%.2f,\"last request "
-                      "memory\":%" PRIu64 "}",
-                      pr.pid, pr.state.c_str(), v.start_time.c_str(), pr.start_since, pr.requests,
-                      pr.request_duration_us, v.method.c_str(), v.uri_query.c_str(), pr.content_length,
-                      v.user.c_str(), v.script.c_str(), pr.last_cpu, pr.last_memory);
+        out +=
+            format("{\"pid\":%d,\"state\":\"%s\",\"start time\":%s,\"start since\":%" PRIu64
+                   ",\"requests\":%" PRIu64 ",\"request duration\":%" PRIu64
+                   ",\"request method\":\"%s\",\"request uri\":\"%s\",\"content length\":%" PRIu64
+                   ",\"user\":\"%s\",\"script\":\"%s\",\"last request cpu\":%.2f,\"last request "
+                   "memory\":%" PRIu64 "}",
+                   pr.pid, pr.state.c_str(), v.start_time.c_str(), pr.start_since, pr.requests,
+                   pr.request_duration_us, v.method.c_str(), v.uri_query.c_str(), pr.content_length,
+                   v.user.c_str(), v.script.c_str(), pr.last_cpu, pr.last_memory);
     }
     return out + "]}";
 }
@@ -271,18 +287,23 @@ std::string render_openmetrics(const Snapshot& s) {
     const PoolStatus& p = s.pool;
     std::string out;
     metric(out, "up", "gauge",
-           "Could pool " + p.pool + " using a " + p.process_manager + " PM on PHP-FPM be reached?", 1);
-    metric(out, "start_since", "counter", "The number of seconds since FPM has started.", p.start_since);
+           "Could pool " + p.pool + " using a " + p.process_manager + " PM on PHP-FPM be reached?",
+           1);
+    metric(out, "start_since", "counter", "The number of seconds since FPM has started.",
+           p.start_since);
     metric(out, "accepted_connections", "counter", "The number of requests accepted by the pool.",
            p.accepted_conn);
-    metric(out, "listen_queue", "gauge", "The number of requests in the queue of pending connections.",
-           p.listen_queue);
-    metric(out, "max_listen_queue", "counter",
-           "The maximum number of requests in the queue of pending connections since FPM has started.",
-           p.max_listen_queue);
-    metric(out, "listen_queue_length", "gauge", "The size of the socket queue of pending connections.",
+    metric(out, "listen_queue", "gauge",
+           "The number of requests in the queue of pending connections.", p.listen_queue);
+    metric(
+        out, "max_listen_queue", "counter",
+        "The maximum number of requests in the queue of pending connections since FPM has started.",
+        p.max_listen_queue);
+    metric(out, "listen_queue_length", "gauge",
+           "The size of the socket queue of pending connections.",
            static_cast<uint64_t>(p.listen_queue_len), true);
-    metric(out, "idle_processes", "gauge", "The number of idle processes.", static_cast<uint64_t>(p.idle));
+    metric(out, "idle_processes", "gauge", "The number of idle processes.",
+           static_cast<uint64_t>(p.idle));
     metric(out, "active_processes", "gauge", "The number of active processes.",
            static_cast<uint64_t>(p.active));
     metric(out, "total_processes", "gauge", "The number of idle + active processes.",
@@ -295,11 +316,14 @@ std::string render_openmetrics(const Snapshot& s) {
            "children (works only for pm 'dynamic' and 'ondemand').",
            p.max_children_reached);
     metric(out, "slow_requests", "counter",
-           "The number of requests that exceeded your 'request_slowlog_timeout' value.", p.slow_requests);
+           "The number of requests that exceeded your 'request_slowlog_timeout' value.",
+           p.slow_requests);
     if (p.max_memory) {
-        metric(out, "max_memory_bytes", "gauge", "The pm.max_memory of the pool (lowphp-fpm).", p.max_memory);
+        metric(out, "max_memory_bytes", "gauge", "The pm.max_memory of the pool (lowphp-fpm).",
+               p.max_memory);
         metric(out, "memory_recycles", "counter",
-               "The number of workers recycled for exceeding pm.max_memory (lowphp-fpm).", p.memory_recycles);
+               "The number of workers recycled for exceeding pm.max_memory (lowphp-fpm).",
+               p.memory_recycles);
     }
     return out + "# EOF\n";
 }
@@ -312,8 +336,9 @@ ProcStatus proc_status(const SlotCopy& c, uint64_t now_us) {
     p.start_time = c.process_started_us / 1000000u;
     p.start_since = now_us / 1000000u - p.start_time;
     p.requests = c.requests;
-    p.request_duration_us = idle ? c.last_duration_us
-                                 : (now_us > c.request_started_us ? now_us - c.request_started_us : 0);
+    p.request_duration_us =
+        idle ? c.last_duration_us
+             : (now_us > c.request_started_us ? now_us - c.request_started_us : 0);
     p.method = c.method;
     p.uri = c.uri;
     p.query = c.query;
@@ -345,11 +370,14 @@ Snapshot take_snapshot(Scoreboard& board, size_t index, int listen_fd, uint64_t 
     }
     p.total = p.idle + p.active;
     int seen = pb.max_active.load();
-    while (p.active > seen && !pb.max_active.compare_exchange_weak(seen, p.active)) {}
+    while (p.active > seen && !pb.max_active.compare_exchange_weak(seen, p.active)) {
+    }
     p.max_active = std::max(seen, p.active);
     listen_queue(listen_fd, p);
     uint32_t lq_max = pb.max_listen_queue.load();
-    while (p.listen_queue > lq_max && !pb.max_listen_queue.compare_exchange_weak(lq_max, p.listen_queue)) {}
+    while (p.listen_queue > lq_max &&
+           !pb.max_listen_queue.compare_exchange_weak(lq_max, p.listen_queue)) {
+    }
     p.max_listen_queue = std::max(lq_max, p.listen_queue);
     p.max_children_reached = pb.max_children_reached.load();
     p.slow_requests = pb.slow_requests.load();
@@ -360,12 +388,17 @@ Snapshot take_snapshot(Scoreboard& board, size_t index, int listen_fd, uint64_t 
 
 Page render(const Snapshot& s, Format f, bool full) {
     switch (f) {
-    case Format::Html: return {"text/html", render_html(s, full)};
-    case Format::Xml: return {"text/xml", render_xml(s, full)};
-    case Format::Json: return {"application/json", render_json(s, full)};
+    case Format::Html:
+        return {"text/html", render_html(s, full)};
+    case Format::Xml:
+        return {"text/xml", render_xml(s, full)};
+    case Format::Json:
+        return {"application/json", render_json(s, full)};
     case Format::OpenMetrics:
-        return {"application/openmetrics-text; version=1.0.0; charset=utf-8", render_openmetrics(s)};
-    case Format::Text: break;
+        return {"application/openmetrics-text; version=1.0.0; charset=utf-8",
+                render_openmetrics(s)};
+    case Format::Text:
+        break;
     }
     return {"text/plain", render_text(s, full)};
 }
@@ -375,11 +408,20 @@ std::string escape_html(const std::string& s) {
     out.reserve(s.size());
     for (char c : s) {
         switch (c) {
-        case '&': out += "&amp;"; break;
-        case '<': out += "&lt;"; break;
-        case '>': out += "&gt;"; break;
-        case '"': out += "&quot;"; break;
-        default: out += c;
+        case '&':
+            out += "&amp;";
+            break;
+        case '<':
+            out += "&lt;";
+            break;
+        case '>':
+            out += "&gt;";
+            break;
+        case '"':
+            out += "&quot;";
+            break;
+        default:
+            out += c;
         }
     }
     return out;
@@ -394,14 +436,30 @@ std::string escape_json(const std::string& s) {
         if (c < 0x80) {
             ++i;
             switch (c) {
-            case '"': out += "\\\""; continue;
-            case '\\': out += "\\\\"; continue;
-            case '/': out += "\\/"; continue;
-            case '\b': out += "\\b"; continue;
-            case '\f': out += "\\f"; continue;
-            case '\n': out += "\\n"; continue;
-            case '\r': out += "\\r"; continue;
-            case '\t': out += "\\t"; continue;
+            case '"':
+                out += "\\\"";
+                continue;
+            case '\\':
+                out += "\\\\";
+                continue;
+            case '/':
+                out += "\\/";
+                continue;
+            case '\b':
+                out += "\\b";
+                continue;
+            case '\f':
+                out += "\\f";
+                continue;
+            case '\n':
+                out += "\\n";
+                continue;
+            case '\r':
+                out += "\\r";
+                continue;
+            case '\t':
+                out += "\\t";
+                continue;
             }
             if (c < 0x20) {
                 snprintf(buf, sizeof buf, "\\u%04x", c);
@@ -418,7 +476,8 @@ std::string escape_json(const std::string& s) {
             continue;
         }
         uint32_t cp = c & (0x3f >> extra);
-        for (int k = 1; k <= extra; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3f);
+        for (int k = 1; k <= extra; ++k)
+            cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3f);
         i += static_cast<size_t>(extra) + 1;
         if (cp >= 0x10000) {
             cp -= 0x10000;

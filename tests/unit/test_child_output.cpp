@@ -10,7 +10,8 @@ namespace {
 std::vector<std::string> cut(size_t room, const std::vector<std::string>& writes) {
     ChildOutput c(room);
     std::vector<std::string> lines;
-    for (const auto& w : writes) c.feed(w.data(), w.size(), lines);
+    for (const auto& w : writes)
+        c.feed(w.data(), w.size(), lines);
     c.finish(lines);
     return lines;
 }
@@ -26,8 +27,10 @@ TEST_CASE("child output: lines, wrapping at the room, the flush marker") {
     CHECK(l[1] == std::string(1023, 'b'));
     CHECK(l[2] == std::string(554, 'b'));
     // the marker ends the line and vanishes, even split across reads
-    CHECK(cut(1023, {std::string(1022, 'a') + M}) == std::vector<std::string>{std::string(1022, 'a')});
-    CHECK(cut(100, {std::string("x\0fs", 4), "cf", std::string(1, '\0') + "y"}) == std::vector<std::string>{"x", "y"});
+    CHECK(cut(1023, {std::string(1022, 'a') + M}) ==
+          std::vector<std::string>{std::string(1022, 'a')});
+    CHECK(cut(100, {std::string("x\0fs", 4), "cf", std::string(1, '\0') + "y"}) ==
+          std::vector<std::string>{"x", "y"});
     // not a marker after all: passed through as text
     CHECK(cut(1023, {std::string(1021, 'a') + std::string("\0f", 2), "abc"}) ==
           std::vector<std::string>{std::string(1021, 'a') + std::string("\0f", 2), "abc"});

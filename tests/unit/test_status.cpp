@@ -48,17 +48,19 @@ TEST_CASE("json status with full lists processes after the pool") {
 }
 
 TEST_CASE("xml escapes the query, text keeps it") {
-    CHECK(render(sample(), Format::Xml, true).body.find("<request-uri>/x.php?a=1&amp;b=2</request-uri>") !=
-          std::string::npos);
-    CHECK(render(sample(), Format::Text, true).body.find("request URI:          /x.php?a=1&b=2\n") !=
-          std::string::npos);
+    CHECK(render(sample(), Format::Xml, true)
+              .body.find("<request-uri>/x.php?a=1&amp;b=2</request-uri>") != std::string::npos);
+    CHECK(
+        render(sample(), Format::Text, true).body.find("request URI:          /x.php?a=1&b=2\n") !=
+        std::string::npos);
 }
 
 TEST_CASE("openmetrics ignores full and ends with # EOF") {
     Page page = render(sample(), Format::OpenMetrics, true);
     CHECK(page.body.find("phpfpm_up 1\n") != std::string::npos);
     CHECK(page.body.find("pid") == std::string::npos);
-    CHECK(page.body.find("# TYPE phpfpm_listen_queue_length gauge\n# HELP phpfpm_listen_queue_length") !=
+    CHECK(page.body.find(
+              "# TYPE phpfpm_listen_queue_length gauge\n# HELP phpfpm_listen_queue_length") !=
           std::string::npos);
     CHECK(page.body.substr(page.body.size() - 6) == "# EOF\n");
 }
