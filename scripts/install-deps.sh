@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package lowphp-fpm builds with, and the real servers
-# its tests and benchmarks drive. Idempotent.
+# its tests and benchmarks drive, and the Debian packaging tools the package
+# test uses (dpkg-buildpackage, debhelper, lintian, mandoc/groff/man-db for the
+# man pages, systemd for systemd-analyze/systemd-tmpfiles, logrotate -d).
+# Idempotent.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -9,4 +12,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   g++ cmake make pkg-config ca-certificates \
   libphp8.2-embed php8.2-dev libfcgi-dev libevent-dev libinih-dev doctest-dev \
   php8.2-fpm php8.2-cli php8.2-opcache php8.2-apcu \
-  nginx curl python3 procps >/dev/null
+  nginx curl python3 procps \
+  dpkg-dev debhelper lintian mandoc groff-base man-db systemd logrotate >/dev/null
