@@ -2,7 +2,8 @@
 # Installs every Debian 12 package lowphp-fpm builds with, and the real servers
 # its tests and benchmarks drive, and the Debian packaging tools the package
 # test uses (dpkg-buildpackage, debhelper, lintian, mandoc/groff/man-db for the
-# man pages, systemd for systemd-analyze/systemd-tmpfiles, logrotate -d).
+# man pages, systemd for systemd-analyze/systemd-tmpfiles, logrotate -d,
+# debootstrap for the clean Debian 12 install test).
 # Idempotent.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -13,4 +14,4 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libphp8.2-embed php8.2-dev libfcgi-dev libevent-dev libinih-dev doctest-dev \
   php8.2-fpm php8.2-cli php8.2-opcache php8.2-apcu \
   nginx curl python3 procps \
-  dpkg-dev debhelper lintian mandoc groff-base man-db systemd logrotate >/dev/null
+  dpkg-dev debhelper lintian mandoc groff-base man-db systemd logrotate debootstrap >/dev/null
