@@ -10,6 +10,9 @@
 #   - systemd-analyze verify accepts the installed unit;
 #   - the default pool serves PHP behind nginx with the README's
 #     fastcgi_pass unix:/run/lowphp/lowphp-fpm.sock; snippet;
+#   - booted with systemd (systemd-nspawn): the enabled unit is active after
+#     boot, serves behind nginx with its hardening, `systemctl reload` keeps
+#     the pid, `systemctl stop` is graceful;
 #   - reinstall (upgrade path) and purge work, purge removes /etc/lowphp.
 # Usage (root): bash packaging/test-install-chroot.sh [path/to/lowphp-fpm_*.deb]
 # Without a .deb it builds one with packaging/build-deb.sh. Takes a few minutes
@@ -21,7 +24,9 @@ repo=$(pwd)
 mirror=${LOWPHP_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 security=${LOWPHP_DEBIAN_SECURITY:-http://deb.debian.org/debian-security}
 [ "$(id -u)" -eq 0 ] || { echo "needs root (debootstrap, chroot)" >&2; exit 1; }
-command -v debootstrap >/dev/null || { echo "debootstrap missing: bash scripts/install-deps.sh" >&2; exit 1; }
+for tool in debootstrap systemd-nspawn nsenter curl; do
+    command -v $tool >/dev/null || { echo "$tool missing: bash scripts/install-deps.sh" >&2; exit 1; }
+done
 
 deb=${1:-}
 if [ -z "$deb" ]; then
@@ -34,8 +39,14 @@ work=$(mktemp -d /tmp/lowphp-chroot.XXXXXX)
 root="$work/root"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "PASS $*"; }
+nspawn_pid=""
 cleanup() {
     set +e
+    if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
+        kill -TERM "$nspawn_pid"
+        for _ in $(seq 100); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$nspawn_pid" 2>/dev/null
+    fi
     for pidfile in "$root/run/lowphp/lowphp-fpm.pid" "$root/run/nginx.pid"; do
         [ -s "$pidfile" ] && kill -QUIT "$(cat "$pidfile")" 2>/dev/null
     done
@@ -68,9 +79,9 @@ mount --bind /dev/pts "$root/dev/pts"
 pass "debootstrap ($(($(date +%s) - t0)) s)"
 
 in_root apt-get update -qq >/dev/null
-cp "$deb" "$root/tmp/"
+cp "$deb" "$root/root/"
 name=$(basename "$deb")
-in_root apt-get install -y -q --no-install-recommends "/tmp/$name" >"$work/install.log" 2>&1 ||
+in_root apt-get install -y -q --no-install-recommends "/root/$name" >"$work/install.log" 2>&1 ||
     { cat "$work/install.log" >&2; fail "apt install ./$name"; }
 pass "apt install ./$name in a clean Debian 12 root"
 grep -qi "error" "$work/install.log" && { cat "$work/install.log" >&2; fail "errors during install"; }
@@ -138,7 +149,73 @@ for _ in $(seq 100); do kill -0 "$master" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$master" 2>/dev/null && fail "master $master still running after SIGQUIT"
 pass "graceful stop"
 
-in_root dpkg -i "/tmp/$name" >"$work/reinstall.log" 2>&1 || { cat "$work/reinstall.log" >&2; fail "reinstall"; }
+# Boot the same root with systemd (systemd-nspawn, host network): the enabled
+# unit starts at boot (Type=notify: "active" only after READY=1), serves as
+# www-data behind nginx with its hardening, reloads keeping its pid, and stops
+# gracefully.
+for m in "$root/proc" "$root/dev/pts" "$root/dev"; do
+    if mountpoint -q "$m"; then umount "$m"; fi
+done
+rm -f "$root/run/nginx.pid" "$root/run/lowphp/lowphp-fpm.pid"
+: >"$root/var/log/lowphp-fpm.log"
+systemd-nspawn -q -D "$root" --boot --register=no --keep-unit --machine="lowphp-test-$$" \
+    >"$work/nspawn.log" 2>&1 &
+nspawn_pid=$!
+leader=""
+for _ in $(seq 100); do
+    leader=$(ps -o pid= --ppid "$nspawn_pid" | head -1 | tr -d ' ') || true
+    [ -n "$leader" ] && break
+    sleep 0.1
+done
+[ -n "$leader" ] || { cat "$work/nspawn.log" >&2; fail "systemd-nspawn did not boot"; }
+in_box() { nsenter -t "$leader" -m -u -i -n -p -- "$@"; }
+state=""
+for _ in $(seq 300); do
+    state=$(in_box systemctl is-system-running 2>/dev/null) || true
+    case "$state" in running|degraded) break ;; esac
+    sleep 0.1
+done
+case "$state" in running|degraded) ;; *) cat "$work/nspawn.log" >&2; fail "systemd in the container: '$state'" ;; esac
+[ "$(in_box systemctl is-active lowphp-fpm.service)" = active ] ||
+    { in_box systemctl status lowphp-fpm.service --no-pager >&2; fail "lowphp-fpm.service not active after boot"; }
+pass "systemd boot: lowphp-fpm.service active (READY=1 received)"
+body=$(curl -fsS "http://127.0.0.1:$port/hello.php" 2>&1) || true
+[ "$body" = "hello from fpm-fcgi as www-data" ] || { in_box journalctl -u lowphp-fpm --no-pager >&2; fail "service behind nginx answered: '$body'"; }
+pass "service behind nginx serves PHP as www-data (hardened unit)"
+pid_before=$(in_box systemctl show -p MainPID --value lowphp-fpm.service)
+in_box systemctl reload lowphp-fpm.service || { in_box journalctl -u lowphp-fpm --no-pager >&2; fail "systemctl reload"; }
+pid_after=$(in_box systemctl show -p MainPID --value lowphp-fpm.service)
+[ "$pid_before" = "$pid_after" ] || fail "MainPID changed across reload ($pid_before -> $pid_after)"
+grep -q 'reloading: execv' "$root/var/log/lowphp-fpm.log" || fail "no re-exec in the error log after reload"
+body=$(curl -fsS "http://127.0.0.1:$port/hello.php" 2>&1) || true
+[ "$body" = "hello from fpm-fcgi as www-data" ] || fail "after reload: '$body'"
+pass "systemctl reload: same MainPID, re-executed, still serving"
+in_box systemctl stop lowphp-fpm.service
+[ "$(in_box systemctl show -p Result --value lowphp-fpm.service)" = success ] || fail "stop result"
+grep -q "exiting, bye-bye!" "$root/var/log/lowphp-fpm.log" || fail "graceful stop not logged"
+pass "systemctl stop: graceful (SIGQUIT), result success"
+# Maintainer scripts with systemd running: purge stops and removes, a fresh
+# install starts the service at once, an upgrade reloads it (same pid).
+in_box dpkg --purge lowphp-fpm >"$work/box-purge.log" 2>&1 || { cat "$work/box-purge.log" >&2; fail "purge under systemd"; }
+in_box systemctl is-active -q lowphp-fpm.service && fail "still active after purge"
+in_box dpkg -i "/root/$name" >"$work/box-install.log" 2>&1 || { cat "$work/box-install.log" >&2; fail "install under systemd"; }
+[ "$(in_box systemctl is-active lowphp-fpm.service)" = active ] || fail "not started by the install under systemd"
+pass "install with systemd running starts the service"
+pid_before=$(in_box systemctl show -p MainPID --value lowphp-fpm.service)
+execs_before=$(grep -c 'reloading: execv' "$root/var/log/lowphp-fpm.log" || true)
+in_box dpkg -i "/root/$name" >"$work/box-upgrade.log" 2>&1 || { cat "$work/box-upgrade.log" >&2; fail "upgrade under systemd"; }
+[ "$(in_box systemctl is-active lowphp-fpm.service)" = active ] || fail "not active after upgrade"
+[ "$(in_box systemctl show -p MainPID --value lowphp-fpm.service)" = "$pid_before" ] || fail "upgrade restarted (pid changed)"
+[ "$(grep -c 'reloading: execv' "$root/var/log/lowphp-fpm.log")" -gt "$execs_before" ] || fail "upgrade did not reload"
+pass "upgrade with systemd running reloads the service (same pid, re-executed)"
+kill -s RTMIN+4 "$leader" # asks systemd in the container to power off
+for _ in $(seq 200); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$nspawn_pid" 2>/dev/null; then kill -TERM "$nspawn_pid"; wait "$nspawn_pid" || true; fi
+mount -t proc proc "$root/proc"
+mount --bind /dev "$root/dev"
+mount --bind /dev/pts "$root/dev/pts"
+
+in_root dpkg -i "/root/$name" >"$work/reinstall.log" 2>&1 || { cat "$work/reinstall.log" >&2; fail "reinstall"; }
 pass "reinstall (upgrade path)"
 in_root apt-get purge -y -q lowphp-fpm >"$work/purge.log" 2>&1 || { cat "$work/purge.log" >&2; fail "purge"; }
 [ ! -e "$root/etc/lowphp" ] || fail "/etc/lowphp left after purge"

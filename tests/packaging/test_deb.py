@@ -198,7 +198,7 @@ def systemd_unit(c):
     for line in ["Type=notify", "KillMode=mixed", "KillSignal=SIGQUIT",
                  "ExecStartPre=/usr/sbin/lowphp-fpm --test --fpm-config /etc/lowphp/lowphp-fpm.conf",
                  "ExecStart=/usr/sbin/lowphp-fpm --nodaemonize --fpm-config /etc/lowphp/lowphp-fpm.conf",
-                 "ExecReload=/bin/kill -USR2 $MAINPID", "WantedBy=multi-user.target"]:
+                 "ExecReload=/bin/sh -c 'kill -USR2 $MAINPID'", "WantedBy=multi-user.target"]:
         check(re.search(rf"^{re.escape(line)}$", unit, re.M), f"unit line {line!r}:\n{unit}")
     m = re.search(r"^TimeoutStopSec=(\d+)s?$", unit, re.M)
     check(m and int(m.group(1)) >= 10, "TimeoutStopSec leaves time for a graceful stop")
