@@ -161,18 +161,28 @@ rm -f "$root/run/nginx.pid" "$root/run/lowphp/lowphp-fpm.pid"
 systemd-nspawn -q -D "$root" --boot --register=no --keep-unit --machine="lowphp-test-$$" \
     >"$work/nspawn.log" 2>&1 &
 nspawn_pid=$!
+# The container's init: the process under systemd-nspawn that is pid 1 in its
+# own pid namespace (nspawn forks helpers first, so not just any child).
+find_leader() {
+    local p c
+    for p in $(ps -o pid= --ppid "$nspawn_pid" 2>/dev/null || true); do
+        for c in $p $(ps -o pid= --ppid "$p" 2>/dev/null || true); do
+            if awk '/^NSpid:/ { exit !(NF > 2 && $NF == 1) }' "/proc/$c/status" 2>/dev/null; then
+                echo "$c"
+                return
+            fi
+        done
+    done
+}
 leader=""
-for _ in $(seq 100); do
-    leader=$(ps -o pid= --ppid "$nspawn_pid" | head -1 | tr -d ' ') || true
-    [ -n "$leader" ] && break
-    sleep 0.1
-done
-[ -n "$leader" ] || { cat "$work/nspawn.log" >&2; fail "systemd-nspawn did not boot"; }
 in_box() { nsenter -t "$leader" -m -u -i -n -p -- "$@"; }
 state=""
-for _ in $(seq 300); do
-    state=$(in_box systemctl is-system-running 2>/dev/null) || true
-    case "$state" in running|degraded) break ;; esac
+for _ in $(seq 600); do
+    [ -n "$leader" ] && [ -d "/proc/$leader" ] || leader=$(find_leader)
+    if [ -n "$leader" ]; then
+        state=$(in_box systemctl is-system-running 2>/dev/null) || true
+        case "$state" in running|degraded) break ;; esac
+    fi
     sleep 0.1
 done
 case "$state" in running|degraded) ;; *) cat "$work/nspawn.log" >&2; fail "systemd in the container: '$state'" ;; esac
