@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, builds, runs unit, integration
-# and compat tests on the normal build, then again on the ASan+UBSan build.
+# and compat tests on the normal build (with the .deb checks), installs the .deb
+# into a clean Debian 12 chroot, then runs the tests again on the ASan+UBSan build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -9,6 +10,8 @@ bash scripts/build.sh
 # The benchmark's smoke run: both backends answer every bench script correctly
 # behind the same nginx (asserts answers, never timings).
 LOWPHP_BIN="$PWD/build/lowphp-fpm" DUR=1 BENCH_OUT="$PWD/build/bench-smoke.md" bash bench/run.sh --quick
+# The .deb installed into a clean debootstrap Debian 12 root (needs deb.debian.org).
+bash packaging/test-install-chroot.sh
 bash scripts/build.sh --sanitize
 # PHP keeps persistent allocations until exit by design: leak reports would be noise.
 # handle_segv=0: the crash tests kill workers with SIGSEGV on purpose; the master must see the signal itself.

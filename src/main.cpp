@@ -11,6 +11,7 @@
 #include "lowphp/config.h"
 #include "lowphp/log.h"
 #include "lowphp/master.h"
+#include "lowphp/migrate.h"
 #include "lowphp/php_cli.h"
 #include "lowphp/proctitle.h"
 
@@ -205,6 +206,7 @@ bool check_identities(const lowphp::config::Config& cfg) {
 } // namespace
 
 int main(int argc, char** argv) {
+    if (argc > 1 && strcmp(argv[1], "--migrate") == 0) return lowphp::migrate::main(argc, argv);
     std::vector<std::string> original(argv, argv + argc);
     lowphp::proctitle::init(argc, argv);
     CommandLine cl = parse(argc, argv);

@@ -15,6 +15,7 @@
 #include "master_internal.h"
 #include "lowphp/log.h"
 #include "lowphp/proctitle.h"
+#include "lowphp/systemd_notify.h"
 
 namespace lowphp::master {
 namespace {
@@ -406,6 +407,7 @@ void Master::begin_stop(State how) {
         return;
     if (state_ == State::Starting && how == State::Reloading) return; // not up yet: ignore
     state_ = how;
+    systemd_notify::stopping(how == State::Reloading);
     ZLOG_NOTICE(how == State::Finishing    ? "Finishing ..."
                 : how == State::Reloading ? "Reloading in progress ..."
                                           : "Terminating ...");

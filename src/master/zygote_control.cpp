@@ -13,6 +13,7 @@
 
 #include "master_internal.h"
 #include "lowphp/log.h"
+#include "lowphp/systemd_notify.h"
 #include "lowphp/zygote.h"
 
 namespace lowphp::master {
@@ -195,6 +196,7 @@ void Master::maybe_ready() {
     ZLOG_NOTICE("ready to handle connections");
     ZLOG_NOTICE("systemd monitor interval set to %dms", cfg_.global.systemd_interval * 1000);
     notify_parent(true);
+    systemd_notify::ready(*this, cfg_.global.systemd_interval);
 }
 
 namespace {

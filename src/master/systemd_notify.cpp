@@ -1,0 +1,144 @@
+// sd_notify without libsystemd: the master tells systemd (Type=notify) when it
+// is ready, reloading or stopping, and sends a STATUS= line (plus WATCHDOG=1
+// when the unit has a watchdog) every systemd_interval, as php-fpm does.
+#include "lowphp/systemd_notify.h"
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "lowphp/log.h"
+#include "lowphp/unique_fd.h"
+#include "master_internal.h"
+
+namespace lowphp::systemd_notify {
+namespace {
+
+const char* socket_name() {
+    const char* name = getenv("NOTIFY_SOCKET");
+    return name && (name[0] == '/' || name[0] == '@') && name[1] ? name : nullptr;
+}
+
+// The heartbeat timer. Deliberately a plain pointer freed by stopping(): a
+// static RAII owner would run event_free() at exit in every child forked from
+// the master (zygotes), on the parent's event base.
+event* g_heartbeat = nullptr;
+master::Master* g_master = nullptr;
+bool g_watchdog = false;
+uint64_t g_interval_us = 0;
+uint64_t g_last_requests = 0;
+
+uint64_t accepted_connections(master::Master& m) {
+    uint64_t total = 0;
+    for (size_t i = 0; i < m.scoreboard().pool_count(); ++i)
+        total += m.scoreboard().pool(i).accepted_conn.load();
+    return total;
+}
+
+void heartbeat(evutil_socket_t, short, void*) {
+    master::Master& m = *g_master;
+    int active = 0, idle = 0;
+    for (size_t i = 0; i < m.scoreboard().pool_count(); ++i) {
+        int pool_idle = m.idle_workers(i);
+        idle += pool_idle;
+        active += m.total_workers(i) - pool_idle;
+    }
+    uint64_t requests = accepted_connections(m);
+    double traffic =
+        static_cast<double>(requests - g_last_requests) * 1e6 / static_cast<double>(g_interval_us);
+    g_last_requests = requests;
+    char status[256];
+    snprintf(status, sizeof status,
+             "STATUS=Processes active: %d, idle: %d, Requests: %llu, Traffic: %.3greq/sec%s",
+             active, idle, static_cast<unsigned long long>(requests), traffic,
+             g_watchdog ? "\nWATCHDOG=1" : "");
+    if (!send(status)) ZLOG_SYSWARNING("failed to notify status to systemd");
+}
+
+} // namespace
+
+bool enabled() {
+    return socket_name() != nullptr;
+}
+
+bool send(const std::string& state) {
+    const char* name = socket_name();
+    if (!name) return true;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    size_t len = strlen(name);
+    if (len >= sizeof addr.sun_path) {
+        errno = ENAMETOOLONG;
+        return false;
+    }
+    memcpy(addr.sun_path, name, len);
+    if (name[0] == '@') addr.sun_path[0] = '\0'; // abstract namespace, not NUL-terminated
+    socklen_t addr_len =
+        static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len + (name[0] == '@' ? 0 : 1));
+    UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!fd) return false;
+    ssize_t n;
+    do
+        n = sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL,
+                   reinterpret_cast<const sockaddr*>(&addr), addr_len);
+    while (n < 0 && errno == EINTR);
+    return n == static_cast<ssize_t>(state.size());
+}
+
+uint64_t heartbeat_interval_us(int systemd_interval_s, bool& watchdog) {
+    watchdog = false;
+    const char* usec = getenv("WATCHDOG_USEC");
+    const char* pid = getenv("WATCHDOG_PID");
+    if (usec && (!pid || strtol(pid, nullptr, 10) == getpid())) {
+        uint64_t period = strtoull(usec, nullptr, 10);
+        if (period > 0) {
+            watchdog = true;
+            return period / 2 > 0 ? period / 2 : 1;
+        }
+    }
+    return systemd_interval_s > 0 ? static_cast<uint64_t>(systemd_interval_s) * 1000000 : 0;
+}
+
+void ready(master::Master& m, int systemd_interval_s) {
+    if (!enabled()) return;
+    if (!send("READY=1\nSTATUS=Ready to handle connections\nMAINPID=" + std::to_string(getpid())))
+        ZLOG_SYSWARNING("failed to notify start to systemd");
+    if (g_heartbeat) return;
+    g_interval_us = heartbeat_interval_us(systemd_interval_s, g_watchdog);
+    if (g_watchdog)
+        ZLOG_NOTICE("systemd watchdog configured to %.3gsec",
+                    static_cast<double>(g_interval_us) / 1e6);
+    if (g_interval_us == 0) return;
+    g_master = &m;
+    g_last_requests = accepted_connections(m);
+    g_heartbeat = event_new(m.base(), -1, EV_PERSIST, heartbeat, nullptr);
+    timeval tv = {static_cast<time_t>(g_interval_us / 1000000),
+                  static_cast<suseconds_t>(g_interval_us % 1000000)};
+    if (!g_heartbeat || event_add(g_heartbeat, &tv) < 0)
+        ZLOG_ERROR("unable to start the systemd heartbeat timer");
+}
+
+void stopping(bool reloading) {
+    if (g_heartbeat) {
+        event_free(g_heartbeat);
+        g_heartbeat = nullptr;
+    }
+    if (!enabled()) return;
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    uint64_t mono =
+        static_cast<uint64_t>(now.tv_sec) * 1000000 + static_cast<uint64_t>(now.tv_nsec) / 1000;
+    std::string state =
+        reloading ? "RELOADING=1\nSTATUS=Reloading\nMONOTONIC_USEC=" + std::to_string(mono)
+                  : "STOPPING=1\nSTATUS=Stopping";
+    if (!send(state))
+        ZLOG_SYSWARNING("failed to notify %s to systemd", reloading ? "reload" : "stop");
+}
+
+} // namespace lowphp::systemd_notify
