@@ -30,6 +30,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
 from lowphp_test import fcgi  # noqa: E402  (the tests' FastCGI client, stdlib only)
 from lowphp_test.util import SessionDirsSnapshot  # noqa: E402
+from bench import descendants  # noqa: E402  (the process tree walk of bench/bench.py)
 
 PHP_FPM = "/usr/sbin/php-fpm8.2"
 PHP_INI = """opcache.enable=1
@@ -86,31 +87,6 @@ def fpm_conf(tmp, name, pools, workers):
                   f"pm.max_children = {workers}", ""]
     write(f"{tmp}/{name}.conf", "\n".join(lines))
     return f"{tmp}/{name}.conf"
-
-
-def proc_table():
-    t = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    s = f.read()
-                t[int(d)] = int(s[s.rindex(")") + 2:].split()[1])
-            except (OSError, ValueError):
-                pass
-    return t
-
-
-def descendants(root):
-    kids = {}
-    for pid, ppid in proc_table().items():
-        kids.setdefault(ppid, []).append(pid)
-    out, todo = [], [root]
-    while todo:
-        for c in kids.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
 
 
 def title(pid):
