@@ -30,8 +30,10 @@ import urllib.request
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKENDS = ["fpm", "low"]
 NAMES = {"fpm": "php-fpm", "low": "lowphp"}
-SCRIPTS = ["hello", "json", "bootstrap", "upload", "slow"]
-MODES = [("keep-alive", True), ("no keep-alive", False)]
+# SCRIPTS="hello bootstrap" / MODES="keep-alive": a subset, for looking into one cell
+SCRIPTS = os.environ.get("SCRIPTS", "hello json bootstrap upload slow").split()
+MODES = [(m, m == "keep-alive") for m in ("keep-alive", "no keep-alive")
+         if m in os.environ.get("MODES", "keep-alive,no keep-alive").split(",")]
 MODE_TITLES = {"keep-alive": "Keep-alive (upstream keepalive 4, fastcgi_keep_conn on)",
                "no keep-alive": "No keep-alive (plain fastcgi_pass unix:)"}
 MARKER = "LOWPHP-BENCH-BOOTSTRAP-MARKER-7f3a"

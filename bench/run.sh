@@ -6,6 +6,7 @@
 #   --quick   1 run x 2 s per cell (CI smoke); also asserts that every backend answers every
 #             script correctly (never timing), exits non-zero if not; writes bench/results/quick.md
 # Env: LOWPHP_BIN=/path/to/lowphp-fpm (default build/lowphp-fpm, built if missing)
+#      SCRIPTS="hello bootstrap", MODES="keep-alive" or "no keep-alive": a subset of the cells
 #      DUR=seconds per wrk run, RUNS=runs per cell (override either mode's defaults)
 # The work (fixtures, processes, measuring, report) is in bench/bench.py.
 set -euo pipefail
