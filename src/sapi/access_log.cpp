@@ -90,7 +90,7 @@ void write_access_log(RequestContext& ctx, const RequestTimes& t) {
     r.accepted = static_cast<time_t>(slot.request_started_us / 1000000u);
     r.now = time(nullptr);
     r.param = [&ctx](const std::string& name) -> std::optional<std::string> {
-        const std::string* v = ctx.params.find(name);
+        const std::string_view* v = ctx.params.find(name);
         return v ? std::optional<std::string>(*v) : std::nullopt;
     };
     r.header = response_header;

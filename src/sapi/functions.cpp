@@ -10,7 +10,7 @@ namespace lowphp::sapi {
 namespace {
 
 // HTTP_ACCEPT_ENCODING → Accept-Encoding, as sapi_add_request_header does.
-bool header_name(const std::string& param, std::string& out) {
+bool header_name(std::string_view param, std::string& out) {
     if (param.size() > 5 && param.compare(0, 5, "HTTP_") == 0) {
         out.clear();
         bool upper = true;
@@ -66,7 +66,7 @@ static PHP_FUNCTION(apache_request_headers) {
     const auto& items = current_request->params.items();
     for (auto it = items.rbegin(); it != items.rend(); ++it) // php-fpm's table order
         if (const auto& [param, value] = *it; header_name(param, name))
-            add_assoc_stringl_ex(return_value, name.c_str(), name.size(), value.c_str(),
+            add_assoc_stringl_ex(return_value, name.c_str(), name.size(), value.data(),
                                  value.size());
 }
 

@@ -81,7 +81,9 @@ char* sapi_getenv(const char* name, size_t len) {
     if (!current_request) return getenv(name);
     std::string_view key(name, len);
     if (key == "HTTP_PROXY") return nullptr; // httpoxy
-    return current_request->params.find_mutable(key);
+    // PHP's getenv() callers only read the value (NUL-terminated: see ParamList).
+    const std::string_view* v = current_request->params.find(key);
+    return v ? const_cast<char*>(v->data()) : nullptr;
 }
 
 char* read_cookies() { return sapi_getenv("HTTP_COOKIE", sizeof("HTTP_COOKIE") - 1); }
@@ -112,11 +114,11 @@ void import_environment(zval* array) {
     for (auto it = items.rbegin(); it != items.rend(); ++it) {
         const auto& [name, value] = *it;
         if (name == "HTTP_PROXY") continue; // httpoxy: php-fpm never exposes it
-        char* val = const_cast<char*>(value.c_str());
+        char* val = const_cast<char*>(value.data());
         size_t new_len;
-        if (sapi_module.input_filter(is_env ? PARSE_ENV : PARSE_SERVER, name.c_str(), &val,
+        if (sapi_module.input_filter(is_env ? PARSE_ENV : PARSE_SERVER, name.data(), &val,
                                      value.size(), &new_len))
-            php_register_variable_safe(name.c_str(), val, new_len, array);
+            php_register_variable_safe(name.data(), val, new_len, array);
     }
 }
 
@@ -126,7 +128,7 @@ void load_environment(zval* array) {
     const auto& items = current_request->params.items();
     for (auto it = items.rbegin(); it != items.rend(); ++it)
         if (it->first != "HTTP_PROXY")
-            php_register_variable_safe(it->first.c_str(), it->second.c_str(), it->second.size(),
+            php_register_variable_safe(it->first.data(), it->second.data(), it->second.size(),
                                        array);
 }
 
@@ -134,7 +136,7 @@ void register_variables(zval* track) {
     php_import_environment_variables(track);
     std::string self = SG(request_info).request_uri ? SG(request_info).request_uri : "";
     if (cgi_globals.fix_pathinfo && current_request) {
-        if (const std::string* pi = current_request->params.find("PATH_INFO")) self += *pi;
+        if (const std::string_view* pi = current_request->params.find("PATH_INFO")) self += *pi;
     }
     char* val = self.data();
     size_t len = self.size();

@@ -6,10 +6,10 @@
 #include <sys/times.h>
 #include <unistd.h>
 
-#include "sapi_internal.h"
 #include "lowphp/log.h"
 #include "lowphp/request_mapping.h"
 #include "lowphp/sapi.h"
+#include "sapi_internal.h"
 
 extern "C" {
 #include "fopen_wrappers.h"
@@ -20,52 +20,45 @@ namespace lowphp::sapi {
 
 void ParamList::load(char** envp) {
     items_.clear();
-    index_.clear();
+    owned_.clear();
     items_.reserve(64); // nginx sends ~20-40 params: no regrowth per request
-    index_.reserve(64);
     // php-fpm's FastCGI layer records the role as the first param.
     items_.emplace_back("FCGI_ROLE", "RESPONDER");
-    index_.emplace("FCGI_ROLE", 0);
     for (char** e = envp; e && *e; ++e) {
-        const char* eq = strchr(*e, '=');
+        char* eq = strchr(*e, '=');
         if (!eq) continue;
-        std::string name(*e, static_cast<size_t>(eq - *e));
-        auto it = index_.find(name);
-        if (it != index_.end()) {
-            items_[it->second].second = eq + 1; // a repeated param: last value wins
-            continue;
-        }
-        index_.emplace(name, items_.size());
-        items_.emplace_back(std::move(name), eq + 1);
+        *eq = '\0'; // the name ends here; nothing else reads libfcgi's copy
+        std::string_view name(*e, static_cast<size_t>(eq - *e)), value(eq + 1);
+        if (Item* it = lookup(name))
+            it->second = value; // a repeated param: last value wins
+        else
+            items_.emplace_back(name, value);
     }
 }
 
-const std::string* ParamList::find(std::string_view name) const {
-    auto it = index_.find(std::string(name));
-    return it == index_.end() ? nullptr : &items_[it->second].second;
+ParamList::Item* ParamList::lookup(std::string_view name) {
+    for (Item& it : items_)
+        if (it.first.size() == name.size() && it.first == name) return &it;
+    return nullptr;
 }
 
-char* ParamList::find_mutable(std::string_view name) {
-    auto it = index_.find(std::string(name));
-    return it == index_.end() ? nullptr : items_[it->second].second.data();
+const std::string_view* ParamList::find(std::string_view name) const {
+    for (const Item& it : items_)
+        if (it.first.size() == name.size() && it.first == name) return &it.second;
+    return nullptr;
 }
 
-void ParamList::set(const std::string& name, const std::optional<std::string>& value) {
-    auto it = index_.find(name);
-    if (value && it != index_.end()) {
-        items_[it->second].second = *value;
-    } else if (value) {
-        index_.emplace(name, items_.size());
-        items_.emplace_back(name, *value);
-    } else if (it != index_.end()) {
-        items_.erase(items_.begin() + static_cast<long>(it->second));
-        reindex();
+void ParamList::set(std::string_view name, const std::optional<std::string>& value) {
+    Item* it = lookup(name);
+    if (value) {
+        std::string_view stored = owned_.emplace_back(*value);
+        if (it)
+            it->second = stored;
+        else
+            items_.emplace_back(owned_.emplace_back(name), stored);
+    } else if (it) {
+        items_.erase(items_.begin() + (it - items_.data()));
     }
-}
-
-void ParamList::reindex() {
-    index_.clear();
-    for (size_t i = 0; i < items_.size(); ++i) index_.emplace(items_[i].first, i);
 }
 
 void log_to_fastcgi(config::LogLevel, const char* msg, size_t len) {
@@ -78,7 +71,9 @@ void log_to_fastcgi(config::LogLevel, const char* msg, size_t len) {
 
 bool unix_connections = true;
 
-void set_connection_kind(bool unix_socket) { unix_connections = unix_socket; }
+void set_connection_kind(bool unix_socket) {
+    unix_connections = unix_socket;
+}
 
 void finish_fastcgi_request(RequestContext& ctx) {
     if (ctx.closed) return;
@@ -126,12 +121,13 @@ void init_request_info(RequestContext& ctx) {
     opts.discard_path = cgi_globals.discard_path;
     if (PG(doc_root) && *PG(doc_root)) opts.doc_root = PG(doc_root);
     ParamLookup lookup = [&ctx](const std::string& name) {
-        const std::string* v = ctx.params.find(name);
+        const std::string_view* v = ctx.params.find(name);
         return v ? std::optional<std::string>(*v) : std::nullopt;
     };
     RequestInfo info = map_request(lookup, opts, is_regular_file);
     // php-fpm's FCGI_PUTENV calls, in its order: $_SERVER's order depends on it.
-    for (const auto& [name, value] : info.puts) ctx.params.set(name, value);
+    for (const auto& [name, value] : info.puts)
+        ctx.params.set(name, value);
     ctx.method = info.request_method.value_or("");
     ctx.query = info.query_string.value_or("");
     ctx.uri = info.request_uri.value_or("");
@@ -150,12 +146,13 @@ void init_request_info(RequestContext& ctx) {
     // stale buffer in %u of its access log).
     ri.auth_user = ri.auth_password = ri.auth_digest = nullptr;
     if (info.script_path_given) {
-        const std::string* auth = ctx.params.find("HTTP_AUTHORIZATION");
-        php_handle_auth_data(auth ? auth->c_str() : nullptr);
+        const std::string_view* auth = ctx.params.find("HTTP_AUTHORIZATION");
+        php_handle_auth_data(auth ? auth->data() : nullptr);
     }
-    if (const std::string* v = ctx.params.find("PHP_VALUE")) apply_request_ini(ctx, v->c_str(), false);
-    if (const std::string* v = ctx.params.find("PHP_ADMIN_VALUE"))
-        apply_request_ini(ctx, v->c_str(), true);
+    if (const std::string_view* v = ctx.params.find("PHP_VALUE"))
+        apply_request_ini(ctx, v->data(), false);
+    if (const std::string_view* v = ctx.params.find("PHP_ADMIN_VALUE"))
+        apply_request_ini(ctx, v->data(), true);
 }
 
 void set_state(WorkerState s) {
@@ -185,7 +182,9 @@ RequestClock begin_request_slot() {
     return clock;
 }
 
-void copy_field(char* dst, size_t size, const char* src) { snprintf(dst, size, "%s", src ? src : ""); }
+void copy_field(char* dst, size_t size, const char* src) {
+    snprintf(dst, size, "%s", src ? src : "");
+}
 
 // fpm_request_info: what the status page shows of the running request.
 void record_request() {
@@ -197,7 +196,8 @@ void record_request() {
     copy_field(current_slot->query, sizeof current_slot->query, ri.query_string);
     copy_field(current_slot->script, sizeof current_slot->script, ri.path_translated);
     copy_field(current_slot->auth_user, sizeof current_slot->auth_user, ri.auth_user);
-    current_slot->content_length = ri.content_length > 0 ? static_cast<uint64_t>(ri.content_length) : 0;
+    current_slot->content_length =
+        ri.content_length > 0 ? static_cast<uint64_t>(ri.content_length) : 0;
     end_slot_write(*current_slot);
 }
 
@@ -213,8 +213,10 @@ RequestTimes end_request_slot(const RequestClock& clock) {
     auto percent = [&](clock_t a, clock_t b) {
         return seconds > 0 ? static_cast<double>(a + b) / tick / seconds * 100. : 0.;
     };
-    t.cpu_user = percent(cpu.tms_utime - clock.cpu.tms_utime, cpu.tms_cutime - clock.cpu.tms_cutime);
-    t.cpu_system = percent(cpu.tms_stime - clock.cpu.tms_stime, cpu.tms_cstime - clock.cpu.tms_cstime);
+    t.cpu_user =
+        percent(cpu.tms_utime - clock.cpu.tms_utime, cpu.tms_cutime - clock.cpu.tms_cutime);
+    t.cpu_system =
+        percent(cpu.tms_stime - clock.cpu.tms_stime, cpu.tms_cstime - clock.cpu.tms_cstime);
     if (!current_slot) return t;
     begin_slot_write(*current_slot);
     current_slot->last_duration_us = t.duration_us;

@@ -3,16 +3,17 @@
 #pragma once
 
 extern "C" {
+#include "SAPI.h"
 #include "php.h"
 #include "php_main.h"
 #include "php_variables.h"
-#include "SAPI.h"
 }
 
+#include <deque>
 #include <fcgiapp.h>
 #include <optional>
 #include <string>
-#include <unordered_map>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -23,20 +24,25 @@ extern "C" {
 namespace lowphp::sapi {
 
 // The FastCGI params of the request in arrival order (php-fpm registers them in
-// $_SERVER in that order), with a name index for getenv().
+// $_SERVER in that order). Names and values are views into libfcgi's param
+// strings, which live until the request ends; load() splits each "NAME=value"
+// in place, so both are NUL-terminated. Values set later are owned here. No
+// allocation per param: a request has a few dozen, so lookups are linear
+// (length first), which beats hashing a std::string key per lookup.
 class ParamList {
   public:
+    using Item = std::pair<std::string_view, std::string_view>;
     void load(char** envp);
-    const std::string* find(std::string_view name) const;
-    char* find_mutable(std::string_view name);
+    // The value (NUL-terminated), or nullptr.
+    const std::string_view* find(std::string_view name) const;
     // Replace in place (keeping the position), append when new, erase on nullopt.
-    void set(const std::string& name, const std::optional<std::string>& value);
-    const std::vector<std::pair<std::string, std::string>>& items() const { return items_; }
+    void set(std::string_view name, const std::optional<std::string>& value);
+    const std::vector<Item>& items() const { return items_; }
 
   private:
-    void reindex();
-    std::vector<std::pair<std::string, std::string>> items_;
-    std::unordered_map<std::string, size_t> index_;
+    Item* lookup(std::string_view name);
+    std::vector<Item> items_;
+    std::deque<std::string> owned_; // set() values and names (stable addresses)
 };
 
 // The live request: set while a worker serves one, null otherwise.
@@ -44,8 +50,8 @@ struct RequestContext {
     FCGX_Request* fcgx = nullptr;
     ParamList params;
     std::string method, query, uri, content_type; // storage behind SG(request_info)
-    bool closed = false;          // fastcgi_finish_request() ended the FastCGI request
-    bool stderr_started = false;  // php-fpm separates FCGI_STDERR messages with "; "
+    bool closed = false;         // fastcgi_finish_request() ended the FastCGI request
+    bool stderr_started = false; // php-fpm separates FCGI_STDERR messages with "; "
     // ini entries locked by PHP_ADMIN_VALUE for this request only.
     std::vector<std::pair<zend_ini_entry*, uint8_t>> locked_entries;
 };

@@ -81,8 +81,8 @@ void activate_user_ini() {
     RequestContext* ctx = current_request;
     if (!SG(request_info).path_translated) return;
     if (php_ini_has_per_host_config()) {
-        if (const std::string* host = ctx->params.find("SERVER_NAME")) {
-            std::string lower = *host;
+        if (const std::string_view* host = ctx->params.find("SERVER_NAME")) {
+            std::string lower(*host);
             zend_str_tolower(lower.data(), lower.size());
             php_ini_activate_per_host_config(lower.c_str(), lower.size());
         }
@@ -93,10 +93,10 @@ void activate_user_ini() {
     path.resize(zend_dirname(path.data(), path.size()));
     php_ini_activate_per_dir_config(path.data(), path.size());
     if (!user_ini) return;
-    const std::string* root = ctx->params.find("CONTEXT_DOCUMENT_ROOT"); // preferred, as php-fpm
+    const std::string_view* root = ctx->params.find("CONTEXT_DOCUMENT_ROOT"); // preferred, as php-fpm
     if (!root) root = ctx->params.find("DOCUMENT_ROOT");
     if (!root) return;
-    std::string doc_root = *root;
+    std::string doc_root(*root);
     if (!doc_root.empty() && doc_root.back() == '/') doc_root.pop_back();
     activate_user_config(path, doc_root);
 }
