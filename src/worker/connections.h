@@ -41,6 +41,7 @@ class ConnectionSource {
     int listen_fd_, handoff_fd_, park_fd_;
     UniqueFd epoll_;
     int home_ = -1;
+    bool home_went_first_ = false; // the last pick preferred the home over waiting work
     net::AllowedClients allowed_;
 };
 
