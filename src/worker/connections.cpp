@@ -88,6 +88,33 @@ int ConnectionSource::receive_handoff() {
     return net::recv_fd(handoff_fd_);
 }
 
+// The sources take turns (home, then parked, then new connections), so none
+// waits behind another that stays ready. epoll cannot give that order: it
+// reports level-triggered sources that stay ready in the same order every
+// time, so under load a worker took the listening socket first on every call
+// and kept connections handed over by the master waited until the load fell
+// (p99 above one second with uploads). The home also must not go first every
+// time: nginx reuses its most recent cached connection at once, and it would
+// overtake both queues for as long as nginx keeps writing on it.
+// Returns -1 when another worker was faster to every ready source.
+int ConnectionSource::take_next(const struct epoll_event* events, int n, bool& accepted) {
+    static constexpr uint64_t kTurns[] = {kHome, kHandoff, kListen};
+    for (int step = 1; step <= 3; ++step) {
+        uint64_t kind = kTurns[(last_turn_ + step) % 3];
+        bool ready = false;
+        for (int i = 0; i < n && !ready; ++i)
+            ready = events[i].data.u64 == kind;
+        if (!ready) continue;
+        int fd = kind == kHome ? take_home() : kind == kHandoff ? receive_handoff() : accept_one();
+        if (fd < 0) continue; // another worker was faster
+        last_turn_ = (last_turn_ + step) % 3;
+        accepted = kind == kListen;
+        if (kind != kHome) park_home();
+        return fd;
+    }
+    return -1;
+}
+
 int ConnectionSource::next(const sigset_t& mask, volatile sig_atomic_t& stop, bool& accepted) {
     struct epoll_event events[3];
     while (!stop) {
@@ -97,28 +124,7 @@ int ConnectionSource::next(const sigset_t& mask, volatile sig_atomic_t& stop, bo
             ZLOG_SYSERROR("epoll_wait() failed");
             return -1;
         }
-        // The home costs no handoff, so it goes first, but not twice in a row
-        // while new or parked connections wait too: nginx reuses its most recent
-        // cached connection at once, and a home always served first would let it
-        // overtake them for as long as nginx keeps writing on it (php-fpm's
-        // starvation, on a smaller scale: p99 0.1-1 s with 1 ms requests).
-        bool home_ready = false, other_ready = false;
-        for (int i = 0; i < n; ++i)
-            (events[i].data.u64 == kHome ? home_ready : other_ready) = true;
-        if (home_ready && !(other_ready && home_went_first_)) {
-            home_went_first_ = other_ready;
-            accepted = false;
-            return take_home();
-        }
-        home_went_first_ = false;
-        for (int i = 0; i < n; ++i) {
-            if (events[i].data.u64 == kHome) continue;
-            int fd = events[i].data.u64 == kHandoff ? receive_handoff() : accept_one();
-            if (fd < 0) continue; // another worker was faster
-            accepted = events[i].data.u64 == kListen;
-            park_home();
-            return fd;
-        }
+        if (int fd = take_next(events, n, accepted); fd >= 0) return fd;
     }
     return -1;
 }

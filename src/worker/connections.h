@@ -4,6 +4,7 @@
 #pragma once
 
 #include <csignal>
+#include <sys/epoll.h>
 
 #include "lowphp/net.h"
 #include "lowphp/unique_fd.h"
@@ -34,6 +35,7 @@ class ConnectionSource {
 
   private:
     int take_home();
+    int take_next(const struct epoll_event* events, int n, bool& accepted);
     int accept_one();
     int receive_handoff();
     void watch_home(int fd);
@@ -41,7 +43,7 @@ class ConnectionSource {
     int listen_fd_, handoff_fd_, park_fd_;
     UniqueFd epoll_;
     int home_ = -1;
-    bool home_went_first_ = false; // the last pick preferred the home over waiting work
+    unsigned last_turn_ = 0; // the source served last (see take_next)
     net::AllowedClients allowed_;
 };
 
