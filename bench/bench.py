@@ -839,8 +839,10 @@ def main():
             mem[b] = memory(masters[b])
             now = workers(masters[b])
             if now != first_workers[b]:
+                # the master's own words on why (its log goes with the temp dir)
+                why = [l for l in tail(f"{tmp}/{b}.log", 200).splitlines() if "exited" in l]
                 fails.append(f"{NAMES[b]} workers changed during the run (respawned?): "
-                             f"{first_workers[b]} -> {now}")
+                             f"{first_workers[b]} -> {now}" + "".join(f"\n    {l}" for l in why[-5:]))
 
     text = report(args, bins, dur, runs, quick, opcache, ceiling, waited, results, mem, ngerr, fails, dead)
     # BENCH_OUT: where the report goes (the test suite's smoke run keeps bench/results/ untouched)
