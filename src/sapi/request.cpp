@@ -36,16 +36,20 @@ void ParamList::load(char** envp) {
     }
 }
 
-ParamList::Item* ParamList::lookup(std::string_view name) {
-    for (Item& it : items_)
-        if (it.first.size() == name.size() && it.first == name) return &it;
+// std::string_view's == compares the lengths first.
+const ParamList::Item* ParamList::item(std::string_view name) const {
+    for (const Item& it : items_)
+        if (it.first == name) return &it;
     return nullptr;
 }
 
+ParamList::Item* ParamList::lookup(std::string_view name) {
+    return const_cast<Item*>(item(name));
+}
+
 const std::string_view* ParamList::find(std::string_view name) const {
-    for (const Item& it : items_)
-        if (it.first.size() == name.size() && it.first == name) return &it.second;
-    return nullptr;
+    const Item* it = item(name);
+    return it ? &it->second : nullptr;
 }
 
 void ParamList::set(std::string_view name, const std::optional<std::string>& value) {

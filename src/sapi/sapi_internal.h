@@ -40,6 +40,7 @@ class ParamList {
     const std::vector<Item>& items() const { return items_; }
 
   private:
+    const Item* item(std::string_view name) const;
     Item* lookup(std::string_view name);
     std::vector<Item> items_;
     std::deque<std::string> owned_; // set() values and names (stable addresses)
