@@ -1,0 +1,86 @@
+"""Kept-alive FastCGI connections (FCGI_KEEP_CONN) under load: a request on a
+kept connection that the worker had to give up is not overtaken by requests on
+connections opened after it."""
+import os
+import select
+import time
+
+from lowphp_test import Backend, TempDir, check, check_eq, fcgi, run, site, test
+
+
+def read_until_stdout(conn):
+    """Wait for the first STDOUT record: the worker is running the request."""
+    while True:
+        rec = conn.read_record()
+        check(rec is not None, "connection closed before any output")
+        if rec[0] == fcgi.STDOUT and rec[2]:
+            return
+
+
+def finishing_order(conns):
+    """Names of `conns` in the order their END_REQUEST arrived."""
+    pending, order = dict(conns), []
+    while pending:
+        buffered = any(c.buf for c in pending.values())
+        ready, _, _ = select.select([c.sock for c in pending.values()], [], [], 0 if buffered else 10)
+        check(ready or buffered, f"no answer within 10 s from {sorted(pending)}")
+        for name, c in list(pending.items()):
+            if c.sock not in ready and not c.buf:
+                continue
+            rec = c.read_record()
+            check(rec is not None, f"{name}: connection closed before END_REQUEST")
+            if rec[0] == fcgi.END_REQUEST:
+                order.append(name)
+                del pending[name]
+    return order
+
+
+@test
+def kept_connection_not_overtaken_by_new_ones():
+    tmp = TempDir()
+    root = site.make_docroot(tmp.join("www"))
+    b = Backend(pool={"pm": "static", "pm.max_children": "1"})
+    b.start()
+    conns = []
+    try:
+        def params(script, query=""):
+            return fcgi.php_params(os.path.join(root, script), document_root=root, query=query)
+
+        kept = fcgi.Connection(b.address)
+        conns.append(kept)
+        r = kept.request(params("hello.php"), keep_conn=True)
+        check(r.complete and r.body == b"Hello, world!\n", f"first request on the kept connection: {r!r}")
+
+        # The only worker takes a long request on a new connection: it gives up
+        # the idle kept connection (the master holds it meanwhile).
+        busy = fcgi.Connection(b.address)
+        conns.append(busy)
+        busy.send_request(params("sleep.php", "ms=500"))
+        read_until_stdout(busy)
+        # Two more new connections queue in the backlog, then nginx-like reuse
+        # of the kept connection: its request comes last but its connection is older.
+        later = []
+        for _ in range(2):
+            c = fcgi.Connection(b.address)
+            conns.append(c)
+            c.send_request(params("sleep.php", "ms=300"))
+            later.append(c)
+        time.sleep(0.1)
+        kept.send_request(params("hello.php"), keep_conn=True)
+
+        check_eq(busy.read_response().complete, True, "the long request completed")
+        order = finishing_order({"kept": kept, "new 1": later[0], "new 2": later[1]})
+        # One worker serves them one after the other; in turn means the kept
+        # connection's request right after the long one, before both newer
+        # connections (before this fix: after the first newer one, 300 ms later).
+        check_eq(order, ["kept", "new 1", "new 2"], "order in which the requests finished")
+    finally:
+        for c in conns:
+            c.close()
+        b.stop(check=True)
+        b.close()
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    run()
