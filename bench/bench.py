@@ -490,8 +490,9 @@ def wrk(url, dur, lua=None, nginx=None, backend=None):
     return r
 
 
-def mem_of(pid):
-    r = {"Rss": 0, "Pss": 0}
+def mem_of(pid, keys=("Rss", "Pss")):
+    """kB of the smaps_rollup fields `keys` (0 for a process gone meanwhile)."""
+    r = dict.fromkeys(keys, 0)
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:

@@ -30,7 +30,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
 from lowphp_test import fcgi  # noqa: E402  (the tests' FastCGI client, stdlib only)
 from lowphp_test.util import SessionDirsSnapshot  # noqa: E402
-from bench import descendants  # noqa: E402  (the process tree walk of bench/bench.py)
+from bench import descendants, mem_of, title  # noqa: E402  (process tree, smaps_rollup, cmdline of bench/bench.py)
 
 PHP_FPM = "/usr/sbin/php-fpm8.2"
 PHP_INI = """opcache.enable=1
@@ -89,24 +89,8 @@ def fpm_conf(tmp, name, pools, workers):
     return f"{tmp}/{name}.conf"
 
 
-def title(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
-
-
 def rollup(pid):
-    r = {"Pss": 0, "Rss": 0, "Private_Clean": 0, "Private_Dirty": 0}
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                if k in r:
-                    r[k] = int(v.split()[0])
-    except OSError:
-        pass
+    r = mem_of(pid, ("Pss", "Rss", "Private_Clean", "Private_Dirty"))
     r["Uss"] = r["Private_Clean"] + r["Private_Dirty"]
     return r
 
