@@ -98,6 +98,14 @@ bool is_regular_file(const std::string& path) {
     return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
+// php-fpm asks tsrm_realpath() whether SCRIPT_FILENAME exists: PHP's realpath
+// cache answers for a script resolved within realpath_cache_ttl, so a warm
+// worker makes no syscall for it (a stat() here cost one per request).
+bool resolves(const std::string& path) {
+    char resolved[MAXPATHLEN];
+    return tsrm_realpath(path.c_str(), resolved) != nullptr;
+}
+
 // security.limit_extensions (fpm_php_limit_extensions): empty list allows all.
 bool extension_allowed(const char* path) {
     const std::string& list = current_pool->security_limit_extensions;
@@ -128,7 +136,7 @@ void init_request_info(RequestContext& ctx) {
         const std::string_view* v = ctx.params.find(name);
         return v ? std::optional<std::string>(*v) : std::nullopt;
     };
-    RequestInfo info = map_request(lookup, opts, is_regular_file);
+    RequestInfo info = map_request(lookup, opts, is_regular_file, resolves);
     // php-fpm's FCGI_PUTENV calls, in its order: $_SERVER's order depends on it.
     for (const auto& [name, value] : info.puts)
         ctx.params.set(name, value);

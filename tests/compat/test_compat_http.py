@@ -115,6 +115,23 @@ def compat_httpoxy_verdict():
         check("HTTP_PROXY" not in d["env"], f"{name}: $_ENV has HTTP_PROXY (httpoxy)")
 
 
+@test
+def compat_script_deleted_after_use():
+    """A script removed after a worker ran it: php-fpm asks PHP's realpath cache
+    whether SCRIPT_FILENAME exists (still yes, within realpath_cache_ttl) and
+    then fails to open it: 404 "No input file specified.", not "File not found."."""
+    path = os.path.join(P.root, "gone.php")
+    with open(path, "w") as f:
+        f.write("<?php echo 'here';\n")
+    ref, sub = compat.fetch_both(P, "GET", "/gone.php")
+    check(ref.get("body") == "here" and not compat.diff(ref, sub), f"first request:\n{ref}\n{compat.diff(ref, sub)}")
+    os.unlink(path)
+    ref, sub = compat.fetch_both(P, "GET", "/gone.php")
+    print(f"  after unlink: php-fpm {ref['status']} {ref.get('body')!r}, lowphp-fpm {sub['status']} {sub.get('body')!r}")
+    d = compat.diff(ref, sub)
+    check(not d, f"responses differ after the script was removed\n{d}")
+
+
 def setup():
     global P, MP_BODY, MP_CTYPE
     MP_BODY, MP_CTYPE = multipart_body()
