@@ -66,13 +66,17 @@ void request_ini_entry(zval* key, zval* value, zval*, int callback_type, void* a
     }
     zend_ini_entry* entry =
         static_cast<zend_ini_entry*>(zend_hash_find_ptr(EG(ini_directives), Z_STR_P(key)));
-    // Request-scoped: registered as modified, so PHP restores it at request end
-    // (php-fpm alters the worker's master value and lets it leak into later requests).
-    if (!entry || zend_alter_ini_entry_ex(Z_STR_P(key), Z_STR_P(value), ZEND_INI_SYSTEM,
-                                          ZEND_INI_STAGE_ACTIVATE, true) != SUCCESS) {
+    if (!entry) {
         ZLOG_ERROR("Passing INI directive through FastCGI: unable to set '%s'", Z_STRVAL_P(key));
         return;
     }
+    // Request-scoped: registered as modified, so PHP restores it at request end
+    // (php-fpm alters the worker's master value and lets it leak into later requests).
+    // A value the directive refuses is dropped without a word of ours, as in
+    // php-fpm: the directive's handler has said why (e.g. "Failed to set memory limit").
+    if (zend_alter_ini_entry_ex(Z_STR_P(key), Z_STR_P(value), ZEND_INI_SYSTEM,
+                                ZEND_INI_STAGE_ACTIVATE, true) != SUCCESS)
+        return;
     if (st->system && entry->modifiable != ZEND_INI_SYSTEM) {
         st->ctx->locked_entries.emplace_back(entry, entry->modifiable);
         entry->modifiable = ZEND_INI_SYSTEM;

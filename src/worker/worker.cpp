@@ -26,6 +26,12 @@
 namespace lowphp::worker {
 namespace {
 
+// php-fpm's worker exit codes (FPM_EXIT_SOFTWARE, FPM_EXIT_CONFIG): the master
+// logs anything but 0 as a warning. A failed php_request_startup() ends the
+// worker with 70, as in php-fpm, whose master starts another in its place.
+constexpr int kExitSoftware = 70;
+constexpr int kExitConfig = 78;
+
 volatile sig_atomic_t quit_requested = 0;
 
 void on_quit(int) { quit_requested = 1; }
@@ -192,7 +198,7 @@ void run(const Params& params) {
     log::configure(ls);
     log::set_fd(-1); // children log to stderr: the master captures it or it is discarded
     proctitle::set("lowphp-fpm: pool " + pool.name);
-    if (!become_pool_user(pool)) _exit(78);
+    if (!become_pool_user(pool)) _exit(kExitConfig);
     sigset_t waiting = install_signals();
     WorkerSlot* slot = z.scoreboard->slot_ptr(params.slot);
     slot->pid = getpid();
@@ -217,11 +223,12 @@ void run(const Params& params) {
     // allowed_clients applies to inet listeners only, as in php-fpm.
     ConnectionSource source(listen_fd, status ? -1 : z.handoff_fd, status ? -1 : z.park_fd, pool.listen_allowed_clients,
                             !address.is_unix);
-    if (!source.ok()) _exit(70);
+    if (!source.ok()) _exit(kExitSoftware);
 
     FCGX_Request req;
     FCGX_InitRequest(&req, -1, 0); // we accept ourselves; libfcgi only decodes records
     int served = 0;
+    int exit_code = 0;
     while (!quit_requested && !slot->quit.load(std::memory_order_relaxed)) {
         slot->state.store(static_cast<int>(WorkerState::Idle), std::memory_order_relaxed);
         bool accepted = false;
@@ -250,10 +257,11 @@ void run(const Params& params) {
         if (req.ipcFd >= 0) source.keep(req.ipcFd);
         else source.forget(fd);
         req.ipcFd = -1;
+        if (!ok) exit_code = kExitSoftware;
         if (!ok || last) break;
     }
     source.park_home();
-    _exit(0);
+    _exit(exit_code);
 }
 
 } // namespace lowphp::worker

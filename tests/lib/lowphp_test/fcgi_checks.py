@@ -315,6 +315,46 @@ def client_gone_mid_response(backend, root):
     return {"ok": True}
 
 
+def _exit_lines(backend, mark, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [l for l in backend.log_since(mark).splitlines() if "exited" in l]
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.1)
+
+
+def startup_failure(backend, root):
+    """PHP_VALUE memory_limit below what the request already uses: PHP warns
+    (and only PHP: the backend adds no "unable to set" of its own) and the
+    request runs. Then a request whose startup fails (2M memory_limit, 3 MB
+    POST body read inside php_request_startup): the worker ends with exit code
+    70 (php-fpm's FPM_EXIT_SOFTWARE), the master logs that as a warning and
+    starts another, and the backend serves the next request."""
+    def post(limit, size):
+        body = b"a=" + b"x" * size
+        p = params(root, "hello.php", method="POST", content_type="application/x-www-form-urlencoded",
+                   content_length=len(body), extra={"PHP_VALUE": "memory_limit=" + limit})
+        with conn(backend, timeout=10) as c:
+            return c.request(p, body=body), c.closed_by_peer(3)
+
+    refused, _ = post("1M", 10)
+    check(refused.body == b"Hello, world!\n", f"request with a refused memory_limit: {refused!r}")
+    mark = backend.log_mark()
+    failed, closed = post("2M", 3 << 20)
+    exits = _exit_lines(backend, mark)
+    check(len(exits) == 1, f"one worker exit expected, log has {exits}")
+    check(re.search(r"WARNING: \[pool [^]]+\] child \d+ exited with code 70 ", exits[0]),
+          f"exit line: {exits[0]!r}")
+    for _ in range(4):
+        with conn(backend) as c2:
+            r2 = c2.request(params(root, "hello.php"))
+            check(r2.complete and r2.body == b"Hello, world!\n", f"backend after the failed startup: {r2!r}")
+    return {"refused_stderr": refused.stderr.decode(errors="replace"),
+            "failed_complete": failed.complete, "failed_app_status": failed.app_status,
+            "failed_stdout": failed.stdout.decode(errors="replace"),
+            "failed_stderr": failed.stderr.decode(errors="replace"), "closed": closed}
+
 ALL = [simple_request, keep_conn_multiple, stdin_in_many_records, big_params, get_values,
        second_request_id_in_flight, second_request_id_after_stdin, abort_request,
-       malformed_records, client_gone_mid_response]
+       malformed_records, client_gone_mid_response, startup_failure]
