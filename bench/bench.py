@@ -592,6 +592,16 @@ def summarize(runs):
     return med, f"{med:.0f}{spread}", f"{fmt_ms(p50)} / {fmt_ms(p99)}{starved}", errs
 
 
+def paired_spread(fpm_runs, low_runs):
+    """min–max of low/fpm over the interleaved pairs of runs (run i of each). A
+    slow spell of the machine that lasts a pair moves both of its runs, so when
+    even this spread stays on one side of 1.0 the difference is the backends'."""
+    pairs = [l["rps"] / f["rps"] for f, l in zip(fpm_runs, low_runs) if f["rps"] > 0]
+    if len(pairs) < 2:
+        return "-"
+    return f"{min(pairs):.2f}–{max(pairs):.2f}"
+
+
 def other_pct(runs):
     """Median share of the machine's CPU that went to processes not in the benchmark."""
     v = [r["cpu"]["other"] / (r["wall"] * os.cpu_count()) * 100 for r in runs if "other" in r["cpu"]]
@@ -660,7 +670,8 @@ def header(args, bins, dur, runs, quick, opcache, ceiling, waited):
         f"- load: `wrk -t2 -c{CONNS} -d{dur}s --timeout {WRK_TIMEOUT} --latency`, {runs} run(s) per cell, "
         f"interleaved php-fpm/lowphp; pools pm=static, {WORKERS} workers; nginx worker_processes 2; "
         "wrk, nginx and both backends share the same cores",
-        "- req/s: median (min–max) over runs; p50 / p99 in ms: medians over runs; "
+        "- req/s: median (min–max) over runs; ratio: of the medians; run by run: min–max of "
+        "lowphp/php-fpm over each interleaved pair of runs; p50 / p99 in ms: medians over runs; "
         "errors: non-2xx/3xx + socket errors (connect/read/write/timeout), summed over runs",
         f"- † after p50 / p99: p50 is under half the mean latency the closed loop implies "
         f"({CONNS} connections ÷ req/s): some connections were starved (waited in the backlog, "
@@ -684,14 +695,15 @@ def report(args, bins, dur, runs, quick, opcache, ceiling, waited, results, mem,
         if not rows:
             continue
         lines += ["", f"## {MODE_TITLES[mode]}", "",
-                  "| script | php-fpm req/s | lowphp req/s | ratio low/fpm | php-fpm p50 / p99 ms "
-                  "| lowphp p50 / p99 ms | errors fpm / low |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
+                  "| script | php-fpm req/s | lowphp req/s | ratio low/fpm | run by run "
+                  "| php-fpm p50 / p99 ms | lowphp p50 / p99 ms | errors fpm / low |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for s in rows:
             fm, fr, fl, fe = summarize(results[(mode, s, "fpm")])
             lm, lr, ll, le = summarize(results[(mode, s, "low")])
             ratio = f"{lm / fm:.2f}" if fm else "-"
-            lines.append(f"| {s} | {fr} | {lr} | **{ratio}** | {fl} | {ll} | {fe} / {le} |")
+            pairs = paired_spread(results[(mode, s, "fpm")], results[(mode, s, "low")])
+            lines.append(f"| {s} | {fr} | {lr} | **{ratio}** | {pairs} | {fl} | {ll} | {fe} / {le} |")
 
     odd = odd_runs(results)
     if odd:
