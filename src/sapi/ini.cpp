@@ -64,6 +64,14 @@ void request_ini_entry(zval* key, zval* value, zval*, int callback_type, void* a
         ZLOG_ERROR("Passing INI directive through FastCGI: empty value for key '%s'", Z_STRVAL_P(key));
         return;
     }
+    // As php-fpm (fpm_php_apply_defines_ex): "extension" loads the module, which
+    // stays loaded in this worker for its later requests (a module cannot be
+    // scoped to a request); PHP itself warns when it cannot load it.
+    if (zend_string_equals_literal(Z_STR_P(key), "extension") && Z_STRLEN_P(value) > 0) {
+        zval result;
+        php_dl(Z_STRVAL_P(value), MODULE_PERSISTENT, &result, 1);
+        return;
+    }
     zend_ini_entry* entry =
         static_cast<zend_ini_entry*>(zend_hash_find_ptr(EG(ini_directives), Z_STR_P(key)));
     if (!entry) {

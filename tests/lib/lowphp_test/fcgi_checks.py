@@ -355,6 +355,20 @@ def startup_failure(backend, root):
             "failed_stdout": failed.stdout.decode(errors="replace"),
             "failed_stderr": failed.stderr.decode(errors="replace"), "closed": closed}
 
+def php_value_extension(backend, root):
+    """PHP_VALUE "extension=..." goes to PHP's dl() as in php-fpm: a module
+    already loaded and a missing one each give PHP's own warning (no "unable to
+    set 'extension'" from the backend) and the script runs."""
+    seen = {}
+    for value in ("extension=calendar", "extension=lowphp_no_such_module"):
+        with conn(backend) as c:
+            r = c.request(params(root, "hello.php", extra={"PHP_VALUE": value}))
+        check(r.complete and r.body == b"Hello, world!\n", f"PHP_VALUE {value}: {r!r}")
+        check(b"unable to set" not in r.stderr, f"PHP_VALUE {value}: stderr {r.stderr!r}")
+        seen[value] = r.stderr.decode(errors="replace")
+    return seen
+
+
 ALL = [simple_request, keep_conn_multiple, stdin_in_many_records, big_params, get_values,
        second_request_id_in_flight, second_request_id_after_stdin, abort_request,
-       malformed_records, client_gone_mid_response, startup_failure]
+       malformed_records, client_gone_mid_response, startup_failure, php_value_extension]
