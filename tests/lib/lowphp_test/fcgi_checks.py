@@ -355,6 +355,7 @@ def startup_failure(backend, root):
             "failed_stdout": failed.stdout.decode(errors="replace"),
             "failed_stderr": failed.stderr.decode(errors="replace"), "closed": closed}
 
+
 def php_value_extension(backend, root):
     """PHP_VALUE "extension=..." goes to PHP's dl() as in php-fpm: a module
     already loaded and a missing one each give PHP's own warning (no "unable to
