@@ -2,7 +2,9 @@
 // variables) and the pool's PHP start-up in its zygote.
 #include <cerrno>
 #include <cstdlib>
+#include <climits>
 #include <cstring>
+#include <unistd.h>
 
 #include "sapi_internal.h"
 #include "lowphp/headers.h"
@@ -26,8 +28,10 @@ namespace {
 size_t ub_write(const char* str, size_t len) {
     RequestContext* ctx = current_request;
     if (!ctx) return fwrite(str, 1, len, stdout); // -i / -m / -v: plain stdout
-    if (ctx->closed || FCGX_PutStr(str, static_cast<int>(len), ctx->fcgx->out) < 0) {
-        // As php-fpm: output after the client is gone aborts the script unless
+    bool written = ctx->closed ? write_after_finish(*ctx, ClosedOutput::Stream::Stdout, len)
+                               : FCGX_PutStr(str, static_cast<int>(len), ctx->fcgx->out) >= 0;
+    if (!written) {
+        // As php-fpm: output the client cannot get aborts the script unless
         // ignore_user_abort is set.
         php_handle_aborted_connection();
         return 0;
@@ -41,8 +45,11 @@ void flush(void* server_context) {
         fflush(stdout);
         return;
     }
-    sapi_send_headers();
-    if (!ctx->closed && FCGX_FFlush(ctx->fcgx->out) < 0) php_handle_aborted_connection();
+    // Only what PHP already wrote goes out: flush() sends no headers (php-fpm's
+    // sapi_cgibin_flush), so header() still works while output_buffering holds
+    // the body.
+    bool flushed = ctx->closed ? flush_after_finish(*ctx) : FCGX_FFlush(ctx->fcgx->out) >= 0;
+    if (!flushed) php_handle_aborted_connection();
 }
 
 int send_headers(sapi_headers_struct* headers) {
@@ -146,6 +153,11 @@ void register_variables(zval* track) {
 
 void log_message(const char* message, int) {
     log::write(log::LogLevel::Notice, "sapi_cgi_log_message", 0, false, "PHP message: %s", message);
+    // php-fpm aborts inside its FastCGI logger when a message after
+    // fastcgi_finish_request() does not fit; ours aborts here, outside the
+    // C++ logger, so no destructor is skipped by the bailout.
+    if (current_request && std::exchange(current_request->abort_after_log, false))
+        php_handle_aborted_connection();
 }
 
 int activate() {
@@ -281,6 +293,12 @@ char* build_ini_entries(const zygote::PhpIniOptions& ini) {
     return text.data();
 }
 
+std::string running_binary() {
+    char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    return n > 0 ? std::string(path, static_cast<size_t>(n)) : std::string("/usr/sbin/lowphp-fpm");
+}
+
 } // namespace
 
 bool start_php(const config::PoolConfig* pool, const zygote::PhpIniOptions& ini) {
@@ -289,7 +307,10 @@ bool start_php(const config::PoolConfig* pool, const zygote::PhpIniOptions& ini)
     sapi_startup(&lowphp_sapi_module);
     choose_ini(pool, ini, ini_path);
     lowphp_sapi_module.ini_entries = build_ini_entries(ini);
-    lowphp_sapi_module.executable_location = const_cast<char*>("/usr/sbin/lowphp-fpm");
+    // PHP_BINARY: php-fpm passes its argv[0], which PHP resolves to the
+    // binary's real path; ours is the running binary wherever it was started.
+    static std::string binary = running_binary();
+    lowphp_sapi_module.executable_location = binary.data();
     php_import_environment_original = php_import_environment_variables;
     php_import_environment_variables = import_environment;
     php_load_environment_variables = load_environment;

@@ -67,7 +67,15 @@ void ParamList::set(std::string_view name, const std::optional<std::string>& val
 
 void log_to_fastcgi(config::LogLevel, const char* msg, size_t len) {
     RequestContext* ctx = current_request;
-    if (!cgi_globals.fcgi_logging || !ctx || ctx->closed || !msg || len == 0) return;
+    if (!cgi_globals.fcgi_logging || !ctx || !msg || len == 0) return;
+    if (ctx->closed) {
+        using Stream = ClosedOutput::Stream;
+        bool fits = (!ctx->stderr_started || write_after_finish(*ctx, Stream::Stderr, 2)) &&
+                    write_after_finish(*ctx, Stream::Stderr, len);
+        ctx->stderr_started = true;
+        ctx->abort_after_log = ctx->abort_after_log || !fits;
+        return;
+    }
     if (ctx->stderr_started) FCGX_PutStr("; ", 2, ctx->fcgx->err);
     ctx->stderr_started = true;
     FCGX_PutStr(msg, static_cast<int>(len), ctx->fcgx->err);
@@ -82,6 +90,7 @@ void set_connection_kind(bool unix_socket) {
 void finish_fastcgi_request(RequestContext& ctx) {
     if (ctx.closed) return;
     ctx.closed = true;
+    ctx.kept_after_finish = ctx.fcgx->keepConnection;
     // A connection nginx does not keep: libfcgi would shut down its side, then
     // wait (up to 2 s) for nginx to close first, holding the worker a round trip
     // per request. That lingering only protects unread input from a TCP reset;
@@ -89,6 +98,14 @@ void finish_fastcgi_request(RequestContext& ctx) {
     if (!ctx.fcgx->keepConnection && (unix_connections || FCGX_HasSeenEOF(ctx.fcgx->in)))
         FCGX_Detach(ctx.fcgx);
     FCGX_Finish_r(ctx.fcgx);
+}
+
+bool write_after_finish(RequestContext& ctx, ClosedOutput::Stream stream, size_t len) {
+    return ctx.kept_after_finish || ctx.after_finish.write(stream, len);
+}
+
+bool flush_after_finish(RequestContext& ctx) {
+    return ctx.kept_after_finish || ctx.after_finish.flush();
 }
 
 namespace {

@@ -17,6 +17,7 @@ extern "C" {
 #include <utility>
 #include <vector>
 
+#include "lowphp/closed_output.h"
 #include "lowphp/config.h"
 #include "lowphp/scoreboard.h"
 #include "lowphp/zygote.h"
@@ -53,6 +54,12 @@ struct RequestContext {
     std::string method, query, uri, content_type; // storage behind SG(request_info)
     bool closed = false;         // fastcgi_finish_request() ended the FastCGI request
     bool stderr_started = false; // php-fpm separates FCGI_STDERR messages with "; "
+    // After closed: what php-fpm still takes from the script (closed_output.h).
+    // nginx keeping the connection (fastcgi_keep_conn) leaves php-fpm's socket
+    // open, so its writes go on succeeding: ours are dropped then, never failed.
+    bool kept_after_finish = false;
+    ClosedOutput after_finish;
+    bool abort_after_log = false; // a message did not fit: abort once logged
     // ini entries locked by PHP_ADMIN_VALUE for this request only.
     std::vector<std::pair<zend_ini_entry*, uint8_t>> locked_entries;
 };
@@ -100,6 +107,10 @@ void activate_user_ini();
 
 // Send everything buffered for the request to the web server and end it.
 void finish_fastcgi_request(RequestContext& ctx);
+// Output and flushes once the request is finished: false where php-fpm's
+// would fail (the caller then handles an aborted connection).
+bool write_after_finish(RequestContext& ctx, ClosedOutput::Stream stream, size_t len);
+bool flush_after_finish(RequestContext& ctx);
 
 // FCGI_STDERR + error log, as php-fpm's external zlog logger.
 void log_to_fastcgi(config::LogLevel level, const char* msg, size_t len);

@@ -62,6 +62,7 @@ MATRIX = [
     ("http_response_code 503", "GET", "/code.php?c=503", None, None),
     ("Status header", "GET", "/status.php", None, None),
     ("header_remove", "GET", "/header_remove.php", None, None),
+    ("header() after flush()", "GET", "/flush_then_header.php", None, None),
     ("PHP_VALUE param", "GET", "/phpvalue/dump.php", None, None),
     # php-fpm 8.2 keeps PHP_VALUE settings in the worker for its later requests;
     # lowphp-fpm deliberately scopes them to the request that carries them (see

@@ -92,6 +92,9 @@ echo json_encode($_COOKIE);
 """,
     "redirect.php": "<?php header('Location: /hello.php'); echo \"moved\\n\";\n",
     "redirect301.php": "<?php header('Location: /hello.php', true, 301);\n",
+    # flush() sends what PHP wrote, not the headers: with output_buffering the
+    # body is still buffered, so a later header() is sent
+    "flush_then_header.php": "<?php echo 'a'; flush(); header('X-After-Flush: 1'); echo \"b\\n\";\n",
     "code.php": "<?php http_response_code((int)($_GET['c'] ?? 200)); echo \"code\\n\";\n",
     "status.php": "<?php header('Status: 418 I\\'m a teapot'); echo \"teapot\\n\";\n",
     "header_remove.php": r"""<?php
