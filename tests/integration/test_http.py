@@ -43,6 +43,13 @@ def php_sapi_is_fpm_fcgi():
 
 
 @test
+def php_binary_is_the_running_binary():
+    # php-fpm's PHP_BINARY is its own executable (argv[0], resolved)
+    from lowphp_test.backend import lowphp_bin
+    check_eq(get("/binary.php").body.decode().strip(), os.path.realpath(lowphp_bin()), "PHP_BINARY")
+
+
+@test
 def post_urlencoded():
     d = js(http.post(S.port, "/post.php", b"name=J%C3%BCrgen&list[a]=1&list[b]=2&plus=a+b"))
     check_eq(d["method"], "POST", "method")

@@ -71,6 +71,7 @@ SCRIPTS = {
     "sub/index.php": "<?php echo \"sub index\\n\";\n",
     "dump.php": DUMP,
     "sapi.php": "<?php echo PHP_SAPI, \"\\n\";\n",
+    "binary.php": "<?php echo PHP_BINARY, \"\\n\";\n",
     "pid.php": "<?php echo getmypid();\n",
     "query.php": "<?php header('Content-Type: application/json'); echo json_encode(['get' => $_GET, 'qs' => $_SERVER['QUERY_STRING']]);\n",
     "post.php": "<?php header('Content-Type: application/json'); echo json_encode(['method' => $_SERVER['REQUEST_METHOD'], 'post' => $_POST, 'ctype' => $_SERVER['CONTENT_TYPE'] ?? null]);\n",
