@@ -1,11 +1,11 @@
 // lowphp-fpm's command line: php-fpm's flags, their exit codes and messages, then
 // the hand-over to the master.
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <string>
-#include <cerrno>
 #include <grp.h>
 #include <pwd.h>
+#include <string>
 #include <unistd.h>
 
 #include "lowphp/config.h"
@@ -69,39 +69,77 @@ char long_option(const char* name) {
     static const struct {
         const char* name;
         char c;
-    } table[] = {{"php-ini", 'c'},     {"define", 'd'},      {"profile-info", 'e'},
-                 {"help", 'h'},        {"info", 'i'},        {"modules", 'm'},
-                 {"no-php-ini", 'n'},  {"usage", 'h'},       {"version", 'v'},
-                 {"fpm-config", 'y'},  {"test", 't'},        {"prefix", 'p'},
-                 {"pid", 'g'},         {"allow-to-run-as-root", 'R'},
-                 {"daemonize", 'D'},   {"nodaemonize", 'F'}, {"force-stderr", 'O'}};
+    } table[] = {{"php-ini", 'c'},      {"define", 'd'},
+                 {"profile-info", 'e'}, {"help", 'h'},
+                 {"info", 'i'},         {"modules", 'm'},
+                 {"no-php-ini", 'n'},   {"usage", 'h'},
+                 {"version", 'v'},      {"fpm-config", 'y'},
+                 {"test", 't'},         {"prefix", 'p'},
+                 {"pid", 'g'},          {"allow-to-run-as-root", 'R'},
+                 {"daemonize", 'D'},    {"nodaemonize", 'F'},
+                 {"force-stderr", 'O'}};
     for (const auto& o : table)
         if (strcmp(o.name, name) == 0) return o.c;
     return 0;
 }
 
-bool takes_value(char c) { return strchr("cdypg", c) != nullptr; }
+bool takes_value(char c) {
+    return strchr("cdypg", c) != nullptr;
+}
 
 void apply(CommandLine& cl, char c, const char* value) {
     auto& o = cl.opts;
     switch (c) {
-    case 'c': o.ini.ini_path = value; break;
-    case 'n': o.ini.no_ini = true; break;
-    case 'd': o.ini.defines.emplace_back(value); break;
-    case 'y': o.config_path = value; break;
-    case 'p': o.prefix = value; break;
-    case 'g': o.pid_path = value; break;
-    case 'e': break; // extended info: accepted, no effect on a production server
-    case 't': ++cl.test; break;
-    case 'i': cl.info = true; break;
-    case 'm': cl.modules = true; break;
-    case 'v': cl.version = true; break;
-    case 'R': o.run_as_root = true; break;
-    case 'D': o.force_daemon = 1; break;
-    case 'F': o.force_daemon = 0; break;
-    case 'O': o.force_stderr = true; break;
-    case 'h': cl.help = true; break;
-    default: cl.bad = true; break;
+    case 'c':
+        o.ini.ini_path = value;
+        break;
+    case 'n':
+        o.ini.no_ini = true;
+        break;
+    case 'd':
+        o.ini.defines.emplace_back(value);
+        break;
+    case 'y':
+        o.config_path = value;
+        break;
+    case 'p':
+        o.prefix = value;
+        break;
+    case 'g':
+        o.pid_path = value;
+        break;
+    case 'e':
+        break; // extended info: accepted, no effect on a production server
+    case 't':
+        ++cl.test;
+        break;
+    case 'i':
+        cl.info = true;
+        break;
+    case 'm':
+        cl.modules = true;
+        break;
+    case 'v':
+        cl.version = true;
+        break;
+    case 'R':
+        o.run_as_root = true;
+        break;
+    case 'D':
+        o.force_daemon = 1;
+        break;
+    case 'F':
+        o.force_daemon = 0;
+        break;
+    case 'O':
+        o.force_stderr = true;
+        break;
+    case 'h':
+        cl.help = true;
+        break;
+    default:
+        cl.bad = true;
+        break;
     }
 }
 
@@ -124,8 +162,10 @@ CommandLine parse(int argc, char** argv) {
             if (!c) {
                 cl.bad = true;
             } else if (takes_value(c) && eq == std::string::npos) {
-                if (i + 1 >= argc) cl.bad = true;
-                else apply(cl, c, argv[++i]);
+                if (i + 1 >= argc)
+                    cl.bad = true;
+                else
+                    apply(cl, c, argv[++i]);
             } else {
                 apply(cl, c, value.c_str());
             }
@@ -137,8 +177,10 @@ CommandLine parse(int argc, char** argv) {
                 continue;
             }
             const char* value = p[1] ? p + 1 : (i + 1 < argc ? argv[++i] : nullptr);
-            if (!value) cl.bad = true;
-            else apply(cl, *p, value);
+            if (!value)
+                cl.bad = true;
+            else
+                apply(cl, *p, value);
             break;
         }
     }
@@ -175,20 +217,26 @@ bool check_identities(const lowphp::config::Config& cfg) {
     for (const auto& pool : cfg.pools) {
         const char* name = pool.name.c_str();
         errno = 0;
-        if (!pool.listen_owner.empty() && !is_numeric_id(pool.listen_owner) && !getpwnam(pool.listen_owner.c_str())) {
-            ZLOG_SYSERROR("[pool %s] cannot get uid for user '%s'", name, pool.listen_owner.c_str());
+        if (!pool.listen_owner.empty() && !is_numeric_id(pool.listen_owner) &&
+            !getpwnam(pool.listen_owner.c_str())) {
+            ZLOG_SYSERROR("[pool %s] cannot get uid for user '%s'", name,
+                          pool.listen_owner.c_str());
             return false;
         }
         errno = 0;
-        if (!pool.listen_group.empty() && !is_numeric_id(pool.listen_group) && !getgrnam(pool.listen_group.c_str())) {
-            ZLOG_SYSERROR("[pool %s] cannot get gid for group '%s'", name, pool.listen_group.c_str());
+        if (!pool.listen_group.empty() && !is_numeric_id(pool.listen_group) &&
+            !getgrnam(pool.listen_group.c_str())) {
+            ZLOG_SYSERROR("[pool %s] cannot get gid for group '%s'", name,
+                          pool.listen_group.c_str());
             return false;
         }
         if (!root) {
             if (!pool.user.empty())
-                ZLOG_NOTICE("[pool %s] 'user' directive is ignored when FPM is not running as root", name);
+                ZLOG_NOTICE("[pool %s] 'user' directive is ignored when FPM is not running as root",
+                            name);
             if (!pool.group.empty())
-                ZLOG_NOTICE("[pool %s] 'group' directive is ignored when FPM is not running as root", name);
+                ZLOG_NOTICE(
+                    "[pool %s] 'group' directive is ignored when FPM is not running as root", name);
             continue;
         }
         if (!pool.user.empty() && !is_numeric_id(pool.user) && !getpwnam(pool.user.c_str())) {
@@ -231,7 +279,8 @@ int main(int argc, char** argv) {
         lowphp::log::configure(ls);
     }
     log_messages(parsed.messages);
-    if (!parsed.config || !check_users(*parsed.config, opts.run_as_root) || !check_identities(*parsed.config)) {
+    if (!parsed.config || !check_users(*parsed.config, opts.run_as_root) ||
+        !check_identities(*parsed.config)) {
         ZLOG_ERROR("FPM initialization failed");
         return kExitConfig;
     }

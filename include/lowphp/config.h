@@ -24,8 +24,8 @@ struct IniSetting {
 };
 
 struct GlobalConfig {
-    std::string pid;                 // "" = no pid file
-    std::string error_log;           // default "log/php-fpm.log" resolved against prefix; "syslog" allowed
+    std::string pid;       // "" = no pid file
+    std::string error_log; // default "log/php-fpm.log" resolved against prefix; "syslog" allowed
     std::string syslog_ident = "php-fpm";
     std::string syslog_facility = "daemon";
     bool log_buffering = true;
@@ -78,9 +78,9 @@ struct PoolConfig {
     bool access_format_set = false; // -tt shows the format only if given or access.log is set
     std::vector<std::string> access_suppress_path;
     std::string slowlog;
-    int request_slowlog_timeout = 0;    // seconds
+    int request_slowlog_timeout = 0; // seconds
     int request_slowlog_trace_depth = 20;
-    int request_terminate_timeout = 0;  // seconds
+    int request_terminate_timeout = 0; // seconds
     bool request_terminate_timeout_track_finished = false;
     std::optional<int> rlimit_files;
     std::optional<long> rlimit_core; // -1 = unlimited
@@ -122,13 +122,13 @@ struct Message {
 };
 
 struct ParseOptions {
-    std::string prefix;           // -p, used for relative include= and $prefix
-    std::string default_prefix;   // where relative paths land when -p is absent
-    bool allow_env = true;        // expand ${VAR} from the environment
+    std::string prefix;         // -p, used for relative include= and $prefix
+    std::string default_prefix; // where relative paths land when -p is absent
+    bool allow_env = true;      // expand ${VAR} from the environment
 };
 
 struct ParseResult {
-    std::optional<Config> config; // set when parsing (and validation) succeeded
+    std::optional<Config> config;  // set when parsing (and validation) succeeded
     std::vector<Message> messages; // warnings and errors in order
 };
 

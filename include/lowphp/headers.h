@@ -8,8 +8,8 @@
 namespace lowphp::sapi {
 
 struct ResponseHead {
-    int status = 200;                 // SG(sapi_headers).http_response_code
-    std::string status_line;          // SG(sapi_headers).http_status_line ("HTTP/1.1 404 Not Found") or ""
+    int status = 200;        // SG(sapi_headers).http_response_code
+    std::string status_line; // SG(sapi_headers).http_status_line ("HTTP/1.1 404 Not Found") or ""
     std::vector<std::string> headers; // header lines as PHP holds them ("Content-type: text/html")
     bool rfc2616_headers = false;     // cgi.rfc2616_headers
     bool nph = false;                 // cgi.nph

@@ -66,10 +66,17 @@ void write(LogLevel level, const char* function, int line, bool with_errno, cons
 
 } // namespace lowphp::log
 
-#define ZLOG_DEBUG(...) ::lowphp::log::write(::lowphp::log::LogLevel::Debug, __func__, __LINE__, false, __VA_ARGS__)
-#define ZLOG_NOTICE(...) ::lowphp::log::write(::lowphp::log::LogLevel::Notice, __func__, __LINE__, false, __VA_ARGS__)
-#define ZLOG_WARNING(...) ::lowphp::log::write(::lowphp::log::LogLevel::Warning, __func__, __LINE__, false, __VA_ARGS__)
-#define ZLOG_ERROR(...) ::lowphp::log::write(::lowphp::log::LogLevel::Error, __func__, __LINE__, false, __VA_ARGS__)
-#define ZLOG_ALERT(...) ::lowphp::log::write(::lowphp::log::LogLevel::Alert, __func__, __LINE__, false, __VA_ARGS__)
-#define ZLOG_SYSERROR(...) ::lowphp::log::write(::lowphp::log::LogLevel::Error, __func__, __LINE__, true, __VA_ARGS__)
-#define ZLOG_SYSWARNING(...) ::lowphp::log::write(::lowphp::log::LogLevel::Warning, __func__, __LINE__, true, __VA_ARGS__)
+#define ZLOG_DEBUG(...)                                                                            \
+    ::lowphp::log::write(::lowphp::log::LogLevel::Debug, __func__, __LINE__, false, __VA_ARGS__)
+#define ZLOG_NOTICE(...)                                                                           \
+    ::lowphp::log::write(::lowphp::log::LogLevel::Notice, __func__, __LINE__, false, __VA_ARGS__)
+#define ZLOG_WARNING(...)                                                                          \
+    ::lowphp::log::write(::lowphp::log::LogLevel::Warning, __func__, __LINE__, false, __VA_ARGS__)
+#define ZLOG_ERROR(...)                                                                            \
+    ::lowphp::log::write(::lowphp::log::LogLevel::Error, __func__, __LINE__, false, __VA_ARGS__)
+#define ZLOG_ALERT(...)                                                                            \
+    ::lowphp::log::write(::lowphp::log::LogLevel::Alert, __func__, __LINE__, false, __VA_ARGS__)
+#define ZLOG_SYSERROR(...)                                                                         \
+    ::lowphp::log::write(::lowphp::log::LogLevel::Error, __func__, __LINE__, true, __VA_ARGS__)
+#define ZLOG_SYSWARNING(...)                                                                       \
+    ::lowphp::log::write(::lowphp::log::LogLevel::Warning, __func__, __LINE__, true, __VA_ARGS__)

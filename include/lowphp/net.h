@@ -14,8 +14,8 @@ namespace lowphp::net {
 
 struct Address {
     bool is_unix = false;
-    std::string path;   // unix socket path
-    std::string host;   // "" = every address (port alone)
+    std::string path; // unix socket path
+    std::string host; // "" = every address (port alone)
     std::string port;
 };
 

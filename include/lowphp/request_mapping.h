@@ -20,8 +20,8 @@ using Params = std::map<std::string, std::string>;
 using IsRegularFile = std::function<bool(const std::string& path)>;
 
 struct MappingOptions {
-    bool fix_pathinfo = true;        // cgi.fix_pathinfo
-    bool discard_path = false;       // cgi.discard_path
+    bool fix_pathinfo = true;  // cgi.fix_pathinfo
+    bool discard_path = false; // cgi.discard_path
     bool fix_pathinfo_in_php_ini = true;
     // php.ini doc_root (PG(doc_root)); nullopt or "" when unset. php-fpm puts it
     // as DOCUMENT_ROOT when the param is missing (fix_pathinfo=1 only).

@@ -91,8 +91,8 @@ class Scoreboard {
     Scoreboard() = default;
     // `slots_per_pool[i]` slots for pool i.
     bool create(const std::vector<std::string>& pools, const std::vector<int>& pm_styles,
-                const std::vector<uint32_t>& slots_per_pool, const std::vector<uint64_t>& max_memory,
-                const std::vector<bool>& status_worker);
+                const std::vector<uint32_t>& slots_per_pool,
+                const std::vector<uint64_t>& max_memory, const std::vector<bool>& status_worker);
     ~Scoreboard();
     Scoreboard(const Scoreboard&) = delete;
     Scoreboard& operator=(const Scoreboard&) = delete;

@@ -17,9 +17,9 @@ namespace lowphp::zygote {
 
 // Command line settings that reach PHP (php-fpm's -c, -n, -d).
 struct PhpIniOptions {
-    std::string ini_path;                  // -c (file or directory), "" = default
-    bool no_ini = false;                   // -n
-    std::vector<std::string> defines;      // -d name=value, in order
+    std::string ini_path;             // -c (file or directory), "" = default
+    bool no_ini = false;              // -n
+    std::vector<std::string> defines; // -d name=value, in order
 };
 
 struct Params {

@@ -6,9 +6,15 @@
 namespace lowphp::config {
 namespace {
 
-std::string s(const std::string& v) { return v.empty() ? "undefined" : v; }
-std::string b(bool v) { return v ? "yes" : "no"; }
-std::string t(int v) { return std::to_string(v) + "s"; }
+std::string s(const std::string& v) {
+    return v.empty() ? "undefined" : v;
+}
+std::string b(bool v) {
+    return v ? "yes" : "no";
+}
+std::string t(int v) {
+    return std::to_string(v) + "s";
+}
 template <typename T> std::string o(const std::optional<T>& v) {
     return v ? std::to_string(*v) : "undefined";
 }
@@ -16,11 +22,16 @@ template <typename T> std::string o(const std::optional<T>& v) {
 std::string level(const GlobalConfig& g) {
     if (!g.log_level_set) return "unknown value";
     switch (g.log_level) {
-    case LogLevel::Debug: return "DEBUG";
-    case LogLevel::Notice: return "NOTICE";
-    case LogLevel::Warning: return "WARNING";
-    case LogLevel::Error: return "ERROR";
-    case LogLevel::Alert: return "ALERT";
+    case LogLevel::Debug:
+        return "DEBUG";
+    case LogLevel::Notice:
+        return "NOTICE";
+    case LogLevel::Warning:
+        return "WARNING";
+    case LogLevel::Error:
+        return "ERROR";
+    case LogLevel::Alert:
+        return "ALERT";
     }
     return "unknown value";
 }
@@ -49,7 +60,8 @@ std::vector<std::string> dump_global(const GlobalConfig& g) {
         "\tdaemonize = " + b(g.daemonize),
         "\trlimit_files = " + zero(g.rlimit_files),
         "\trlimit_core = " + zero(g.rlimit_core),
-        "\tevents.mechanism = " + (g.events_mechanism.empty() ? std::string("epoll") : g.events_mechanism),
+        "\tevents.mechanism = " +
+            (g.events_mechanism.empty() ? std::string("epoll") : g.events_mechanism),
         "\tsystemd_interval = " + t(g.systemd_interval),
         " ",
     };
@@ -84,16 +96,19 @@ std::vector<std::string> dump_pool(const PoolConfig& p) {
         "\tping.path = " + s(p.ping_path),
         "\tping.response = " + (p.ping_path.empty() ? "undefined" : s(p.ping_response)),
         "\taccess.log = " + s(p.access_log),
-        "\taccess.format = " + (p.access_format_set || !p.access_log.empty() ? s(p.access_format) : "undefined"),
+        "\taccess.format = " +
+            (p.access_format_set || !p.access_log.empty() ? s(p.access_format) : "undefined"),
     };
     // access.suppress_path[] sits right after access.format in php-fpm's dump.
-    for (const auto& v : p.access_suppress_path) pool.push_back("\taccess.suppress_path[] = " + v);
+    for (const auto& v : p.access_suppress_path)
+        pool.push_back("\taccess.suppress_path[] = " + v);
     std::vector<std::string> rest = {
         "\tslowlog = " + s(p.slowlog),
         "\trequest_slowlog_timeout = " + t(p.request_slowlog_timeout),
         "\trequest_slowlog_trace_depth = " + std::to_string(p.request_slowlog_trace_depth),
         "\trequest_terminate_timeout = " + t(p.request_terminate_timeout),
-        "\trequest_terminate_timeout_track_finished = " + b(p.request_terminate_timeout_track_finished),
+        "\trequest_terminate_timeout_track_finished = " +
+            b(p.request_terminate_timeout_track_finished),
         "\trlimit_files = " + zero(p.rlimit_files),
         "\trlimit_core = " + zero(p.rlimit_core),
         "\tchroot = " + s(p.chroot),
@@ -104,8 +119,10 @@ std::vector<std::string> dump_pool(const PoolConfig& p) {
         "\tsecurity.limit_extensions = " + s(p.security_limit_extensions),
     };
     pool.insert(pool.end(), rest.begin(), rest.end());
-    for (const auto& [k, v] : p.env) pool.push_back("\tenv[" + k + "] = " + v);
-    for (const auto& v : p.php_values) pool.push_back("\tphp_value[" + v.name + "] = " + v.value);
+    for (const auto& [k, v] : p.env)
+        pool.push_back("\tenv[" + k + "] = " + v);
+    for (const auto& v : p.php_values)
+        pool.push_back("\tphp_value[" + v.name + "] = " + v.value);
     for (const auto& v : p.php_admin_values)
         pool.push_back("\tphp_admin_value[" + v.name + "] = " + v.value);
     if (!p.php_ini.empty()) pool.push_back("\tphp_ini = " + p.php_ini);

@@ -68,9 +68,11 @@ template <typename C> Setter<C> rlimit_core(std::optional<long> C::*field) {
 }
 
 std::string set_log_level(GlobalConfig& g, const std::string& v) {
-    static const std::pair<const char*, LogLevel> levels[] = {
-        {"debug", LogLevel::Debug}, {"notice", LogLevel::Notice}, {"warning", LogLevel::Warning},
-        {"error", LogLevel::Error}, {"alert", LogLevel::Alert}};
+    static const std::pair<const char*, LogLevel> levels[] = {{"debug", LogLevel::Debug},
+                                                              {"notice", LogLevel::Notice},
+                                                              {"warning", LogLevel::Warning},
+                                                              {"error", LogLevel::Error},
+                                                              {"alert", LogLevel::Alert}};
     for (const auto& [name, level] : levels)
         if (strcasecmp(name, v.c_str()) == 0) {
             g.log_level = level;
@@ -87,8 +89,9 @@ std::string set_facility(GlobalConfig& g, const std::string& v) {
 }
 
 std::string set_pm(PoolConfig& p, const std::string& v) {
-    static const std::pair<const char*, PmStyle> styles[] = {
-        {"static", PmStyle::Static}, {"dynamic", PmStyle::Dynamic}, {"ondemand", PmStyle::Ondemand}};
+    static const std::pair<const char*, PmStyle> styles[] = {{"static", PmStyle::Static},
+                                                             {"dynamic", PmStyle::Dynamic},
+                                                             {"ondemand", PmStyle::Ondemand}};
     for (const auto& [name, style] : styles)
         if (strcasecmp(name, v.c_str()) == 0) {
             p.pm = style;
@@ -182,7 +185,8 @@ const std::map<std::string, Setter<PoolConfig>>& pool_table() {
 }
 
 std::string lower(std::string s) {
-    for (char& ch : s) ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
+    for (char& ch : s)
+        ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
     return s;
 }
 
@@ -220,8 +224,9 @@ bool include(Context& c, const std::string& file, const std::string& pattern) {
     std::unique_ptr<glob_t, void (*)(glob_t*)> guard(&g, globfree);
     std::string from = " from " + file + " at line ";
     if (rc == GLOB_NOMATCH) {
-        c.messages.push_back({LogLevel::Warning, "Nothing matches the include pattern '" + full +
-                                                     "'" + from + std::to_string(c.lineno) + ".",
+        c.messages.push_back({LogLevel::Warning,
+                              "Nothing matches the include pattern '" + full + "'" + from +
+                                  std::to_string(c.lineno) + ".",
                               false});
         return true;
     }
@@ -253,7 +258,8 @@ std::string set_array(PoolConfig& p, const std::string& name, const std::string&
     }
     bool flag = name == "php_flag" || name == "php_admin_flag";
     bool admin = name == "php_admin_value" || name == "php_admin_flag";
-    if (name != "env" && name != "php_value" && !flag && !admin) return "unknown directive '" + name + "'";
+    if (name != "env" && name != "php_value" && !flag && !admin)
+        return "unknown directive '" + name + "'";
     if (key.empty()) return "You must provide a key for field '" + name + "'";
     if (name == "env") {
         p.env.insert(p.env.begin(), {key, value});
@@ -280,7 +286,8 @@ bool apply(Context& c, const std::string& file, const std::map<std::string, Sett
         return false;
     }
     std::string err = it->second(target, value);
-    if (!err.empty()) c.error(c.where(file) + "unable to parse value for entry '" + name + "': " + err);
+    if (!err.empty())
+        c.error(c.where(file) + "unable to parse value for entry '" + name + "': " + err);
     return err.empty();
 }
 
@@ -320,15 +327,19 @@ void enter_section(Context& c, const std::string& name) {
 bool on_line(Context& c, const std::string& file, const std::string& text) {
     values::Line l = values::scan_line(text);
     switch (l.kind) {
-    case values::Line::Empty: return true;
-    case values::Line::Section: enter_section(c, l.name); return true;
+    case values::Line::Empty:
+        return true;
+    case values::Line::Section:
+        enter_section(c, l.name);
+        return true;
     case values::Line::SyntaxError:
         c.messages.push_back({LogLevel::Error, "PHP:  " + l.value, true});
         return false;
     case values::Line::NoValue:
         c.error(c.where(file) + "value is NULL for a ZEND_INI_PARSER_ENTRY");
         return false;
-    case values::Line::Entry: return on_entry(c, file, l);
+    case values::Line::Entry:
+        return on_entry(c, file, l);
     }
     return false;
 }
@@ -388,7 +399,8 @@ ParseResult load(const std::string& path, const ParseOptions& opts) {
     bool ok = load_file(c, path);
     r.messages = std::move(c.messages);
     if (!ok) {
-        r.messages.push_back({LogLevel::Error, "failed to load configuration file '" + path + "'", false});
+        r.messages.push_back(
+            {LogLevel::Error, "failed to load configuration file '" + path + "'", false});
         return r;
     }
     if (!post_process(c.cfg, c.state, opts, r.messages)) {

@@ -56,7 +56,9 @@ bool valid_http_path(Checker& ck, const PoolConfig& p, const std::string& path, 
 }
 
 bool check_dynamic(Checker& ck, PoolConfig& p) {
-    auto alert = [&](const std::string& t) { return ck.fail(LogLevel::Alert, "[pool " + p.name + "] " + t); };
+    auto alert = [&](const std::string& t) {
+        return ck.fail(LogLevel::Alert, "[pool " + p.name + "] " + t);
+    };
     auto n = [](int v) { return "(" + std::to_string(v) + ")"; };
     int min = p.pm_min_spare_servers, max = p.pm_max_spare_servers;
     if (min <= 0) return alert("pm.min_spare_servers" + n(min) + " must be a positive value");
@@ -65,14 +67,18 @@ bool check_dynamic(Checker& ck, PoolConfig& p) {
         return alert("pm.min_spare_servers" + n(min) + " and pm.max_spare_servers" + n(max) +
                      " cannot be greater than pm.max_children" + n(p.pm_max_children));
     if (max < min)
-        return alert("pm.max_spare_servers" + n(max) + " must not be less than pm.min_spare_servers" + n(min));
+        return alert("pm.max_spare_servers" + n(max) +
+                     " must not be less than pm.min_spare_servers" + n(min));
     if (p.pm_start_servers <= 0) {
         p.pm_start_servers = min + (max - min) / 2;
-        ck.out.push_back({LogLevel::Notice, "[pool " + p.name + "] pm.start_servers is not set. It's been set to " +
-                                                std::to_string(p.pm_start_servers) + ".", false});
+        ck.out.push_back({LogLevel::Notice,
+                          "[pool " + p.name + "] pm.start_servers is not set. It's been set to " +
+                              std::to_string(p.pm_start_servers) + ".",
+                          false});
     } else if (p.pm_start_servers < min || p.pm_start_servers > max) {
-        return alert("pm.start_servers" + n(p.pm_start_servers) + " must not be less than pm.min_spare_servers" +
-                     n(min) + " and not greater than pm.max_spare_servers" + n(max));
+        return alert("pm.start_servers" + n(p.pm_start_servers) +
+                     " must not be less than pm.min_spare_servers" + n(min) +
+                     " and not greater than pm.max_spare_servers" + n(max));
     }
     if (p.pm_max_spawn_rate < 1) return alert("pm.max_spawn_rate must be a positive value");
     return true;
@@ -82,18 +88,23 @@ bool check_pm(Checker& ck, PoolConfig& p) {
     std::string pool = "[pool " + p.name + "] ";
     if (p.process_priority && (*p.process_priority < -19 || *p.process_priority > 20))
         return ck.fail(LogLevel::Error, pool + "process.priority must be included into [-19,20]");
-    if (!p.pm_set) return ck.fail(LogLevel::Alert, pool + "the process manager is missing (static, dynamic or ondemand)");
-    if (p.pm_max_children < 1) return ck.fail(LogLevel::Alert, pool + "pm.max_children must be a positive value");
+    if (!p.pm_set)
+        return ck.fail(LogLevel::Alert,
+                       pool + "the process manager is missing (static, dynamic or ondemand)");
+    if (p.pm_max_children < 1)
+        return ck.fail(LogLevel::Alert, pool + "pm.max_children must be a positive value");
     if (p.pm == PmStyle::Dynamic) return check_dynamic(ck, p);
     if (p.pm == PmStyle::Ondemand && p.pm_process_idle_timeout < 1)
-        return ck.fail(LogLevel::Alert, pool + "pm.process_idle_timeout(" + std::to_string(p.pm_process_idle_timeout) +
+        return ck.fail(LogLevel::Alert, pool + "pm.process_idle_timeout(" +
+                                            std::to_string(p.pm_process_idle_timeout) +
                                             "s) must be greater than 0s");
     return true;
 }
 
 bool check_status_ping(Checker& ck, PoolConfig& p) {
     if (!p.pm_status_listen.empty() && p.pm_status_path.empty()) p.pm_status_path = "/";
-    if (!p.pm_status_path.empty() && !valid_http_path(ck, p, p.pm_status_path, "status")) return false;
+    if (!p.pm_status_path.empty() && !valid_http_path(ck, p, p.pm_status_path, "status"))
+        return false;
     return p.ping_path.empty() || valid_http_path(ck, p, p.ping_path, "ping");
 }
 
@@ -101,23 +112,31 @@ bool check_slowlog(Checker& ck, PoolConfig& p, const ParseState::Pool& seen) {
     std::string pool = "[pool " + p.name + "] ";
     if (p.request_slowlog_timeout) {
         if (p.slowlog.empty())
-            return ck.fail(LogLevel::Error, pool + "'slowlog' must be specified for use with 'request_slowlog_timeout'");
+            return ck.fail(
+                LogLevel::Error,
+                pool + "'slowlog' must be specified for use with 'request_slowlog_timeout'");
         if (p.request_terminate_timeout && p.request_slowlog_timeout > p.request_terminate_timeout)
-            return ck.fail(LogLevel::Error, pool + "'request_slowlog_timeout' (" + std::to_string(p.request_slowlog_timeout) +
-                                                ") can't be greater than 'request_terminate_timeout' (" +
-                                                std::to_string(p.request_terminate_timeout) + ")");
+            return ck.fail(LogLevel::Error,
+                           pool + "'request_slowlog_timeout' (" +
+                               std::to_string(p.request_slowlog_timeout) +
+                               ") can't be greater than 'request_terminate_timeout' (" +
+                               std::to_string(p.request_terminate_timeout) + ")");
     }
     // php-fpm's field is 0 until given; 0 then means the default depth of 20.
-    bool given = seen.seen.count("request_slowlog_trace_depth") && p.request_slowlog_trace_depth != 0;
+    bool given =
+        seen.seen.count("request_slowlog_trace_depth") && p.request_slowlog_trace_depth != 0;
     if (!given) {
         p.request_slowlog_trace_depth = 20;
         return true;
     }
     if (p.slowlog.empty())
-        return ck.fail(LogLevel::Error, pool + "'slowlog' must be specified for use with 'request_slowlog_trace_depth'");
+        return ck.fail(
+            LogLevel::Error,
+            pool + "'slowlog' must be specified for use with 'request_slowlog_trace_depth'");
     if (p.request_slowlog_trace_depth < 0)
         return ck.fail(LogLevel::Error, pool + "'request_slowlog_trace_depth' (" +
-                                            std::to_string(p.request_slowlog_trace_depth) + ") must be a positive value");
+                                            std::to_string(p.request_slowlog_trace_depth) +
+                                            ") must be a positive value");
     return true;
 }
 
@@ -125,19 +144,23 @@ bool check_dirs(Checker& ck, PoolConfig& p, const std::string& base) {
     std::string pool = "[pool " + p.name + "] ";
     p.chroot = full_path(p.chroot, base, true);
     if (!p.chroot.empty() && !is_dir(p.chroot))
-        return ck.fail(LogLevel::Error, pool + "the chroot path '" + p.chroot + "' does not exist or is not a directory");
+        return ck.fail(LogLevel::Error, pool + "the chroot path '" + p.chroot +
+                                            "' does not exist or is not a directory");
     p.chdir = full_path(p.chdir, base);
     if (p.chdir.empty()) return true;
     if (p.chroot.empty() && !is_dir(p.chdir))
-        return ck.fail(LogLevel::Error, pool + "the chdir path '" + p.chdir + "' does not exist or is not a directory");
+        return ck.fail(LogLevel::Error, pool + "the chdir path '" + p.chdir +
+                                            "' does not exist or is not a directory");
     std::string inside = p.chroot + p.chdir;
     if (!p.chroot.empty() && !is_dir(inside))
-        return ck.fail(LogLevel::Error, pool + "the chdir path '" + p.chdir + "' within the chroot path '" + p.chroot +
-                                            "' ('" + inside + "') does not exist or is not a directory");
+        return ck.fail(LogLevel::Error, pool + "the chdir path '" + p.chdir +
+                                            "' within the chroot path '" + p.chroot + "' ('" +
+                                            inside + "') does not exist or is not a directory");
     return true;
 }
 
-bool process_pool(Checker& ck, PoolConfig& p, const ParseState::Pool& seen, const std::string& prefix) {
+bool process_pool(Checker& ck, PoolConfig& p, const ParseState::Pool& seen,
+                  const std::string& prefix) {
     if (!p.prefix.empty()) {
         p.prefix = full_path(p.prefix, prefix);
         if (!is_dir(p.prefix))
@@ -145,7 +168,9 @@ bool process_pool(Checker& ck, PoolConfig& p, const ParseState::Pool& seen, cons
                                                 "' does not exist or is not a directory");
     }
     const std::string& base = p.prefix.empty() ? prefix : p.prefix;
-    if (p.listen.empty()) return ck.fail(LogLevel::Alert, "[pool " + p.name + "] no listen address have been defined!");
+    if (p.listen.empty())
+        return ck.fail(LogLevel::Alert,
+                       "[pool " + p.name + "] no listen address have been defined!");
     if (is_unix_address(p.listen)) p.listen = full_path(p.listen, base);
     if (!check_pm(ck, p) || !check_status_ping(ck, p)) return false;
     p.access_log = full_path(p.access_log, base);
@@ -153,7 +178,8 @@ bool process_pool(Checker& ck, PoolConfig& p, const ParseState::Pool& seen, cons
         std::string warning = status::check_access_format(p.access_format);
         if (!warning.empty()) {
             ck.out.push_back({LogLevel::Warning, warning, false});
-            return ck.fail(LogLevel::Error, "[pool " + p.name + "] wrong format for access.format '" +
+            return ck.fail(LogLevel::Error, "[pool " + p.name +
+                                                "] wrong format for access.format '" +
                                                 p.access_format + "'");
         }
     }
@@ -173,7 +199,8 @@ bool check_global(Checker& ck, GlobalConfig& g, const std::string& prefix) {
     const std::string& ev = g.events_mechanism;
     if (!ev.empty() && strcasecmp(ev.c_str(), "epoll") && strcasecmp(ev.c_str(), "poll") &&
         strcasecmp(ev.c_str(), "select"))
-        return ck.fail(LogLevel::Error, "event mechanism '" + ev + "' is not available on this system");
+        return ck.fail(LogLevel::Error,
+                       "event mechanism '" + ev + "' is not available on this system");
     return true;
 }
 
@@ -182,9 +209,11 @@ bool check_listen_unique(Checker& ck, const std::vector<PoolConfig>& pools) {
     for (size_t i = 0; i < pools.size(); ++i)
         for (size_t j = i + 1; j < pools.size(); ++j)
             if (pools[i].listen == pools[j].listen)
-                return ck.fail(LogLevel::Error, "[pool " + pools[j].name +
-                                                    "] unable to set listen address as it's already used in another pool '" +
-                                                    pools[i].name + "'");
+                return ck.fail(
+                    LogLevel::Error,
+                    "[pool " + pools[j].name +
+                        "] unable to set listen address as it's already used in another pool '" +
+                        pools[i].name + "'");
     return true;
 }
 
@@ -192,10 +221,10 @@ bool check_listen_unique(Checker& ck, const std::vector<PoolConfig>& pools) {
 
 int syslog_facility_number(const std::string& name) {
     static const std::pair<const char*, int> names[] = {
-        {"auth", 32}, {"authpriv", 80}, {"cron", 72}, {"daemon", 24}, {"ftp", 88},
-        {"kern", 0}, {"lpr", 48}, {"mail", 16}, {"news", 56}, {"syslog", 40},
-        {"user", 8}, {"uucp", 64}, {"local0", 128}, {"local1", 136}, {"local2", 144},
-        {"local3", 152}, {"local4", 160}, {"local5", 168}, {"local6", 176}, {"local7", 184}};
+        {"auth", 32},    {"authpriv", 80}, {"cron", 72},    {"daemon", 24},  {"ftp", 88},
+        {"kern", 0},     {"lpr", 48},      {"mail", 16},    {"news", 56},    {"syslog", 40},
+        {"user", 8},     {"uucp", 64},     {"local0", 128}, {"local1", 136}, {"local2", 144},
+        {"local3", 152}, {"local4", 160},  {"local5", 168}, {"local6", 176}, {"local7", 184}};
     for (const auto& [n, v] : names)
         if (strcasecmp(n, name.c_str()) == 0) return v;
     return -1;
@@ -206,9 +235,12 @@ bool post_process(Config& cfg, const ParseState& state, const ParseOptions& opts
     Checker ck{messages};
     if (!check_global(ck, cfg.global, opts.prefix)) return false;
     if (cfg.pools.empty())
-        return ck.fail(LogLevel::Error, "No pool defined. at least one pool section must be specified in config file");
-    std::string prefix = !opts.prefix.empty() ? opts.prefix
-                                              : (!opts.default_prefix.empty() ? opts.default_prefix : "/usr");
+        return ck.fail(
+            LogLevel::Error,
+            "No pool defined. at least one pool section must be specified in config file");
+    std::string prefix = !opts.prefix.empty()
+                             ? opts.prefix
+                             : (!opts.default_prefix.empty() ? opts.default_prefix : "/usr");
     for (size_t i = 0; i < cfg.pools.size(); ++i)
         if (!process_pool(ck, cfg.pools[i], state.pools[i], prefix)) return false;
     return check_listen_unique(ck, cfg.pools);

@@ -16,13 +16,28 @@ const std::string kUnknown = " in Unknown on line ";
 // use (error_reporting masks...); an unknown name stays a plain string, as in PHP.
 const std::map<std::string, std::string>& constants() {
     static const std::map<std::string, std::string> c = {
-        {"E_ERROR", "1"}, {"E_WARNING", "2"}, {"E_PARSE", "4"}, {"E_NOTICE", "8"},
-        {"E_CORE_ERROR", "16"}, {"E_CORE_WARNING", "32"}, {"E_COMPILE_ERROR", "64"},
-        {"E_COMPILE_WARNING", "128"}, {"E_USER_ERROR", "256"}, {"E_USER_WARNING", "512"},
-        {"E_USER_NOTICE", "1024"}, {"E_STRICT", "2048"}, {"E_RECOVERABLE_ERROR", "4096"},
-        {"E_DEPRECATED", "8192"}, {"E_USER_DEPRECATED", "16384"}, {"E_ALL", "32767"},
-        {"PHP_EOL", "\n"}, {"DIRECTORY_SEPARATOR", "/"}, {"PATH_SEPARATOR", ":"},
-        {"PHP_OS", "Linux"}, {"PHP_OS_FAMILY", "Linux"}, {"PHP_INT_SIZE", "8"},
+        {"E_ERROR", "1"},
+        {"E_WARNING", "2"},
+        {"E_PARSE", "4"},
+        {"E_NOTICE", "8"},
+        {"E_CORE_ERROR", "16"},
+        {"E_CORE_WARNING", "32"},
+        {"E_COMPILE_ERROR", "64"},
+        {"E_COMPILE_WARNING", "128"},
+        {"E_USER_ERROR", "256"},
+        {"E_USER_WARNING", "512"},
+        {"E_USER_NOTICE", "1024"},
+        {"E_STRICT", "2048"},
+        {"E_RECOVERABLE_ERROR", "4096"},
+        {"E_DEPRECATED", "8192"},
+        {"E_USER_DEPRECATED", "16384"},
+        {"E_ALL", "32767"},
+        {"PHP_EOL", "\n"},
+        {"DIRECTORY_SEPARATOR", "/"},
+        {"PATH_SEPARATOR", ":"},
+        {"PHP_OS", "Linux"},
+        {"PHP_OS_FAMILY", "Linux"},
+        {"PHP_INT_SIZE", "8"},
         {"PHP_INT_MAX", "9223372036854775807"},
     };
     return c;
@@ -46,7 +61,7 @@ std::optional<std::string> keyword(const std::string& word) {
 // Recursive descent over one value: concatenations of barewords, "strings",
 // 'raw strings' and ${VAR}, joined by | & ^ (left-assoc) with ~ ! and ( ).
 class ValueScanner {
-public:
+  public:
     explicit ValueScanner(const std::string& s) : s_(s) {}
 
     // Returns the value, or sets `error` to PHP's syntax error line.
@@ -58,14 +73,15 @@ public:
         return v;
     }
 
-private:
+  private:
     const std::string& s_;
     size_t pos_ = 0;
     std::string error_;
 
     bool at_end() const { return pos_ >= s_.size() || s_[pos_] == ';'; }
     void skip_ws() {
-        while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\r')) ++pos_;
+        while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\r'))
+            ++pos_;
     }
     void fail(const std::string& what, int line) {
         if (error_.empty()) error_ = "syntax error, " + what + kUnknown + std::to_string(line);
@@ -107,8 +123,10 @@ private:
             ++pos_;
             std::string v = expr(true);
             skip_ws();
-            if (pos_ < s_.size() && s_[pos_] == ')') ++pos_;
-            else fail_eol(true);
+            if (pos_ < s_.size() && s_[pos_] == ')')
+                ++pos_;
+            else
+                fail_eol(true);
             return v;
         }
         return concat();
@@ -126,10 +144,14 @@ private:
                 break;
             }
             ++pieces;
-            if (c == '"') out += quoted();
-            else if (c == '\'') out += raw();
-            else if (c == '$' && pos_ + 1 < s_.size() && s_[pos_ + 1] == '{') out += env();
-            else out += only_word = bareword();
+            if (c == '"')
+                out += quoted();
+            else if (c == '\'')
+                out += raw();
+            else if (c == '$' && pos_ + 1 < s_.size() && s_[pos_ + 1] == '{')
+                out += env();
+            else
+                out += only_word = bareword();
         }
         if (pieces == 1 && !only_word.empty() && out == only_word) {
             if (auto k = keyword(only_word)) return *k;
@@ -156,7 +178,8 @@ private:
                 ++pos_;
                 return out;
             }
-            if (c == '\\' && pos_ + 1 < s_.size() && (s_[pos_ + 1] == '"' || s_[pos_ + 1] == '\\')) {
+            if (c == '\\' && pos_ + 1 < s_.size() &&
+                (s_[pos_ + 1] == '"' || s_[pos_ + 1] == '\\')) {
                 out += s_[++pos_];
             } else if (c == '$' && pos_ + 1 < s_.size() && s_[pos_ + 1] == '{') {
                 out += env();
@@ -268,11 +291,20 @@ std::string parse_time(const std::string& v, int& out) {
     if (v.empty()) return "invalid time value";
     std::string num = v.substr(0, v.size() - 1);
     switch (v.back()) {
-    case 's': out = atoi(num.c_str()); return "";
-    case 'm': out = 60 * atoi(num.c_str()); return "";
-    case 'h': out = 3600 * atoi(num.c_str()); return "";
-    case 'd': out = 86400 * atoi(num.c_str()); return "";
-    default: break;
+    case 's':
+        out = atoi(num.c_str());
+        return "";
+    case 'm':
+        out = 60 * atoi(num.c_str());
+        return "";
+    case 'h':
+        out = 3600 * atoi(num.c_str());
+        return "";
+    case 'd':
+        out = 86400 * atoi(num.c_str());
+        return "";
+    default:
+        break;
     }
     if (!isdigit(static_cast<unsigned char>(v.back()))) return "unknown suffix used in time value";
     out = atoi(v.c_str());

@@ -8,11 +8,16 @@ namespace lowphp::log {
 
 const char* level_name(LogLevel level) {
     switch (level) {
-    case LogLevel::Debug: return "DEBUG";
-    case LogLevel::Notice: return "NOTICE";
-    case LogLevel::Warning: return "WARNING";
-    case LogLevel::Error: return "ERROR";
-    case LogLevel::Alert: return "ALERT";
+    case LogLevel::Debug:
+        return "DEBUG";
+    case LogLevel::Notice:
+        return "NOTICE";
+    case LogLevel::Warning:
+        return "WARNING";
+    case LogLevel::Error:
+        return "ERROR";
+    case LogLevel::Alert:
+        return "ALERT";
     }
     return "unknown value";
 }
@@ -46,7 +51,8 @@ std::string syslog_prefix(LogLevel level, bool debug, int pid, const char* funct
     // syslog adds the time, ident and pid itself: zlog only writes "[LEVEL] ".
     char buf[256];
     if (debug)
-        snprintf(buf, sizeof buf, "[%s] pid %d, %s(), line %d: ", level_name(level), pid, function, line);
+        snprintf(buf, sizeof buf, "[%s] pid %d, %s(), line %d: ", level_name(level), pid, function,
+                 line);
     else
         snprintf(buf, sizeof buf, "[%s] ", level_name(level));
     return buf;

@@ -44,11 +44,16 @@ int facility_from_name(const std::string& name) {
 
 int syslog_priority(LogLevel level) {
     switch (level) {
-    case LogLevel::Debug: return LOG_DEBUG;
-    case LogLevel::Notice: return LOG_NOTICE;
-    case LogLevel::Warning: return LOG_WARNING;
-    case LogLevel::Error: return LOG_ERR;
-    case LogLevel::Alert: return LOG_ALERT;
+    case LogLevel::Debug:
+        return LOG_DEBUG;
+    case LogLevel::Notice:
+        return LOG_NOTICE;
+    case LogLevel::Warning:
+        return LOG_WARNING;
+    case LogLevel::Error:
+        return LOG_ERR;
+    case LogLevel::Alert:
+        return LOG_ALERT;
     }
     return LOG_NOTICE;
 }
@@ -67,11 +72,21 @@ void write_all(int fd, const std::string& s) {
 
 } // namespace
 
-void configure(const Settings& s) { state().settings = s; }
-const Settings& settings() { return state().settings; }
-int fd() { return state().syslog ? -1 : (state().fd < 0 ? STDERR_FILENO : state().fd); }
-void set_fd(int fd) { state().fd = fd; }
-void set_external_logger(ExternalLogger logger) { state().external = logger; }
+void configure(const Settings& s) {
+    state().settings = s;
+}
+const Settings& settings() {
+    return state().settings;
+}
+int fd() {
+    return state().syslog ? -1 : (state().fd < 0 ? STDERR_FILENO : state().fd);
+}
+void set_fd(int fd) {
+    state().fd = fd;
+}
+void set_external_logger(ExternalLogger logger) {
+    state().external = logger;
+}
 
 bool open_target(const std::string& error_log, const std::string& ident,
                  const std::string& facility) {
@@ -125,7 +140,9 @@ void set_launched(bool force_stderr, bool keep_original_stderr) {
     s.launched = true;
 }
 
-int original_stderr_fd() { return original_stderr(); }
+int original_stderr_fd() {
+    return original_stderr();
+}
 
 void restore_original_stderr() {
     if (original_stderr() >= 0) dup2(original_stderr(), STDERR_FILENO);
@@ -165,8 +182,8 @@ void write(LogLevel level, const char* function, int line, bool with_errno, cons
     struct timeval tv;
     gettimeofday(&tv, nullptr);
     std::string text = s.syslog ? syslog_prefix(level, debug, getpid(), function, line)
-                                : line_prefix(level, s.settings.is_child, debug, tv.tv_sec, tv.tv_usec,
-                                              getpid(), function, line);
+                                : line_prefix(level, s.settings.is_child, debug, tv.tv_sec,
+                                              tv.tv_usec, getpid(), function, line);
     text += msg;
     if (with_errno) {
         text += ": ";

@@ -1,30 +1,36 @@
 // The master's life: start-up in php-fpm's order and wording, the event loop,
 // signals, and a stop that leaves no process and no socket behind.
 #include <algorithm>
-#include <climits>
 #include <cerrno>
+#include <climits>
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <map>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <map>
 
-#include "master_internal.h"
 #include "lowphp/log.h"
 #include "lowphp/proctitle.h"
 #include "lowphp/systemd_notify.h"
+#include "master_internal.h"
 
 namespace lowphp::master {
 namespace {
 
 Master* g_master = nullptr;
 
-void signal_cb(evutil_socket_t signo, short, void*) { g_master->on_signal(static_cast<int>(signo)); }
-void tick_cb(evutil_socket_t, short, void*) { g_master->on_tick(); }
-void heartbeat_cb(evutil_socket_t, short, void*) { g_master->check_request_timeouts(); }
+void signal_cb(evutil_socket_t signo, short, void*) {
+    g_master->on_signal(static_cast<int>(signo));
+}
+void tick_cb(evutil_socket_t, short, void*) {
+    g_master->on_tick();
+}
+void heartbeat_cb(evutil_socket_t, short, void*) {
+    g_master->check_request_timeouts();
+}
 
 // fpm_pctl_heartbeat's period: a third of the smallest request timeout, at least
 // 130 ms; 0 when no pool has one.
@@ -51,7 +57,8 @@ bool Master::setup_logging() {
     if (!use_error_log(cfg_.global.daemonize, opts_.force_stderr)) {
         // php-fpm opens (creates) error_log even when it logs to stderr (-O, -F)
         if (cfg_.global.error_log != "syslog") {
-            int fd = open(cfg_.global.error_log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, S_IRUSR | S_IWUSR);
+            int fd = open(cfg_.global.error_log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+                          S_IRUSR | S_IWUSR);
             if (fd < 0) {
                 ZLOG_SYSERROR("failed to open error_log (%s)", cfg_.global.error_log.c_str());
                 return false;
@@ -99,7 +106,8 @@ std::map<std::string, int> inherited_sockets() {
 
 // One listening socket: inherited across a reload when its address is listed,
 // else created. `cfg.listen` is the address.
-bool Master::listen_on(const config::PoolConfig& cfg, net::Listener& out, std::map<std::string, int>& inherited) {
+bool Master::listen_on(const config::PoolConfig& cfg, net::Listener& out,
+                       std::map<std::string, int>& inherited) {
     auto it = inherited.find(cfg.listen);
     if (it != inherited.end()) {
         // The socket never closed across the reload: nothing queued is lost.
@@ -141,7 +149,8 @@ void Master::reexec() {
     keep_parked_across_exec();
     std::string list;
     for (auto& p : pools_) {
-        for (auto [l, addr] : {std::pair{&p.listener, &p.cfg.listen}, std::pair{&p.status_listener, &p.cfg.pm_status_listen}}) {
+        for (auto [l, addr] : {std::pair{&p.listener, &p.cfg.listen},
+                               std::pair{&p.status_listener, &p.cfg.pm_status_listen}}) {
             if (!l->fd) continue;
             fcntl(l->fd.get(), F_SETFD, 0);
             if (!list.empty()) list += ',';
@@ -151,7 +160,8 @@ void Master::reexec() {
     setenv(kInheritedSockets, list.c_str(), 1);
     setenv("LOWPHP_FPM_RELOADED", "1", 1);
     std::vector<char*> args;
-    for (auto& a : opts_.argv) args.push_back(a.data());
+    for (auto& a : opts_.argv)
+        args.push_back(a.data());
     args.push_back(nullptr);
     ZLOG_NOTICE("reloading: execv(\"%s\")", exe_path_.c_str());
     // A signal arriving between execv and the new image's handlers would kill
@@ -160,7 +170,8 @@ void Master::reexec() {
     // back to what the master was started with (fpm_stdio_restore_original_stderr).
     sigset_t block, old;
     sigemptyset(&block);
-    for (int signo : {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2}) sigaddset(&block, signo);
+    for (int signo : {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2})
+        sigaddset(&block, signo);
     sigprocmask(SIG_BLOCK, &block, &old);
     log::restore_original_stderr();
     execv(exe_path_.c_str(), args.data());
@@ -181,7 +192,8 @@ void Master::apply_master_limits() {
     if (g.process_priority && setpriority(PRIO_PROCESS, 0, *g.process_priority) < 0)
         ZLOG_SYSERROR("Unable to set priority for the master process");
     if (g.rlimit_files) {
-        struct rlimit r = {static_cast<rlim_t>(*g.rlimit_files), static_cast<rlim_t>(*g.rlimit_files)};
+        struct rlimit r = {static_cast<rlim_t>(*g.rlimit_files),
+                           static_cast<rlim_t>(*g.rlimit_files)};
         if (setrlimit(RLIMIT_NOFILE, &r) < 0) ZLOG_SYSERROR("failed to set rlimit_files");
     }
     if (g.rlimit_core) {
@@ -229,7 +241,8 @@ bool Master::daemonize_if_asked() {
         close(fds[1]);
         char ok = 0;
         ssize_t n;
-        do n = read(fds[0], &ok, 1);
+        do
+            n = read(fds[0], &ok, 1);
         while (n < 0 && errno == EINTR);
         _exit(n == 1 && ok == 1 ? 0 : 78);
     }
@@ -277,7 +290,8 @@ int Master::run() {
     if (opts_.force_daemon >= 0) cfg_.global.daemonize = opts_.force_daemon == 1;
     if (!setup_logging()) return 78;
     pools_.resize(cfg_.pools.size());
-    for (size_t i = 0; i < cfg_.pools.size(); ++i) pools_[i].cfg = cfg_.pools[i];
+    for (size_t i = 0; i < cfg_.pools.size(); ++i)
+        pools_[i].cfg = cfg_.pools[i];
     signal(SIGPIPE, SIG_IGN);
     if (!daemonize_if_asked()) return 78;
     proctitle::set("lowphp-fpm: master process (" + cfg_.path + ")");
@@ -298,8 +312,8 @@ int Master::run() {
         p.slot_busy.assign(static_cast<size_t>(p.cfg.pm_max_children), false);
         if (status_worker.back()) p.slot_busy.push_back(true);
     }
-    if (!scoreboard_.create(names, styles, slots, max_memory, status_worker) || !open_pool_logs(false) || !create_listeners() ||
-        !write_pid_file()) {
+    if (!scoreboard_.create(names, styles, slots, max_memory, status_worker) ||
+        !open_pool_logs(false) || !create_listeners() || !write_pid_file()) {
         ZLOG_ERROR("FPM initialization failed");
         notify_parent(false);
         cleanup();
@@ -312,10 +326,12 @@ int Master::run() {
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
     // -O only matters in the foreground: a daemon never keeps its starter's stderr.
-    log::set_launched(opts_.force_stderr && !cfg_.global.daemonize, !cfg_.global.daemonize); // from here on, only the error log (as php-fpm)
+    log::set_launched(opts_.force_stderr && !cfg_.global.daemonize,
+                      !cfg_.global.daemonize); // from here on, only the error log (as php-fpm)
     ZLOG_NOTICE("fpm is running, pid %d", static_cast<int>(getpid()));
     bool ok = true;
-    for (size_t i = 0; i < pools_.size() && ok; ++i) ok = open_parking(i) && adopt_parked(i);
+    for (size_t i = 0; i < pools_.size() && ok; ++i)
+        ok = open_parking(i) && adopt_parked(i);
     // Only ondemand pools: ready now, before the zygotes' PHP start-ups take the CPU.
     if (ok) maybe_ready();
     for (size_t i = 0; i < pools_.size() && ok; ++i) {
@@ -341,16 +357,26 @@ int Master::run() {
 
 void Master::on_signal(int signo) {
     switch (signo) {
-    case SIGCHLD: reap_children(); break;
+    case SIGCHLD:
+        reap_children();
+        break;
     case SIGINT:
-    case SIGTERM: begin_stop(State::Terminating); break;
-    case SIGQUIT: begin_stop(State::Finishing); break;
+    case SIGTERM:
+        begin_stop(State::Terminating);
+        break;
+    case SIGQUIT:
+        begin_stop(State::Finishing);
+        break;
     case SIGUSR1:
-        if (log::reopen()) ZLOG_NOTICE("error log file re-opened");
-        else ZLOG_SYSERROR("unable to re-open error log file");
+        if (log::reopen())
+            ZLOG_NOTICE("error log file re-opened");
+        else
+            ZLOG_SYSERROR("unable to re-open error log file");
         open_pool_logs(true);
         break;
-    case SIGUSR2: begin_stop(State::Reloading); break;
+    case SIGUSR2:
+        begin_stop(State::Reloading);
+        break;
     }
 }
 
@@ -367,11 +393,12 @@ bool Master::open_pool_logs(bool reopen) {
             // were started with (GH-8885).
             int f = *path == "/dev/stderr" && log::original_stderr_fd() >= 0
                         ? fcntl(log::original_stderr_fd(), F_DUPFD_CLOEXEC, 3)
-                        : open(path->c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, S_IRUSR | S_IWUSR);
+                        : open(path->c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+                               S_IRUSR | S_IWUSR);
             if (f < 0) {
                 ZLOG_SYSERROR(fd == &pool.access_log_fd ? "failed to open access log (%s)"
                                                         : "failed to open slowlog (%s)",
-                             path->c_str());
+                              path->c_str());
                 if (!reopen) return false;
                 continue;
             }
@@ -382,14 +409,17 @@ bool Master::open_pool_logs(bool reopen) {
     }
     if (access_reopened) ZLOG_NOTICE("access log file re-opened");
     if (reopen && any)
-        for (auto& [pid, w] : workers_) quit_worker(w);
+        for (auto& [pid, w] : workers_)
+            quit_worker(w);
     return true;
 }
 
 void Master::signal_workers(int signo) {
     for (auto& [pid, w] : workers_) {
-        if (signo == SIGQUIT) quit_worker(w);
-        else kill(pid, signo);
+        if (signo == SIGQUIT)
+            quit_worker(w);
+        else
+            kill(pid, signo);
     }
 }
 
@@ -408,7 +438,7 @@ void Master::begin_stop(State how) {
     if (state_ == State::Starting && how == State::Reloading) return; // not up yet: ignore
     state_ = how;
     systemd_notify::stopping(how == State::Reloading);
-    ZLOG_NOTICE(how == State::Finishing    ? "Finishing ..."
+    ZLOG_NOTICE(how == State::Finishing   ? "Finishing ..."
                 : how == State::Reloading ? "Reloading in progress ..."
                                           : "Terminating ...");
     int signo = how == State::Terminating ? SIGTERM : SIGQUIT;
@@ -426,10 +456,7 @@ void Master::begin_stop(State how) {
     int timeout = cfg_.global.process_control_timeout;
     if (how == State::Terminating || timeout > 0) {
         escalate_event_.reset(evtimer_new(
-            base_.get(),
-            [](evutil_socket_t, short, void*) {
-                g_master->signal_workers(SIGKILL);
-            },
+            base_.get(), [](evutil_socket_t, short, void*) { g_master->signal_workers(SIGKILL); },
             nullptr));
         struct timeval tv = {how == State::Terminating ? 1 : timeout, 0};
         evtimer_add(escalate_event_.get(), &tv);

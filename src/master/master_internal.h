@@ -46,10 +46,11 @@ struct Worker {
     size_t pool = 0;
     uint32_t slot = 0;
     uint64_t started_us = 0;
-    bool idle_kill = false; // stopped by the process manager: do not replace
-    bool status = false;    // the pm.status_listen worker: outside the pm's counts
-    uint64_t slow_logged_request = 0;      // request_started_us already reported slow
-    uint64_t terminated_request = 0;       // request_started_us already ended by request_terminate_timeout
+    bool idle_kill = false;           // stopped by the process manager: do not replace
+    bool status = false;              // the pm.status_listen worker: outside the pm's counts
+    uint64_t slow_logged_request = 0; // request_started_us already reported slow
+    uint64_t terminated_request =
+        0; // request_started_us already ended by request_terminate_timeout
     std::unique_ptr<OutputPipe> out, err;
 };
 
@@ -78,7 +79,8 @@ struct PoolRuntime {
     EventPtr park_ev;
     std::map<int, EventPtr> parked; // fd -> its one-shot read event
     // Pending output pipes per slot while the zygote forks the worker.
-    std::map<uint32_t, std::pair<std::unique_ptr<OutputPipe>, std::unique_ptr<OutputPipe>>> pending_pipes;
+    std::map<uint32_t, std::pair<std::unique_ptr<OutputPipe>, std::unique_ptr<OutputPipe>>>
+        pending_pipes;
 };
 
 // Reloading: like Finishing, then the master re-executes itself keeping its
@@ -95,7 +97,10 @@ class Master {
     void on_tick();
     void check_request_timeouts(); // request_terminate_timeout, request_slowlog_timeout
     void begin_stop(State how);
-    bool stopping() const { return state_ == State::Finishing || state_ == State::Terminating || state_ == State::Reloading; }
+    bool stopping() const {
+        return state_ == State::Finishing || state_ == State::Terminating ||
+               state_ == State::Reloading;
+    }
     void reexec();
     void maybe_exit();
 
@@ -112,7 +117,7 @@ class Master {
     void on_parked_readable(size_t pool, int fd);
     void close_parked();
     void keep_parked_across_exec(); // reload: parked fds survive execv
-    bool adopt_parked(size_t pool);  // after a reload: take them back
+    bool adopt_parked(size_t pool); // after a reload: take them back
 
     // Workers (process_manager.cpp).
     void reap_children();
@@ -134,7 +139,8 @@ class Master {
   private:
     bool setup_logging();
     bool create_listeners();
-    bool listen_on(const config::PoolConfig& cfg, net::Listener& out, std::map<std::string, int>& inherited);
+    bool listen_on(const config::PoolConfig& cfg, net::Listener& out,
+                   std::map<std::string, int>& inherited);
     bool write_pid_file();
     void apply_master_limits();
     bool open_pool_logs(bool reopen);

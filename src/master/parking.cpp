@@ -3,14 +3,14 @@
 // it. Only idle connections pass through here; a request on a connection a
 // worker keeps goes straight to that worker.
 #include <cerrno>
-#include <fcntl.h>
 #include <cstring>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "master_internal.h"
 #include "lowphp/fd_passing.h"
 #include "lowphp/log.h"
+#include "master_internal.h"
 
 namespace lowphp::master {
 namespace {
@@ -39,7 +39,6 @@ bool pair(UniqueFd& a, UniqueFd& b) {
     b.reset(sv[1]);
     return true;
 }
-
 
 } // namespace
 
@@ -153,7 +152,8 @@ bool Master::adopt_parked(size_t index) {
 
 void Master::close_parked() {
     for (auto& pool : pools_) {
-        for (auto& [fd, ev] : pool.parked) close(fd);
+        for (auto& [fd, ev] : pool.parked)
+            close(fd);
         pool.parked.clear();
         pool.park_ev.reset();
     }

@@ -7,8 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "master_internal.h"
 #include "lowphp/log.h"
+#include "master_internal.h"
 
 namespace lowphp::master {
 namespace {
@@ -37,7 +37,8 @@ void ondemand_cb(evutil_socket_t, short, void* arg);
 uint32_t Master::free_slot(size_t index) {
     PoolRuntime& pool = pools_[index];
     for (size_t i = 0; i < pool.slot_busy.size(); ++i)
-        if (!pool.slot_busy[i]) return scoreboard_.pool(index).first_slot + static_cast<uint32_t>(i);
+        if (!pool.slot_busy[i])
+            return scoreboard_.pool(index).first_slot + static_cast<uint32_t>(i);
     return UINT32_MAX;
 }
 
@@ -63,7 +64,8 @@ void Master::spawn_initial(size_t index) {
     int count = cfg.pm == PmStyle::Static    ? cfg.pm_max_children
                 : cfg.pm == PmStyle::Dynamic ? cfg.pm_start_servers
                                              : 0;
-    for (int i = 0; i < count; ++i) request_spawn(index);
+    for (int i = 0; i < count; ++i)
+        request_spawn(index);
     if (pools_[index].status_listener.fd) request_spawn(index, true);
     if (cfg.pm == PmStyle::Ondemand) {
         watch_ondemand(index);
@@ -78,9 +80,9 @@ void Master::spawn_initial(size_t index) {
 void Master::watch_ondemand(size_t index) {
     if (pools_[index].ondemand_ev) return;
     g_pm_master = this;
-    pools_[index].ondemand_ev.reset(event_new(base_.get(), pools_[index].listener.fd.get(),
-                                              EV_READ | EV_PERSIST | EV_ET, ondemand_cb,
-                                              reinterpret_cast<void*>(static_cast<uintptr_t>(index))));
+    pools_[index].ondemand_ev.reset(
+        event_new(base_.get(), pools_[index].listener.fd.get(), EV_READ | EV_PERSIST | EV_ET,
+                  ondemand_cb, reinterpret_cast<void*>(static_cast<uintptr_t>(index))));
     event_add(pools_[index].ondemand_ev.get(), nullptr);
 }
 
@@ -110,7 +112,7 @@ void Master::on_ondemand_connection(size_t index) {
         if (!pool.warned_max_children) {
             scoreboard_.pool(index).max_children_reached.fetch_add(1);
             ZLOG_WARNING("[pool %s] server reached max_children setting (%d), consider raising it",
-                        pool.cfg.name.c_str(), pool.cfg.pm_max_children);
+                         pool.cfg.name.c_str(), pool.cfg.pm_max_children);
             pool.warned_max_children = true;
         }
         return;
@@ -164,8 +166,8 @@ void Master::manage_pools() {
             if (!pool.warned_max_children) {
                 scoreboard_.pool(i).max_children_reached.fetch_add(1);
                 ZLOG_WARNING("[pool %s] server reached pm.max_children setting (%d), consider "
-                            "raising it",
-                            cfg.name.c_str(), cfg.pm_max_children);
+                             "raising it",
+                             cfg.name.c_str(), cfg.pm_max_children);
                 pool.warned_max_children = true;
             }
             pool.idle_spawn_rate = 1;
@@ -176,10 +178,11 @@ void Master::manage_pools() {
         children_to_fork = std::min(children_to_fork, cfg.pm_max_children - total);
         if (pool.idle_spawn_rate >= 8)
             ZLOG_WARNING("[pool %s] seems busy (you may need to increase pm.start_servers, or "
-                        "pm.min/max_spare_servers), spawning %d children, there are %d idle, and "
-                        "%d total children",
-                        cfg.name.c_str(), children_to_fork, idle, total);
-        for (int k = 0; k < children_to_fork; ++k) request_spawn(i);
+                         "pm.min/max_spare_servers), spawning %d children, there are %d idle, and "
+                         "%d total children",
+                         cfg.name.c_str(), children_to_fork, idle, total);
+        for (int k = 0; k < children_to_fork; ++k)
+            request_spawn(i);
         pool.idle_spawn_rate = std::min(pool.idle_spawn_rate * 2, cfg.pm_max_spawn_rate);
     }
 }
@@ -235,7 +238,8 @@ void Master::on_worker_exit(Worker& w, int status) {
     WorkerSlot& slot = scoreboard_.slot(w.slot);
     if (uint64_t rss = slot.over_memory.exchange(0)) {
         scoreboard_.pool(w.pool).memory_recycles.fetch_add(1);
-        ZLOG_NOTICE("[pool %s] child %d exceeded pm.max_memory (%lu > %lu bytes) after its request, recycling",
+        ZLOG_NOTICE("[pool %s] child %d exceeded pm.max_memory (%lu > %lu bytes) after its "
+                    "request, recycling",
                     pool.cfg.name.c_str(), static_cast<int>(w.pid), static_cast<unsigned long>(rss),
                     static_cast<unsigned long>(pool.cfg.pm_max_memory));
     }
@@ -243,7 +247,8 @@ void Master::on_worker_exit(Worker& w, int status) {
     slot.state = static_cast<int>(WorkerState::Idle);
     slot.request_started_us = 0;
     slot.idle_since_us = 0;
-    pool.slot_busy[w.slot - scoreboard_.pool(w.pool).first_slot] = w.status; // its slot stays reserved
+    pool.slot_busy[w.slot - scoreboard_.pool(w.pool).first_slot] =
+        w.status; // its slot stays reserved
 
     bool is_stopping = stopping();
     log::LogLevel severity = log::LogLevel::Notice;
@@ -268,7 +273,8 @@ void Master::on_worker_exit(Worker& w, int status) {
                static_cast<unsigned long>(lived / 1000000u),
                static_cast<unsigned long>(lived % 1000000u));
     // ondemand workers are spawned on demand, not replaced.
-    if (restart && (w.status || pool.cfg.pm != config::PmStyle::Ondemand)) request_spawn(w.pool, w.status);
+    if (restart && (w.status || pool.cfg.pm != config::PmStyle::Ondemand))
+        request_spawn(w.pool, w.status);
     if (WIFSIGNALED(status) && WTERMSIG(status) != SIGQUIT && !is_stopping) count_failure();
 }
 
@@ -280,12 +286,14 @@ void Master::count_failure() {
     if (threshold <= 0 || interval <= 0) return;
     uint64_t now = now_us();
     failures_us_.push_back(now);
-    if (failures_us_.size() > static_cast<size_t>(threshold)) failures_us_.erase(failures_us_.begin());
+    if (failures_us_.size() > static_cast<size_t>(threshold))
+        failures_us_.erase(failures_us_.begin());
     if (failures_us_.size() < static_cast<size_t>(threshold) ||
         now - failures_us_.front() >= static_cast<uint64_t>(interval) * 1000000u)
         return;
     failures_us_.clear();
-    ZLOG_WARNING("failed processes threshold (%d in %d sec) is reached, initiating reload", threshold, interval);
+    ZLOG_WARNING("failed processes threshold (%d in %d sec) is reached, initiating reload",
+                 threshold, interval);
     begin_stop(State::Reloading);
 }
 
@@ -297,7 +305,8 @@ void Master::on_zygote_exit(size_t index, int status) {
     pool.zygote_ctl.reset();
     pool.pending_spawns = 0;
     for (auto& [slot, pipes] : pool.pending_pipes) {
-        pool.slot_busy[slot - scoreboard_.pool(index).first_slot] = slot == scoreboard_.pool(index).status_slot;
+        pool.slot_busy[slot - scoreboard_.pool(index).first_slot] =
+            slot == scoreboard_.pool(index).status_slot;
         (void)pipes;
     }
     pool.pending_pipes.clear();
@@ -325,7 +334,8 @@ void Master::watch_output(Worker& w) {
         p->pool = w.pool;
         const auto& cfg = pools_[w.pool].cfg;
         p->lines.emplace(log::child_output_room(static_cast<size_t>(cfg_.global.log_limit),
-                                                cfg.decorate_workers_output, cfg.name, w.pid, p->stream_name));
+                                                cfg.decorate_workers_output, cfg.name, w.pid,
+                                                p->stream_name));
         p->ev.reset(event_new(base_.get(), p->fd.get(), EV_READ | EV_PERSIST, output_cb, p));
         event_add(p->ev.get(), nullptr);
     }
@@ -341,7 +351,7 @@ void Master::on_output(OutputPipe* pipe) {
             continue;
         }
         if (n == 0) pipe->ev.reset(); // the worker closed it (exited)
-        break;                         // EOF or EAGAIN
+        break;                        // EOF or EAGAIN
     }
     log_output(pipe, lines);
     if (!pipe->ev) flush_output(pipe, true);
@@ -352,8 +362,8 @@ void Master::log_output(OutputPipe* pipe, const std::vector<std::string>& lines)
     const auto& cfg = pools_[pipe->pool].cfg;
     for (const std::string& line : lines) {
         if (cfg.decorate_workers_output)
-            ZLOG_WARNING("[pool %s] child %d said into %s: \"%s\"", cfg.name.c_str(), static_cast<int>(pipe->pid),
-                         pipe->stream_name, line.c_str());
+            ZLOG_WARNING("[pool %s] child %d said into %s: \"%s\"", cfg.name.c_str(),
+                         static_cast<int>(pipe->pid), pipe->stream_name, line.c_str());
         else
             log::write_raw(line);
     }

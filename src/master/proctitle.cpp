@@ -27,13 +27,16 @@ void init(int argc, char** argv) {
         if (*e == end) end = *e + strlen(*e) + 1;
         env_copy.emplace_back(*e);
     }
-    for (auto& s : env_copy) env_ptrs.push_back(s.data());
+    for (auto& s : env_copy)
+        env_ptrs.push_back(s.data());
     env_ptrs.push_back(nullptr);
     environ = env_ptrs.data();
     // argv[1..] are read by main() before the first title is set; copy them too.
     static std::vector<std::string> arg_copy;
-    for (int i = 1; i < argc; ++i) arg_copy.emplace_back(argv[i]);
-    for (int i = 1; i < argc; ++i) argv[i] = arg_copy[static_cast<size_t>(i - 1)].data();
+    for (int i = 1; i < argc; ++i)
+        arg_copy.emplace_back(argv[i]);
+    for (int i = 1; i < argc; ++i)
+        argv[i] = arg_copy[static_cast<size_t>(i - 1)].data();
     area_start = argv[0];
     area_size = static_cast<size_t>(end - argv[0]);
 }

@@ -17,10 +17,12 @@ uint64_t now_us() {
 }
 
 bool Scoreboard::create(const std::vector<std::string>& pools, const std::vector<int>& pm_styles,
-                        const std::vector<uint32_t>& slots_per_pool, const std::vector<uint64_t>& max_memory,
+                        const std::vector<uint32_t>& slots_per_pool,
+                        const std::vector<uint64_t>& max_memory,
                         const std::vector<bool>& status_worker) {
     size_t total = 0;
-    for (size_t i = 0; i < slots_per_pool.size(); ++i) total += slots_per_pool[i] + (status_worker[i] ? 1 : 0);
+    for (size_t i = 0; i < slots_per_pool.size(); ++i)
+        total += slots_per_pool[i] + (status_worker[i] ? 1 : 0);
     size_ = sizeof(PoolBoard) * pools.size() + sizeof(WorkerSlot) * total;
     base_ = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (base_ == MAP_FAILED) {
@@ -43,7 +45,8 @@ bool Scoreboard::create(const std::vector<std::string>& pools, const std::vector
         p->start_time_s = now_us() / 1000000u;
         first += slots_per_pool[i] + (status_worker[i] ? 1 : 0);
     }
-    for (size_t i = 0; i < total; ++i) new (&slots_[i]) WorkerSlot{};
+    for (size_t i = 0; i < total; ++i)
+        new (&slots_[i]) WorkerSlot{};
     return true;
 }
 

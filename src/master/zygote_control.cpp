@@ -11,10 +11,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "master_internal.h"
 #include "lowphp/log.h"
 #include "lowphp/systemd_notify.h"
 #include "lowphp/zygote.h"
+#include "master_internal.h"
 
 namespace lowphp::master {
 namespace {
@@ -44,7 +44,8 @@ void close_all_but(const std::set<int>& keep) {
         if (fd > 2 && fd != dir_fd && !keep.count(fd)) to_close.push_back(fd);
     }
     closedir(dir);
-    for (int fd : to_close) close(fd);
+    for (int fd : to_close)
+        close(fd);
 }
 
 void reset_signals() {
@@ -68,7 +69,8 @@ bool Master::start_zygote(size_t index) {
     PoolRuntime& pool = pools_[index];
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-        ZLOG_SYSERROR("[pool %s] failed to create the zygote control socket", pool.cfg.name.c_str());
+        ZLOG_SYSERROR("[pool %s] failed to create the zygote control socket",
+                      pool.cfg.name.c_str());
         return false;
     }
     pid_t pid = fork();
@@ -181,7 +183,8 @@ void Master::count_new_worker_active(size_t index) {
             scoreboard_.slot(w.slot).state.load() > static_cast<int>(WorkerState::Accepting))
             ++active;
     int seen = board.max_active.load();
-    while (active > seen && !board.max_active.compare_exchange_weak(seen, active)) {}
+    while (active > seen && !board.max_active.compare_exchange_weak(seen, active)) {
+    }
 }
 
 // Start-up ends when every pool's zygote runs and its first workers exist. An
@@ -191,7 +194,8 @@ void Master::count_new_worker_active(size_t index) {
 void Master::maybe_ready() {
     if (state_ != State::Starting) return;
     for (auto& p : pools_)
-        if ((!p.zygote_ready && p.cfg.pm != config::PmStyle::Ondemand) || p.pending_spawns > 0) return;
+        if ((!p.zygote_ready && p.cfg.pm != config::PmStyle::Ondemand) || p.pending_spawns > 0)
+            return;
     state_ = State::Running;
     ZLOG_NOTICE("ready to handle connections");
     ZLOG_NOTICE("systemd monitor interval set to %dms", cfg_.global.systemd_interval * 1000);
@@ -227,7 +231,8 @@ bool send_spawn(int ctl, const zygote::SpawnCommand& cmd, const int* fds, int nf
         memcpy(CMSG_DATA(c), fds, sizeof(int) * static_cast<size_t>(nfds));
     }
     ssize_t n;
-    do n = sendmsg(ctl, &msg, MSG_NOSIGNAL);
+    do
+        n = sendmsg(ctl, &msg, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
     return n == static_cast<ssize_t>(sizeof cmd);
 }
@@ -241,7 +246,8 @@ void Master::request_spawn(size_t index, bool status_worker) {
     if (slot == UINT32_MAX) return;
     if (cfg_.global.process_max > 0) { // process.max counts every pool's workers
         size_t running = workers_.size();
-        for (auto& p : pools_) running += static_cast<size_t>(p.pending_spawns);
+        for (auto& p : pools_)
+            running += static_cast<size_t>(p.pending_spawns);
         if (running >= static_cast<size_t>(cfg_.global.process_max)) {
             if (!process_max_warned_)
                 ZLOG_WARNING("The maximum number of processes has been reached. Please review your "

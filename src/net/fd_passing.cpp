@@ -23,7 +23,8 @@ bool send_fd(int sock, int fd) {
     c->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(c), &fd, sizeof(int));
     ssize_t n;
-    do n = sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    do
+        n = sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     while (n < 0 && errno == EINTR);
     return n == 1;
 }

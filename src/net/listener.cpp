@@ -63,7 +63,7 @@ bool socket_owner(const config::PoolConfig& pool, uid_t& uid, gid_t& gid) {
         struct passwd* pw = getpwnam(pool.listen_owner.c_str());
         if (!pw) {
             ZLOG_SYSERROR("[pool %s] cannot get uid for user '%s'", pool.name.c_str(),
-                         pool.listen_owner.c_str());
+                          pool.listen_owner.c_str());
             return false;
         }
         uid = pw->pw_uid;
@@ -76,7 +76,7 @@ bool socket_owner(const config::PoolConfig& pool, uid_t& uid, gid_t& gid) {
         struct group* gr = getgrnam(pool.listen_group.c_str());
         if (!gr) {
             ZLOG_SYSERROR("[pool %s] cannot get gid for group '%s'", pool.name.c_str(),
-                         pool.listen_group.c_str());
+                          pool.listen_group.c_str());
             return false;
         }
         gid = gr->gr_gid;
@@ -106,14 +106,15 @@ bool set_socket_acl(const config::PoolConfig& pool, const std::string& path, mod
         uint16_t tag, perm;
         uint32_t id;
     };
-    constexpr uint16_t kUserObj = 0x01, kUser = 0x02, kGroupObj = 0x04, kGroup = 0x08,
-                       kMask = 0x10, kOther = 0x20;
+    constexpr uint16_t kUserObj = 0x01, kUser = 0x02, kGroupObj = 0x04, kGroup = 0x08, kMask = 0x10,
+                       kOther = 0x20;
     constexpr uint32_t kUndefined = 0xffffffffu;
     std::vector<Entry> entries = {{kUserObj, static_cast<uint16_t>((mode >> 6) & 7), kUndefined}};
     for (const auto& name : split_list(pool.listen_acl_users)) {
         struct passwd* pw = getpwnam(name.c_str());
         if (!pw) {
-            ZLOG_ERROR("[pool %s] failed to get uid for user '%s'", pool.name.c_str(), name.c_str());
+            ZLOG_ERROR("[pool %s] failed to get uid for user '%s'", pool.name.c_str(),
+                       name.c_str());
             return false;
         }
         entries.push_back({kUser, 6, pw->pw_uid});
@@ -122,7 +123,8 @@ bool set_socket_acl(const config::PoolConfig& pool, const std::string& path, mod
     for (const auto& name : split_list(pool.listen_acl_groups)) {
         struct group* gr = getgrnam(name.c_str());
         if (!gr) {
-            ZLOG_ERROR("[pool %s] failed to get gid for group '%s'", pool.name.c_str(), name.c_str());
+            ZLOG_ERROR("[pool %s] failed to get gid for group '%s'", pool.name.c_str(),
+                       name.c_str());
             return false;
         }
         entries.push_back({kGroup, 6, gr->gr_gid});
@@ -131,7 +133,8 @@ bool set_socket_acl(const config::PoolConfig& pool, const std::string& path, mod
     entries.push_back({kOther, static_cast<uint16_t>(mode & 7), kUndefined});
     std::string blob(4, '\0');
     blob[0] = 2; // POSIX_ACL_XATTR_VERSION, little endian
-    for (const Entry& e : entries) blob.append(reinterpret_cast<const char*>(&e), sizeof e);
+    for (const Entry& e : entries)
+        blob.append(reinterpret_cast<const char*>(&e), sizeof e);
     if (setxattr(path.c_str(), "system.posix_acl_access", blob.data(), blob.size(), 0) < 0) {
         ZLOG_SYSERROR("[pool %s] failed to write ACL", pool.name.c_str());
         return false;
@@ -144,8 +147,8 @@ UniqueFd bind_unix(const config::PoolConfig& pool, const Address& a) {
     sun.sun_family = AF_UNIX;
     if (a.path.size() >= sizeof sun.sun_path) {
         ZLOG_ERROR("[pool %s] cannot bind to UNIX socket '%s' as path is too long (found length: "
-                  "%zu, maximal length: %zu)",
-                  pool.name.c_str(), a.path.c_str(), a.path.size(), sizeof sun.sun_path - 1);
+                   "%zu, maximal length: %zu)",
+                   pool.name.c_str(), a.path.c_str(), a.path.size(), sizeof sun.sun_path - 1);
         return {};
     }
     memcpy(sun.sun_path, a.path.c_str(), a.path.size() + 1);
@@ -195,14 +198,16 @@ UniqueFd bind_unix(const config::PoolConfig& pool, const Address& a) {
     return fd;
 }
 
-UniqueFd bind_inet(const sockaddr* sa, socklen_t len, const std::string& shown, bool v6_any, bool quiet = false) {
+UniqueFd bind_inet(const sockaddr* sa, socklen_t len, const std::string& shown, bool v6_any,
+                   bool quiet = false) {
     UniqueFd fd(socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd) return {};
     int one = 1, zero = 0;
     setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (v6_any) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
     if (bind(fd.get(), sa, len) < 0) {
-        if (!quiet) ZLOG_SYSERROR("unable to bind listening socket for address '%s'", shown.c_str());
+        if (!quiet)
+            ZLOG_SYSERROR("unable to bind listening socket for address '%s'", shown.c_str());
         return {};
     }
     return fd;
@@ -216,7 +221,8 @@ UniqueFd bind_tcp(const config::PoolConfig& pool, const Address& a) {
         s6.sin6_addr = in6addr_any;
         s6.sin6_port = htons(static_cast<uint16_t>(atoi(a.port.c_str())));
         // php-fpm tries [::] silently, then says so and takes 0.0.0.0.
-        UniqueFd fd = bind_inet(reinterpret_cast<sockaddr*>(&s6), sizeof s6, pool.listen, true, true);
+        UniqueFd fd =
+            bind_inet(reinterpret_cast<sockaddr*>(&s6), sizeof s6, pool.listen, true, true);
         if (fd) return fd;
         ZLOG_NOTICE("Failed implicitly binding to ::, retrying with 0.0.0.0");
         struct sockaddr_in s4 {};
@@ -248,8 +254,10 @@ Listener open_listener(const config::PoolConfig& pool) {
     l.pool = pool.name;
     std::string error;
     if (!parse_listen(pool.listen, l.address, error)) {
-        if (error.rfind("invalid port value", 0) == 0) ZLOG_ERROR("%s", error.c_str()); // php-fpm's wording
-        else ZLOG_ERROR("[pool %s] %s", pool.name.c_str(), error.c_str());
+        if (error.rfind("invalid port value", 0) == 0)
+            ZLOG_ERROR("%s", error.c_str()); // php-fpm's wording
+        else
+            ZLOG_ERROR("[pool %s] %s", pool.name.c_str(), error.c_str());
         return l;
     }
     UniqueFd fd = l.address.is_unix ? bind_unix(pool, l.address) : bind_tcp(pool, l.address);

@@ -26,9 +26,12 @@ bool header_name(std::string_view param, std::string& out) {
         }
         return true;
     }
-    if (param == "CONTENT_TYPE") out = "Content-Type";
-    else if (param == "CONTENT_LENGTH") out = "Content-Length";
-    else return false;
+    if (param == "CONTENT_TYPE")
+        out = "Content-Type";
+    else if (param == "CONTENT_LENGTH")
+        out = "Content-Length";
+    else
+        return false;
     return true;
 }
 
@@ -74,10 +77,9 @@ static PHP_FUNCTION(apache_request_headers) {
 
 const zend_function_entry sapi_functions[] = {
     ZEND_FE(fastcgi_finish_request, arginfo_fastcgi_finish_request)
-    ZEND_FE(apache_request_headers, arginfo_apache_request_headers)
-    ZEND_FALIAS(getallheaders, apache_request_headers, arginfo_apache_request_headers)
-    ZEND_FE(fpm_get_status, arginfo_fpm_get_status)
-    ZEND_FE_END,
+        ZEND_FE(apache_request_headers, arginfo_apache_request_headers)
+            ZEND_FALIAS(getallheaders, apache_request_headers, arginfo_apache_request_headers)
+                ZEND_FE(fpm_get_status, arginfo_fpm_get_status) ZEND_FE_END,
 };
 
 } // namespace lowphp::sapi

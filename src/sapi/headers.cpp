@@ -28,25 +28,54 @@ std::string reason_phrase(int status) {
     static const struct {
         int code;
         const char* text;
-    } map[] = {{100, "Continue"}, {101, "Switching Protocols"}, {200, "OK"}, {201, "Created"},
-               {202, "Accepted"}, {203, "Non-Authoritative Information"}, {204, "No Content"},
-               {205, "Reset Content"}, {206, "Partial Content"}, {300, "Multiple Choices"},
-               {301, "Moved Permanently"}, {302, "Found"}, {303, "See Other"},
-               {304, "Not Modified"}, {305, "Use Proxy"}, {307, "Temporary Redirect"},
-               {308, "Permanent Redirect"}, {400, "Bad Request"}, {401, "Unauthorized"},
-               {402, "Payment Required"}, {403, "Forbidden"}, {404, "Not Found"},
-               {405, "Method Not Allowed"}, {406, "Not Acceptable"},
-               {407, "Proxy Authentication Required"}, {408, "Request Timeout"},
-               {409, "Conflict"}, {410, "Gone"}, {411, "Length Required"},
-               {412, "Precondition Failed"}, {413, "Request Entity Too Large"},
-               {414, "Request-URI Too Long"}, {415, "Unsupported Media Type"},
-               {416, "Requested Range Not Satisfiable"}, {417, "Expectation Failed"},
-               {426, "Upgrade Required"}, {428, "Precondition Required"},
-               {429, "Too Many Requests"}, {431, "Request Header Fields Too Large"},
-               {451, "Unavailable For Legal Reasons"}, {500, "Internal Server Error"},
-               {501, "Not Implemented"}, {502, "Bad Gateway"}, {503, "Service Unavailable"},
-               {504, "Gateway Timeout"}, {505, "HTTP Version Not Supported"},
-               {506, "Variant Also Negotiates"}, {511, "Network Authentication Required"}};
+    } map[] = {{100, "Continue"},
+               {101, "Switching Protocols"},
+               {200, "OK"},
+               {201, "Created"},
+               {202, "Accepted"},
+               {203, "Non-Authoritative Information"},
+               {204, "No Content"},
+               {205, "Reset Content"},
+               {206, "Partial Content"},
+               {300, "Multiple Choices"},
+               {301, "Moved Permanently"},
+               {302, "Found"},
+               {303, "See Other"},
+               {304, "Not Modified"},
+               {305, "Use Proxy"},
+               {307, "Temporary Redirect"},
+               {308, "Permanent Redirect"},
+               {400, "Bad Request"},
+               {401, "Unauthorized"},
+               {402, "Payment Required"},
+               {403, "Forbidden"},
+               {404, "Not Found"},
+               {405, "Method Not Allowed"},
+               {406, "Not Acceptable"},
+               {407, "Proxy Authentication Required"},
+               {408, "Request Timeout"},
+               {409, "Conflict"},
+               {410, "Gone"},
+               {411, "Length Required"},
+               {412, "Precondition Failed"},
+               {413, "Request Entity Too Large"},
+               {414, "Request-URI Too Long"},
+               {415, "Unsupported Media Type"},
+               {416, "Requested Range Not Satisfiable"},
+               {417, "Expectation Failed"},
+               {426, "Upgrade Required"},
+               {428, "Precondition Required"},
+               {429, "Too Many Requests"},
+               {431, "Request Header Fields Too Large"},
+               {451, "Unavailable For Legal Reasons"},
+               {500, "Internal Server Error"},
+               {501, "Not Implemented"},
+               {502, "Bad Gateway"},
+               {503, "Service Unavailable"},
+               {504, "Gateway Timeout"},
+               {505, "HTTP Version Not Supported"},
+               {506, "Variant Also Negotiates"},
+               {511, "Network Authentication Required"}};
     for (const auto& e : map)
         if (e.code == status) return e.text;
     return "";
@@ -54,7 +83,9 @@ std::string reason_phrase(int status) {
 
 namespace {
 
-bool is_status_header(const std::string& h) { return starts_with_nocase(h, "Status:"); }
+bool is_status_header(const std::string& h) {
+    return starts_with_nocase(h, "Status:");
+}
 
 // The status line php-fpm writes first, or "" when it writes none because the
 // script set its own Status: header. `response_status` becomes the code the

@@ -1,6 +1,6 @@
 // -v, -i and -m: PHP started in the invoking process, output to stdout.
-#include "sapi_internal.h"
 #include "lowphp/php_cli.h"
+#include "sapi_internal.h"
 
 extern "C" {
 #include "ext/standard/info.h"
@@ -26,13 +26,15 @@ void print_modules() {
         return strcasecmp(a.c_str(), b.c_str()) < 0;
     });
     php_printf("[PHP Modules]\n");
-    for (const auto& n : names) php_printf("%s\n", n.c_str());
+    for (const auto& n : names)
+        php_printf("%s\n", n.c_str());
     php_printf("\n[Zend Modules]\n");
     std::vector<std::string> exts;
     for (zend_llist_element* e = zend_extensions.head; e; e = e->next)
         exts.emplace_back(static_cast<zend_extension*>(static_cast<void*>(e->data))->name);
     std::sort(exts.begin(), exts.end());
-    for (const auto& n : exts) php_printf("%s\n", n.c_str());
+    for (const auto& n : exts)
+        php_printf("%s\n", n.c_str());
     php_printf("\n");
 }
 
@@ -53,9 +55,10 @@ int print_info(InfoMode mode, const zygote::PhpIniOptions& ini) {
         SG(request_info).no_headers = 1;
         if (mode == InfoMode::Version)
             // php-fpm's -v (fpm_main.c); the build stamp is lowphp-fpm's own.
-            php_printf("PHP %s (%s) (built: %s %s)\nCopyright (c) The PHP Group\n%s",
-                       PHP_VERSION, sapi_module.name, __DATE__, __TIME__, get_zend_version());
-        else php_print_info(0xFFFFFFFF);
+            php_printf("PHP %s (%s) (built: %s %s)\nCopyright (c) The PHP Group\n%s", PHP_VERSION,
+                       sapi_module.name, __DATE__, __TIME__, get_zend_version());
+        else
+            php_print_info(0xFFFFFFFF);
         php_request_shutdown(nullptr);
     }
     php_module_shutdown();

@@ -1,8 +1,8 @@
 // ini values that do not come from php.ini: the pool's php_value / php_admin_value
 // (set once in the zygote, as php-fpm sets them in each child) and the
 // PHP_VALUE / PHP_ADMIN_VALUE FastCGI params (set for one request).
-#include "sapi_internal.h"
 #include "lowphp/log.h"
+#include "sapi_internal.h"
 
 #include <cstring>
 
@@ -25,8 +25,10 @@ void apply_disable_list(const std::string& value, bool classes) {
         size_t end = value.find_first_of(" ,", start);
         if (end == std::string::npos) end = value.size();
         std::string name = value.substr(start, end - start);
-        if (classes) zend_disable_class(name.c_str(), name.size());
-        else zend_disable_functions(name.c_str());
+        if (classes)
+            zend_disable_class(name.c_str(), name.size());
+        else
+            zend_disable_functions(name.c_str());
         pos = end;
     }
 }
@@ -61,7 +63,8 @@ void request_ini_entry(zval* key, zval* value, zval*, int callback_type, void* a
         return;
     }
     if (!value) {
-        ZLOG_ERROR("Passing INI directive through FastCGI: empty value for key '%s'", Z_STRVAL_P(key));
+        ZLOG_ERROR("Passing INI directive through FastCGI: empty value for key '%s'",
+                   Z_STRVAL_P(key));
         return;
     }
     // As php-fpm (fpm_php_apply_defines_ex): "extension" loads the module, which
@@ -143,7 +146,8 @@ void apply_request_ini(RequestContext& ctx, const char* text, bool system) {
 }
 
 void restore_request_ini(RequestContext& ctx) {
-    for (auto& [entry, modifiable] : ctx.locked_entries) entry->modifiable = modifiable;
+    for (auto& [entry, modifiable] : ctx.locked_entries)
+        entry->modifiable = modifiable;
     ctx.locked_entries.clear();
 }
 

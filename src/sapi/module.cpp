@@ -1,19 +1,19 @@
 // The fpm-fcgi SAPI: PHP's view of a FastCGI request (output, headers, input,
 // variables) and the pool's PHP start-up in its zygote.
 #include <cerrno>
-#include <cstdlib>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <unistd.h>
 
-#include "sapi_internal.h"
 #include "lowphp/headers.h"
 #include "lowphp/log.h"
 #include "lowphp/sapi.h"
+#include "sapi_internal.h"
 
 extern "C" {
-#include "php_ini.h"
 #include "ext/standard/info.h"
+#include "php_ini.h"
 }
 
 namespace lowphp::sapi {
@@ -60,13 +60,16 @@ int send_headers(sapi_headers_struct* headers) {
     head.rfc2616_headers = cgi_globals.rfc2616_headers;
     head.nph = cgi_globals.nph;
     zend_llist_position pos;
-    for (auto* h = static_cast<sapi_header_struct*>(zend_llist_get_first_ex(&headers->headers, &pos));
+    for (auto* h =
+             static_cast<sapi_header_struct*>(zend_llist_get_first_ex(&headers->headers, &pos));
          h; h = static_cast<sapi_header_struct*>(zend_llist_get_next_ex(&headers->headers, &pos)))
         head.headers.emplace_back(h->header, h->header_len);
     std::string block = encode_head(head);
     RequestContext* ctx = current_request;
-    if (ctx && !ctx->closed) FCGX_PutStr(block.data(), static_cast<int>(block.size()), ctx->fcgx->out);
-    else if (!ctx) fwrite(block.data(), 1, block.size(), stdout);
+    if (ctx && !ctx->closed)
+        FCGX_PutStr(block.data(), static_cast<int>(block.size()), ctx->fcgx->out);
+    else if (!ctx)
+        fwrite(block.data(), 1, block.size(), stdout);
     return SAPI_HEADER_SENT_SUCCESSFULLY;
 }
 
@@ -93,7 +96,9 @@ char* sapi_getenv(const char* name, size_t len) {
     return v ? const_cast<char*>(v->data()) : nullptr;
 }
 
-char* read_cookies() { return sapi_getenv("HTTP_COOKIE", sizeof("HTTP_COOKIE") - 1); }
+char* read_cookies() {
+    return sapi_getenv("HTTP_COOKIE", sizeof("HTTP_COOKIE") - 1);
+}
 
 void (*php_import_environment_original)(zval*) = nullptr;
 
@@ -178,12 +183,12 @@ STD_PHP_INI_BOOLEAN("cgi.force_redirect", "1", PHP_INI_SYSTEM, OnUpdateBool, for
                     CgiGlobals, cgi_globals)
 STD_PHP_INI_ENTRY("cgi.redirect_status_env", nullptr, PHP_INI_SYSTEM, OnUpdateString,
                   redirect_status_env, CgiGlobals, cgi_globals)
-STD_PHP_INI_BOOLEAN("cgi.fix_pathinfo", "1", PHP_INI_SYSTEM, OnUpdateBool, fix_pathinfo,
-                    CgiGlobals, cgi_globals)
-STD_PHP_INI_BOOLEAN("cgi.discard_path", "0", PHP_INI_SYSTEM, OnUpdateBool, discard_path,
-                    CgiGlobals, cgi_globals)
-STD_PHP_INI_BOOLEAN("fastcgi.logging", "1", PHP_INI_SYSTEM, OnUpdateBool, fcgi_logging,
-                    CgiGlobals, cgi_globals)
+STD_PHP_INI_BOOLEAN("cgi.fix_pathinfo", "1", PHP_INI_SYSTEM, OnUpdateBool, fix_pathinfo, CgiGlobals,
+                    cgi_globals)
+STD_PHP_INI_BOOLEAN("cgi.discard_path", "0", PHP_INI_SYSTEM, OnUpdateBool, discard_path, CgiGlobals,
+                    cgi_globals)
+STD_PHP_INI_BOOLEAN("fastcgi.logging", "1", PHP_INI_SYSTEM, OnUpdateBool, fcgi_logging, CgiGlobals,
+                    cgi_globals)
 STD_PHP_INI_ENTRY("fastcgi.error_header", nullptr, PHP_INI_SYSTEM, OnUpdateString, error_header,
                   CgiGlobals, cgi_globals)
 STD_PHP_INI_ENTRY("fpm.config", nullptr, PHP_INI_SYSTEM, OnUpdateString, fpm_config, CgiGlobals,
@@ -223,7 +228,9 @@ zend_module_entry cgi_module_entry = {
     STANDARD_MODULE_PROPERTIES,
 };
 
-int startup(sapi_module_struct* module) { return php_module_startup(module, &cgi_module_entry); }
+int startup(sapi_module_struct* module) {
+    return php_module_startup(module, &cgi_module_entry);
+}
 
 } // namespace
 
@@ -264,10 +271,14 @@ void choose_ini(const config::PoolConfig* pool, const zygote::PhpIniOptions& ini
                 std::string& path_storage) {
     lowphp_sapi_module.php_ini_ignore = ini.no_ini ? 1 : 0;
     lowphp_sapi_module.php_ini_ignore_cwd = 1;
-    if (pool && !pool->php_ini.empty()) path_storage = pool->php_ini;
-    else if (!ini.ini_path.empty()) path_storage = ini.ini_path;
-    else if (const char* rc = getenv("PHPRC"); rc && *rc) path_storage = rc;
-    else path_storage = fpm_config_dir();
+    if (pool && !pool->php_ini.empty())
+        path_storage = pool->php_ini;
+    else if (!ini.ini_path.empty())
+        path_storage = ini.ini_path;
+    else if (const char* rc = getenv("PHPRC"); rc && *rc)
+        path_storage = rc;
+    else
+        path_storage = fpm_config_dir();
     lowphp_sapi_module.php_ini_path_override = path_storage.data();
     if (pool && !pool->php_ini_scan_dir.empty())
         setenv("PHP_INI_SCAN_DIR", pool->php_ini_scan_dir.c_str(), 1);

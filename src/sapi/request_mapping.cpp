@@ -48,7 +48,7 @@ std::string url_decode(const std::string& s) {
     std::string out;
     for (size_t i = 0; i < s.size(); ++i) {
         if (s[i] == '%' && i + 2 < s.size() && isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-                   isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+            isxdigit(static_cast<unsigned char>(s[i + 2]))) {
             out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
             i += 2;
         } else {
@@ -135,7 +135,8 @@ void set_path_info(Mapping& m, const std::string& path_info, size_t slen) {
         // mod_proxy_fcgi sends no PATH_INFO, but SCRIPT_NAME ends with it, as
         // sent or URL-decoded (bug #74129: PATH_INFO taken from the encoded filename).
         const std::string& sn = *m.env_script_name;
-        std::string decoded = path_info.find('%') != std::string::npos ? url_decode(path_info) : std::string();
+        std::string decoded =
+            path_info.find('%') != std::string::npos ? url_decode(path_info) : std::string();
         size_t cut = 0;
         if (sn.size() > slen && sn.compare(sn.size() - slen, slen, path_info) == 0)
             cut = slen;
@@ -251,8 +252,10 @@ void fix_pathinfo(Mapping& m, const MappingOptions& opts, const IsRegularFile& i
     }
     // An empty path takes the "exists" branch, as in php-fpm.
     const std::string& sp = *m.script_path_translated;
-    if (!sp.empty() && (sp.back() == '/' || !exists(sp))) map_missing_path(m, is_regular_file);
-    else map_existing_path(m, redirect_url);
+    if (!sp.empty() && (sp.back() == '/' || !exists(sp)))
+        map_missing_path(m, is_regular_file);
+    else
+        map_existing_path(m, redirect_url);
 }
 
 // The part of init_request_info under `if (script_path_translated)`.

@@ -93,7 +93,8 @@ void activate_user_ini() {
     path.resize(zend_dirname(path.data(), path.size()));
     php_ini_activate_per_dir_config(path.data(), path.size());
     if (!user_ini) return;
-    const std::string_view* root = ctx->params.find("CONTEXT_DOCUMENT_ROOT"); // preferred, as php-fpm
+    const std::string_view* root =
+        ctx->params.find("CONTEXT_DOCUMENT_ROOT"); // preferred, as php-fpm
     if (!root) root = ctx->params.find("DOCUMENT_ROOT");
     if (!root) return;
     std::string doc_root(*root);

@@ -64,9 +64,14 @@ bool answer(int fd, const std::string& query) {
     std::string body;
     if (requested(query, "FCGI_MPXS_CONNS")) body = std::string("\x0f\x01", 2) + "FCGI_MPXS_CONNS0";
     size_t pad = (8 - body.size() % 8) % 8;
-    std::string rec = {1, static_cast<char>(kGetValuesResult), 0, 0,
-                       static_cast<char>(body.size() >> 8), static_cast<char>(body.size() & 0xff),
-                       static_cast<char>(pad), 0};
+    std::string rec = {1,
+                       static_cast<char>(kGetValuesResult),
+                       0,
+                       0,
+                       static_cast<char>(body.size() >> 8),
+                       static_cast<char>(body.size() & 0xff),
+                       static_cast<char>(pad),
+                       0};
     return send_all(fd, rec + body + std::string(pad, '\0'));
 }
 

@@ -1,8 +1,8 @@
 // A worker: becomes the pool's user, then accepts FastCGI connections and serves
 // their requests until told to stop (SIGQUIT: after the current request).
 #include <cerrno>
-#include <cstdio>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <grp.h>
@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "connections.h"
 #include "lowphp/child_output.h"
 #include "lowphp/log.h"
 #include "lowphp/net.h"
@@ -20,7 +21,6 @@
 #include "lowphp/sapi.h"
 #include "lowphp/scoreboard.h"
 #include "lowphp/worker.h"
-#include "connections.h"
 #include "management.h"
 
 namespace lowphp::worker {
@@ -34,7 +34,9 @@ constexpr int kExitConfig = 78;
 
 volatile sig_atomic_t quit_requested = 0;
 
-void on_quit(int) { quit_requested = 1; }
+void on_quit(int) {
+    quit_requested = 1;
+}
 
 // SIGQUIT stays blocked while a request runs (no EINTR inside PHP or libfcgi);
 // it is only deliverable inside ppoll(), where the worker waits for work.
@@ -73,7 +75,8 @@ void set_environment(const config::PoolConfig& pool, const struct passwd* pw) {
         values.emplace_back(k, v.size() > 1 && v[0] == '$' ? (from_env ? from_env : "") : v);
     }
     if (pool.clear_env) clearenv();
-    for (const auto& [k, v] : values) setenv(k.c_str(), v.c_str(), 1);
+    for (const auto& [k, v] : values)
+        setenv(k.c_str(), v.c_str(), 1);
     if (pw) {
         setenv("USER", pw->pw_name, 1);
         setenv("HOME", pw->pw_dir, 1);
@@ -85,9 +88,11 @@ void set_limits(const config::PoolConfig& pool) {
     if (pool.process_priority && setpriority(PRIO_PROCESS, 0, *pool.process_priority) < 0)
         ZLOG_SYSERROR("[pool %s] Unable to set priority for this new process", pool.name.c_str());
     if (pool.rlimit_files) {
-        struct rlimit r = {static_cast<rlim_t>(*pool.rlimit_files), static_cast<rlim_t>(*pool.rlimit_files)};
+        struct rlimit r = {static_cast<rlim_t>(*pool.rlimit_files),
+                           static_cast<rlim_t>(*pool.rlimit_files)};
         if (setrlimit(RLIMIT_NOFILE, &r) < 0)
-            ZLOG_SYSWARNING("[pool %s] failed to set rlimit_files for this pool", pool.name.c_str());
+            ZLOG_SYSWARNING("[pool %s] failed to set rlimit_files for this pool",
+                            pool.name.c_str());
     }
     if (pool.rlimit_core) {
         rlim_t v = *pool.rlimit_core < 0 ? RLIM_INFINITY : static_cast<rlim_t>(*pool.rlimit_core);
@@ -104,7 +109,8 @@ bool drop_privileges(const config::PoolConfig& pool, const struct passwd* pw, gi
         ZLOG_SYSERROR("[pool %s] failed to chroot(%s)", pool.name.c_str(), pool.chroot.c_str());
         return false;
     }
-    const char* dir = !pool.chdir.empty() ? pool.chdir.c_str() : (!pool.chroot.empty() ? "/" : nullptr);
+    const char* dir =
+        !pool.chdir.empty() ? pool.chdir.c_str() : (!pool.chroot.empty() ? "/" : nullptr);
     if (dir && chdir(dir) < 0) {
         ZLOG_SYSERROR("[pool %s] failed to chdir(%s)", pool.name.c_str(), dir);
         return false;
@@ -123,11 +129,12 @@ bool drop_privileges(const config::PoolConfig& pool, const struct passwd* pw, gi
     }
     if (initgroups(pw->pw_name, gid) < 0) {
         ZLOG_SYSERROR("[pool %s] failed to initgroups(%s, %d)", pool.name.c_str(), pw->pw_name,
-                     static_cast<int>(gid));
+                      static_cast<int>(gid));
         return false;
     }
     if (setuid(pw->pw_uid) < 0) {
-        ZLOG_SYSERROR("[pool %s] failed to setuid(%d)", pool.name.c_str(), static_cast<int>(pw->pw_uid));
+        ZLOG_SYSERROR("[pool %s] failed to setuid(%d)", pool.name.c_str(),
+                      static_cast<int>(pw->pw_uid));
         return false;
     }
     return true;
@@ -147,7 +154,8 @@ bool become_pool_user(const config::PoolConfig& pool) {
             pw = getpwnam(pool.user.c_str());
         }
         if (!pw && !numeric_without_entry) {
-            ZLOG_ERROR("[pool %s] cannot get uid for user '%s'", pool.name.c_str(), pool.user.c_str());
+            ZLOG_ERROR("[pool %s] cannot get uid for user '%s'", pool.name.c_str(),
+                       pool.user.c_str());
             return false;
         }
         if (pw) gid = pw->pw_gid;
@@ -156,7 +164,8 @@ bool become_pool_user(const config::PoolConfig& pool) {
         } else if (!pool.group.empty()) {
             struct group* gr = getgrnam(pool.group.c_str());
             if (!gr) {
-                ZLOG_ERROR("[pool %s] cannot get gid for group '%s'", pool.name.c_str(), pool.group.c_str());
+                ZLOG_ERROR("[pool %s] cannot get gid for group '%s'", pool.name.c_str(),
+                           pool.group.c_str());
                 return false;
             }
             gid = gr->gr_gid;
@@ -221,8 +230,8 @@ void run(const Params& params) {
     sapi::set_connection_kind(address.is_unix);
     fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
     // allowed_clients applies to inet listeners only, as in php-fpm.
-    ConnectionSource source(listen_fd, status ? -1 : z.handoff_fd, status ? -1 : z.park_fd, pool.listen_allowed_clients,
-                            !address.is_unix);
+    ConnectionSource source(listen_fd, status ? -1 : z.handoff_fd, status ? -1 : z.park_fd,
+                            pool.listen_allowed_clients, !address.is_unix);
     if (!source.ok()) _exit(kExitSoftware);
 
     FCGX_Request req;
@@ -252,10 +261,13 @@ void run(const Params& params) {
         bool ok = sapi::serve(req);
         ++served;
         // fpm_stdio_flush_child: the master logs an unterminated line now
-        if (params.stderr_fd >= 0) (void)!write(STDERR_FILENO, log::kFlushMarker, log::kFlushMarkerSize);
+        if (params.stderr_fd >= 0)
+            (void)!write(STDERR_FILENO, log::kFlushMarker, log::kFlushMarkerSize);
         if (pool.pm_max_memory && over_memory_limit(pool.pm_max_memory, *slot)) last = true;
-        if (req.ipcFd >= 0) source.keep(req.ipcFd);
-        else source.forget(fd);
+        if (req.ipcFd >= 0)
+            source.keep(req.ipcFd);
+        else
+            source.forget(fd);
         req.ipcFd = -1;
         if (!ok) exit_code = kExitSoftware;
         if (!ok || last) break;

@@ -39,7 +39,8 @@ bool receive(int fd, SpawnCommand& cmd, int out_fds[kMaxSpawnFds]) {
     msg.msg_control = control;
     msg.msg_controllen = sizeof control;
     ssize_t n;
-    do n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    do
+        n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR);
     if (n != static_cast<ssize_t>(sizeof cmd)) return false;
     int got[kMaxSpawnFds];
@@ -57,13 +58,15 @@ bool receive(int fd, SpawnCommand& cmd, int out_fds[kMaxSpawnFds]) {
     out_fds[1] = output ? take() : -1;
     out_fds[2] = (cmd.fds & kAccessLogFd) ? take() : -1;
     out_fds[3] = (cmd.fds & kSlowlogFd) ? take() : -1;
-    while (next < count) close(got[next++]);
+    while (next < count)
+        close(got[next++]);
     return true;
 }
 
 // clone(CLONE_PARENT): the worker becomes the master's child, not ours.
 pid_t clone_worker() {
-    return static_cast<pid_t>(syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+    return static_cast<pid_t>(
+        syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
 }
 
 // Sessions of a pool that does not choose its session.save_path go to
@@ -94,7 +97,8 @@ void default_session_dir(const config::PoolConfig& pool) {
         }
     }
     std::string root = pool.chroot;
-    while (!root.empty() && root.back() == '/') root.pop_back();
+    while (!root.empty() && root.back() == '/')
+        root.pop_back();
     std::string err = session_dir::prepare(root + session_dir::kDefaultBase, pool.name, uid, gid);
     if (!err.empty()) {
         ZLOG_WARNING("[pool %s] no session directory of its own, session.save_path stays PHP's "
@@ -123,7 +127,8 @@ void run(const Params& params) {
     while (receive(params.control_fd, cmd, fds)) {
         pid_t pid = clone_worker();
         if (pid == 0) {
-            worker::Params wp{&params, cmd.slot, fds[0], fds[1], fds[2], fds[3], (cmd.fds & kStatusWorker) != 0};
+            worker::Params wp{
+                &params, cmd.slot, fds[0], fds[1], fds[2], fds[3], (cmd.fds & kStatusWorker) != 0};
             worker::run(wp);
         }
         for (int fd : fds)

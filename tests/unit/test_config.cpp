@@ -25,7 +25,8 @@ struct Loaded {
 
 Loaded load_text(const std::string& text, ParseOptions opts = {}) {
     static int n = 0;
-    std::string path = "/tmp/lowphp_test_config_" + std::to_string(getpid()) + "_" + std::to_string(++n) + ".conf";
+    std::string path =
+        "/tmp/lowphp_test_config_" + std::to_string(getpid()) + "_" + std::to_string(++n) + ".conf";
     std::ofstream(path) << text;
     if (opts.default_prefix.empty()) opts.default_prefix = "/usr";
     Loaded l{path, load(path, opts)};
@@ -35,7 +36,8 @@ Loaded load_text(const std::string& text, ParseOptions opts = {}) {
 
 std::vector<std::string> texts(const ParseResult& r) {
     std::vector<std::string> out;
-    for (const auto& m : r.messages) out.push_back(m.text);
+    for (const auto& m : r.messages)
+        out.push_back(m.text);
     return out;
 }
 
@@ -131,14 +133,18 @@ TEST_CASE("config: full.conf sets every directive type and dumps as php-fpm does
 TEST_CASE("config: booleans as fpm_conf_set_boolean after the INI scanner") {
     auto daemonize = [](const std::string& v) {
         Loaded l = load_text("[global]\ndaemonize = " + v + "\n" + kPool);
-        return l.r.config ? std::string(l.r.config->global.daemonize ? "yes" : "no") : l.r.messages.at(0).text;
+        return l.r.config ? std::string(l.r.config->global.daemonize ? "yes" : "no")
+                          : l.r.messages.at(0).text;
     };
-    for (const char* y : {"1", "yes", "on", "true", "TRUE", "On", "\"yes\"", "\"true\"", "'yes'", "1|0"})
+    for (const char* y :
+         {"1", "yes", "on", "true", "TRUE", "On", "\"yes\"", "\"true\"", "'yes'", "1|0"})
         CHECK(daemonize(y) == "yes");
-    for (const char* n : {"0", "", "no", "off", "none", "null", "NULL", "FaLsE", "\"0\"", "\"off\"", "\"no\""})
+    for (const char* n :
+         {"0", "", "no", "off", "none", "null", "NULL", "FaLsE", "\"0\"", "\"off\"", "\"no\""})
         CHECK(daemonize(n) == "no");
     for (const char* bad : {"2", "-1", "00", "\" 1\"", "\"On\"", "~0", "\"null\""})
-        CHECK(daemonize(bad).find("] unable to parse value for entry 'daemonize': invalid boolean value") !=
+        CHECK(daemonize(bad).find(
+                  "] unable to parse value for entry 'daemonize': invalid boolean value") !=
               std::string::npos);
 }
 
@@ -148,22 +154,35 @@ TEST_CASE("config: integers, times, enums and rlimit_core") {
         return l.r.config ? std::string() : l.r.messages.at(0).text;
     };
     Loaded l = load_text("[global]\nlog_limit = abc\n" + kPool);
-    CHECK(texts(l.r) == std::vector<std::string>{
-                            "[" + l.path + ":2] unable to parse value for entry 'log_limit': is not a valid number (greater or equal than zero)",
-                            "failed to load configuration file '" + l.path + "'"});
+    CHECK(texts(l.r) ==
+          std::vector<std::string>{"[" + l.path +
+                                       ":2] unable to parse value for entry 'log_limit': is not a "
+                                       "valid number (greater or equal than zero)",
+                                   "failed to load configuration file '" + l.path + "'"});
     for (const char* bad : {"12abc", "\" 12\"", "1.5", "+3"})
-        CHECK(global_error(std::string("log_limit = ") + bad).find("is not a valid number") != std::string::npos);
-    CHECK(global_error("emergency_restart_interval = 5x").find("': unknown suffix used in time value") != std::string::npos);
-    CHECK(global_error("emergency_restart_interval = 5S").find("unknown suffix used in time value") != std::string::npos);
-    CHECK(global_error("emergency_restart_interval =").find("': invalid time value") != std::string::npos);
-    CHECK(global_error("log_level = foo").find("entry 'log_level': invalid value for 'log_level'") != std::string::npos);
-    CHECK(global_error("syslog.facility = bogus").find("entry 'syslog.facility': invalid value") != std::string::npos);
-    CHECK(global_error("rlimit_core = -1").find("must be greater than zero or 'unlimited'") != std::string::npos);
+        CHECK(global_error(std::string("log_limit = ") + bad).find("is not a valid number") !=
+              std::string::npos);
+    CHECK(global_error("emergency_restart_interval = 5x")
+              .find("': unknown suffix used in time value") != std::string::npos);
+    CHECK(
+        global_error("emergency_restart_interval = 5S").find("unknown suffix used in time value") !=
+        std::string::npos);
+    CHECK(global_error("emergency_restart_interval =").find("': invalid time value") !=
+          std::string::npos);
+    CHECK(
+        global_error("log_level = foo").find("entry 'log_level': invalid value for 'log_level'") !=
+        std::string::npos);
+    CHECK(global_error("syslog.facility = bogus").find("entry 'syslog.facility': invalid value") !=
+          std::string::npos);
+    CHECK(global_error("rlimit_core = -1").find("must be greater than zero or 'unlimited'") !=
+          std::string::npos);
     CHECK(global_error("rlimit_core = x").find("is not a valid number") != std::string::npos);
     CHECK(global_error("log_limit = 5") == "log_limit must be greater than 512");
     CHECK(global_error("process.max = -1") == "process_max can't be negative");
-    CHECK(global_error("process.priority = 50") == "process.priority must be included into [-19,20]");
-    CHECK(global_error("events.mechanism = bogus") == "event mechanism 'bogus' is not available on this system");
+    CHECK(global_error("process.priority = 50") ==
+          "process.priority must be included into [-19,20]");
+    CHECK(global_error("events.mechanism = bogus") ==
+          "event mechanism 'bogus' is not available on this system");
 
     auto g = [](const std::string& line) {
         Loaded l = load_text("[global]\n" + line + "\n" + kPool);
@@ -181,12 +200,16 @@ TEST_CASE("config: integers, times, enums and rlimit_core") {
     CHECK(g("DAEMONIZE = no").daemonize == false); // directive names are case-insensitive
 
     Loaded pm = load_text("[www]\nlisten = 9000\npm = foo\n");
-    CHECK(pm.r.messages.at(0).text == "[" + pm.path + ":3] unable to parse value for entry 'pm': invalid process manager (static, dynamic or ondemand)");
-    Loaded pm2 = load_text("[www]\nlisten = 9000\npm = Static\npm.max_children = 3\npm.max_requests = -3\n");
+    CHECK(pm.r.messages.at(0).text == "[" + pm.path +
+                                          ":3] unable to parse value for entry 'pm': invalid "
+                                          "process manager (static, dynamic or ondemand)");
+    Loaded pm2 =
+        load_text("[www]\nlisten = 9000\npm = Static\npm.max_children = 3\npm.max_requests = -3\n");
     REQUIRE(pm2.r.config);
     CHECK(pm2.r.config->pools[0].pm == PmStyle::Static);
     CHECK(pm2.r.config->pools[0].pm_max_requests == -3);
-    CHECK(one_error(kPool + "pm.max_requests = 1-2\n").find("is not a valid number") != std::string::npos);
+    CHECK(one_error(kPool + "pm.max_requests = 1-2\n").find("is not a valid number") !=
+          std::string::npos);
 }
 
 TEST_CASE("config: values go through the Zend INI scanner") {
@@ -236,28 +259,38 @@ TEST_CASE("config: syntax errors are PHP's own lines") {
     CHECK(raw("a=b") == "PHP:  syntax error, unexpected '=' in Unknown on line 1");
     CHECK(raw("x!") == "PHP:  syntax error, unexpected '!' in Unknown on line 1");
     CHECK(raw("~") == "PHP:  syntax error, unexpected END_OF_LINE in Unknown on line 2");
-    CHECK(raw("(1") == "PHP:  syntax error, unexpected END_OF_LINE, expecting '^' or '|' or '&' or ')' in Unknown on line 2");
-    CHECK(raw("\"multi") == "PHP:  syntax error, unexpected end of file, expecting TC_DOLLAR_CURLY or TC_QUOTED_STRING or '\"' in Unknown on line 2");
+    CHECK(raw("(1") == "PHP:  syntax error, unexpected END_OF_LINE, expecting '^' or '|' or '&' or "
+                       "')' in Unknown on line 2");
+    CHECK(raw("\"multi") == "PHP:  syntax error, unexpected end of file, expecting TC_DOLLAR_CURLY "
+                            "or TC_QUOTED_STRING or '\"' in Unknown on line 2");
     Loaded s = load_text("[foo\n");
-    CHECK(s.r.messages.at(0).text == "PHP:  syntax error, unexpected end of file, expecting ']' in Unknown on line 1");
+    CHECK(s.r.messages.at(0).text ==
+          "PHP:  syntax error, unexpected end of file, expecting ']' in Unknown on line 1");
 }
 
 TEST_CASE("config: sections, unknown entries and their file:line") {
     Loaded l = load_text("foo = bar\n" + kPool);
-    CHECK(texts(l.r) == std::vector<std::string>{"[" + l.path + ":1] unknown entry 'foo'",
-                                                 "failed to load configuration file '" + l.path + "'"});
+    CHECK(texts(l.r) ==
+          std::vector<std::string>{"[" + l.path + ":1] unknown entry 'foo'",
+                                   "failed to load configuration file '" + l.path + "'"});
     CHECK(l.r.messages[0].level == LogLevel::Error);
     // Before any section, directives belong to [global].
     Loaded g = load_text("daemonize = no\n" + kPool);
     REQUIRE(g.r.config);
     CHECK_FALSE(g.r.config->global.daemonize);
-    CHECK(one_error(kPool + "daemonize = yes\n").find(":5] unknown entry 'daemonize'") != std::string::npos);
-    CHECK(one_error(kPool + "listen.setfib = 3\n").find(":5] unknown entry 'listen.setfib'") != std::string::npos);
-    CHECK(one_error(kPool + "justaword\n").find(":5] value is NULL for a ZEND_INI_PARSER_ENTRY") != std::string::npos);
-    CHECK(one_error("#comment\n" + kPool).find(":1] value is NULL for a ZEND_INI_PARSER_ENTRY") != std::string::npos);
-    CHECK(one_error(kPool + "# hash = 1\n").find(":5] unknown entry '# hash'") != std::string::npos);
+    CHECK(one_error(kPool + "daemonize = yes\n").find(":5] unknown entry 'daemonize'") !=
+          std::string::npos);
+    CHECK(one_error(kPool + "listen.setfib = 3\n").find(":5] unknown entry 'listen.setfib'") !=
+          std::string::npos);
+    CHECK(one_error(kPool + "justaword\n").find(":5] value is NULL for a ZEND_INI_PARSER_ENTRY") !=
+          std::string::npos);
+    CHECK(one_error("#comment\n" + kPool).find(":1] value is NULL for a ZEND_INI_PARSER_ENTRY") !=
+          std::string::npos);
+    CHECK(one_error(kPool + "# hash = 1\n").find(":5] unknown entry '# hash'") !=
+          std::string::npos);
     // A section seen twice is the same pool; names keep their blanks.
-    Loaded again = load_text(kPool + "[ sp ]\nlisten = 9005\npm = static\npm.max_children = 1\n[www]\nlisten = 9001\n");
+    Loaded again = load_text(
+        kPool + "[ sp ]\nlisten = 9005\npm = static\npm.max_children = 1\n[www]\nlisten = 9001\n");
     REQUIRE(again.r.config);
     REQUIRE(again.r.config->pools.size() == 2);
     CHECK(again.r.config->pools[0].listen == "9001");
@@ -265,27 +298,42 @@ TEST_CASE("config: sections, unknown entries and their file:line") {
 }
 
 TEST_CASE("config: arrays keep php-fpm's order, newest first") {
-    Loaded l = load_text(kPool + "env[A]=1\nenv[B]=2\nenv[A]=3\nphp_flag[x] = off\nphp_flag[y] = \"on\"\n"
-                                 "php_admin_flag[z]=1\nphp_value[x]=5\nphp_admin_value[x]=6\nphp_admin_flag[v]=\"\"\n"
-                                 "access.suppress_path[] = /a\naccess.suppress_path[] = /b\nphp_value[ k y ] = 1\nphp_value[\"q\"] = 2\n");
+    Loaded l = load_text(
+        kPool +
+        "env[A]=1\nenv[B]=2\nenv[A]=3\nphp_flag[x] = off\nphp_flag[y] = \"on\"\n"
+        "php_admin_flag[z]=1\nphp_value[x]=5\nphp_admin_value[x]=6\nphp_admin_flag[v]=\"\"\n"
+        "access.suppress_path[] = /a\naccess.suppress_path[] = /b\nphp_value[ k y ] = "
+        "1\nphp_value[\"q\"] = 2\n");
     REQUIRE(l.r.config);
     const PoolConfig& p = l.r.config->pools[0];
     using KV = std::pair<std::string, std::string>;
     CHECK(p.env == std::vector<KV>{{"A", "3"}, {"B", "2"}, {"A", "1"}});
     std::vector<KV> values, admin;
-    for (const auto& s : p.php_values) values.emplace_back(s.name, s.value);
-    for (const auto& s : p.php_admin_values) admin.emplace_back(s.name, s.value);
+    for (const auto& s : p.php_values)
+        values.emplace_back(s.name, s.value);
+    for (const auto& s : p.php_admin_values)
+        admin.emplace_back(s.name, s.value);
     CHECK(values == std::vector<KV>{{"q", "2"}, {"k y ", "1"}, {"x", "5"}, {"y", "1"}, {"x", "0"}});
     CHECK(admin == std::vector<KV>{{"v", "0"}, {"x", "6"}, {"z", "1"}});
     CHECK(p.access_suppress_path == std::vector<std::string>{"/b", "/a"});
 
-    CHECK(one_error(kPool + "php_value[] = 1\n").find(":5] You must provide a key for field 'php_value'") != std::string::npos);
-    CHECK(one_error(kPool + "env[] = 1\n").find(":5] You must provide a key for field 'env'") != std::string::npos);
-    CHECK(one_error(kPool + "access.suppress_path[] = a\n").find(":5] Values provided to field 'access.suppress_path' must begin with '/'") != std::string::npos);
-    CHECK(one_error(kPool + "access.suppress_path[k] = /a\n").find(":5] Keys provided to field 'access.suppress_path' are ignored") != std::string::npos);
-    CHECK(one_error(kPool + "php_flag[x] = maybe\n").find(":5] error while parsing 'php_flag[x]' : invalid boolean value") != std::string::npos);
-    CHECK(one_error(kPool + "php_flag[x] = \"On\"\n").find("invalid boolean value") != std::string::npos);
-    CHECK(one_error(kPool + "PHP_VALUE[x] = 1\n").find(":5] unknown directive 'PHP_VALUE'") != std::string::npos);
+    CHECK(one_error(kPool + "php_value[] = 1\n")
+              .find(":5] You must provide a key for field 'php_value'") != std::string::npos);
+    CHECK(one_error(kPool + "env[] = 1\n").find(":5] You must provide a key for field 'env'") !=
+          std::string::npos);
+    CHECK(one_error(kPool + "access.suppress_path[] = a\n")
+              .find(":5] Values provided to field 'access.suppress_path' must begin with '/'") !=
+          std::string::npos);
+    CHECK(one_error(kPool + "access.suppress_path[k] = /a\n")
+              .find(":5] Keys provided to field 'access.suppress_path' are ignored") !=
+          std::string::npos);
+    CHECK(one_error(kPool + "php_flag[x] = maybe\n")
+              .find(":5] error while parsing 'php_flag[x]' : invalid boolean value") !=
+          std::string::npos);
+    CHECK(one_error(kPool + "php_flag[x] = \"On\"\n").find("invalid boolean value") !=
+          std::string::npos);
+    CHECK(one_error(kPool + "PHP_VALUE[x] = 1\n").find(":5] unknown directive 'PHP_VALUE'") !=
+          std::string::npos);
 }
 
 TEST_CASE("config: includes, relative to the prefix, nested at most 5 files deep") {
@@ -304,29 +352,33 @@ TEST_CASE("config: includes, relative to the prefix, nested at most 5 files deep
     CHECK(load(kData + "/nest_ok.conf", o).config);
     std::string n = kData + "/nest/n";
     ParseResult deep = load(kData + "/nest_deep.conf", o);
-    CHECK(texts(deep) == std::vector<std::string>{
-                             "failed to include more than 5 files recursively",
-                             "Unable to include " + n + "6.inc from " + n + "5.inc at line 1",
-                             "Unable to include " + n + "5.inc from " + n + "4.inc at line 1",
-                             "Unable to include " + n + "4.inc from " + n + "3.inc at line 1",
-                             "Unable to include " + n + "3.inc from " + n + "2.inc at line 1",
-                             "Unable to include " + n + "2.inc from " + kData + "/nest_deep.conf at line 1",
-                             "failed to load configuration file '" + kData + "/nest_deep.conf'"});
+    CHECK(texts(deep) ==
+          std::vector<std::string>{
+              "failed to include more than 5 files recursively",
+              "Unable to include " + n + "6.inc from " + n + "5.inc at line 1",
+              "Unable to include " + n + "5.inc from " + n + "4.inc at line 1",
+              "Unable to include " + n + "4.inc from " + n + "3.inc at line 1",
+              "Unable to include " + n + "3.inc from " + n + "2.inc at line 1",
+              "Unable to include " + n + "2.inc from " + kData + "/nest_deep.conf at line 1",
+              "failed to load configuration file '" + kData + "/nest_deep.conf'"});
 
     Loaded none = load_text(kPool + "include = " + kData + "/nomatch*.conf\n");
     REQUIRE(none.r.config);
     REQUIRE(none.r.messages.size() == 1);
     CHECK(none.r.messages[0].level == LogLevel::Warning);
-    CHECK(none.r.messages[0].text == "Nothing matches the include pattern '" + kData + "/nomatch*.conf' from " + none.path + " at line 5.");
+    CHECK(none.r.messages[0].text == "Nothing matches the include pattern '" + kData +
+                                         "/nomatch*.conf' from " + none.path + " at line 5.");
     Loaded bad = load_text(kPool + "include = rel/*.conf\n");
-    CHECK(bad.r.messages.at(0).text == "Unable to globalize '/usr/rel/*.conf' (ret=2) from " + bad.path + " at line 5.");
+    CHECK(bad.r.messages.at(0).text ==
+          "Unable to globalize '/usr/rel/*.conf' (ret=2) from " + bad.path + " at line 5.");
     // After an include php-fpm numbers on from the included file's line count.
     Loaded count = load_text(kPool + "include = " + kData + "/pool.d/b.conf\nbogus = 1\n");
     CHECK(count.r.messages.at(0).text == "[" + count.path + ":6] unknown entry 'bogus'");
 }
 
 TEST_CASE("config: prefix, $prefix and relative paths") {
-    Loaded none = load_text(kPool + "listen = rel.sock\nslowlog = slow.log\naccess.log = acc.log\n");
+    Loaded none =
+        load_text(kPool + "listen = rel.sock\nslowlog = slow.log\naccess.log = acc.log\n");
     REQUIRE(none.r.config);
     const PoolConfig& p = none.r.config->pools[0];
     CHECK(p.listen == "/usr/rel.sock");
@@ -336,14 +388,17 @@ TEST_CASE("config: prefix, $prefix and relative paths") {
 
     ParseOptions o;
     o.prefix = kData;
-    Loaded pfx = load_text("[global]\npid = run/x.pid\n" + kPool + "listen = rel.sock\nchroot = $prefix/nest\nchdir = /\n", o);
+    Loaded pfx = load_text("[global]\npid = run/x.pid\n" + kPool +
+                               "listen = rel.sock\nchroot = $prefix/nest\nchdir = /\n",
+                           o);
     REQUIRE(pfx.r.config);
     CHECK(pfx.r.config->global.pid == kData + "/run/x.pid");
     CHECK(pfx.r.config->global.error_log == kData + "/log/php-fpm.log");
     CHECK(pfx.r.config->pools[0].listen == kData + "/rel.sock");
     CHECK(pfx.r.config->pools[0].chroot == kData + "//nest");
 
-    Loaded pool_prefix = load_text(kPool + "prefix = pool.d\nlisten = rel.sock\nchdir = skipped.conf.d\n", o);
+    Loaded pool_prefix =
+        load_text(kPool + "prefix = pool.d\nlisten = rel.sock\nchdir = skipped.conf.d\n", o);
     REQUIRE(pool_prefix.r.config);
     CHECK(pool_prefix.r.config->pools[0].prefix == kData + "/pool.d");
     CHECK(pool_prefix.r.config->pools[0].listen == kData + "/pool.d/rel.sock");
@@ -354,11 +409,15 @@ TEST_CASE("config: prefix, $prefix and relative paths") {
     CHECK(g.r.config->global.pid == "/var/run/x.pid");
     CHECK(g.r.config->global.error_log == "syslog");
 
-    CHECK(one_error(kPool + "prefix = /nonexist\n") == "[pool www] the prefix '/nonexist' does not exist or is not a directory");
-    CHECK(one_error(kPool + "chroot = $prefix/nonexist\n") == "[pool www] the chroot path '/usr//nonexist' does not exist or is not a directory");
-    CHECK(one_error(kPool + "chdir = /nonexist\n") == "[pool www] the chdir path '/nonexist' does not exist or is not a directory");
+    CHECK(one_error(kPool + "prefix = /nonexist\n") ==
+          "[pool www] the prefix '/nonexist' does not exist or is not a directory");
+    CHECK(one_error(kPool + "chroot = $prefix/nonexist\n") ==
+          "[pool www] the chroot path '/usr//nonexist' does not exist or is not a directory");
+    CHECK(one_error(kPool + "chdir = /nonexist\n") ==
+          "[pool www] the chdir path '/nonexist' does not exist or is not a directory");
     CHECK(one_error(kPool + "chroot = /tmp\nchdir = /lowphp-nonexist\n") ==
-          "[pool www] the chdir path '/lowphp-nonexist' within the chroot path '/tmp' ('/tmp/lowphp-nonexist') does not exist or is not a directory");
+          "[pool www] the chdir path '/lowphp-nonexist' within the chroot path '/tmp' "
+          "('/tmp/lowphp-nonexist') does not exist or is not a directory");
 }
 
 TEST_CASE("config: pool validation messages, levels and follow-up line") {
@@ -371,43 +430,60 @@ TEST_CASE("config: pool validation messages, levels and follow-up line") {
         CHECK(m.text == msg);
         CHECK(l.r.messages.back().text == "failed to post process the configuration");
     };
-    check("[global]\n", LogLevel::Error, "No pool defined. at least one pool section must be specified in config file");
-    check("[www]\npm = static\n", LogLevel::Alert, "[pool www] no listen address have been defined!");
-    check("[www]\nlisten = 9000\n", LogLevel::Alert, "[pool www] the process manager is missing (static, dynamic or ondemand)");
-    check("[www]\nlisten = 9000\npm = static\n", LogLevel::Alert, "[pool www] pm.max_children must be a positive value");
+    check("[global]\n", LogLevel::Error,
+          "No pool defined. at least one pool section must be specified in config file");
+    check("[www]\npm = static\n", LogLevel::Alert,
+          "[pool www] no listen address have been defined!");
+    check("[www]\nlisten = 9000\n", LogLevel::Alert,
+          "[pool www] the process manager is missing (static, dynamic or ondemand)");
+    check("[www]\nlisten = 9000\npm = static\n", LogLevel::Alert,
+          "[pool www] pm.max_children must be a positive value");
     std::string dyn = "[www]\nlisten = 9000\npm = dynamic\npm.max_children = 5\n";
     check(dyn, LogLevel::Alert, "[pool www] pm.min_spare_servers(0) must be a positive value");
-    check(dyn + "pm.min_spare_servers = 1\n", LogLevel::Alert, "[pool www] pm.max_spare_servers(0) must be a positive value");
+    check(dyn + "pm.min_spare_servers = 1\n", LogLevel::Alert,
+          "[pool www] pm.max_spare_servers(0) must be a positive value");
     check(dyn + "pm.min_spare_servers = 1\npm.max_spare_servers = 6\n", LogLevel::Alert,
-          "[pool www] pm.min_spare_servers(1) and pm.max_spare_servers(6) cannot be greater than pm.max_children(5)");
+          "[pool www] pm.min_spare_servers(1) and pm.max_spare_servers(6) cannot be greater than "
+          "pm.max_children(5)");
     check(dyn + "pm.min_spare_servers = 3\npm.max_spare_servers = 2\n", LogLevel::Alert,
           "[pool www] pm.max_spare_servers(2) must not be less than pm.min_spare_servers(3)");
-    check(dyn + "pm.min_spare_servers = 2\npm.max_spare_servers = 3\npm.start_servers = 4\n", LogLevel::Alert,
-          "[pool www] pm.start_servers(4) must not be less than pm.min_spare_servers(2) and not greater than pm.max_spare_servers(3)");
-    check(dyn + "pm.min_spare_servers = 2\npm.max_spare_servers = 4\npm.max_spawn_rate = 0\n", LogLevel::Alert,
-          "[pool www] pm.max_spawn_rate must be a positive value");
-    check("[www]\nlisten = 9000\npm = ondemand\npm.max_children = 5\npm.process_idle_timeout = 0\n", LogLevel::Alert,
-          "[pool www] pm.process_idle_timeout(0s) must be greater than 0s");
-    check(kPool + "process.priority = -30\n", LogLevel::Error, "[pool www] process.priority must be included into [-19,20]");
+    check(dyn + "pm.min_spare_servers = 2\npm.max_spare_servers = 3\npm.start_servers = 4\n",
+          LogLevel::Alert,
+          "[pool www] pm.start_servers(4) must not be less than pm.min_spare_servers(2) and not "
+          "greater than pm.max_spare_servers(3)");
+    check(dyn + "pm.min_spare_servers = 2\npm.max_spare_servers = 4\npm.max_spawn_rate = 0\n",
+          LogLevel::Alert, "[pool www] pm.max_spawn_rate must be a positive value");
+    check("[www]\nlisten = 9000\npm = ondemand\npm.max_children = 5\npm.process_idle_timeout = 0\n",
+          LogLevel::Alert, "[pool www] pm.process_idle_timeout(0s) must be greater than 0s");
+    check(kPool + "process.priority = -30\n", LogLevel::Error,
+          "[pool www] process.priority must be included into [-19,20]");
     check(kPool + "request_slowlog_timeout = 10\n", LogLevel::Error,
           "[pool www] 'slowlog' must be specified for use with 'request_slowlog_timeout'");
-    check(kPool + "request_slowlog_timeout = 10\nslowlog = /tmp/s.log\nrequest_terminate_timeout = 5\n", LogLevel::Error,
-          "[pool www] 'request_slowlog_timeout' (10) can't be greater than 'request_terminate_timeout' (5)");
+    check(kPool +
+              "request_slowlog_timeout = 10\nslowlog = /tmp/s.log\nrequest_terminate_timeout = 5\n",
+          LogLevel::Error,
+          "[pool www] 'request_slowlog_timeout' (10) can't be greater than "
+          "'request_terminate_timeout' (5)");
     check(kPool + "request_slowlog_trace_depth = 5\n", LogLevel::Error,
           "[pool www] 'slowlog' must be specified for use with 'request_slowlog_trace_depth'");
     check(kPool + "request_slowlog_trace_depth = -1\nslowlog = /tmp/s.log\n", LogLevel::Error,
           "[pool www] 'request_slowlog_trace_depth' (-1) must be a positive value");
-    check(kPool + "pm.status_path = status\n", LogLevel::Error, "[pool www] the status path 'status' must start with a '/'");
+    check(kPool + "pm.status_path = status\n", LogLevel::Error,
+          "[pool www] the status path 'status' must start with a '/'");
     check(kPool + "pm.status_path = /st atus\n", LogLevel::Error,
-          "[pool www] the status path '/st atus' must contain only the following characters '[alphanum]/_-.~'");
-    check(kPool + "ping.path = ping\n", LogLevel::Error, "[pool www] the ping path 'ping' must start with a '/'");
+          "[pool www] the status path '/st atus' must contain only the following characters "
+          "'[alphanum]/_-.~'");
+    check(kPool + "ping.path = ping\n", LogLevel::Error,
+          "[pool www] the ping path 'ping' must start with a '/'");
     check(kPool + "[w2]\nlisten = 9000\npm = static\npm.max_children = 1\n", LogLevel::Error,
           "[pool w2] unable to set listen address as it's already used in another pool 'www'");
 }
 
 TEST_CASE("config: start_servers notice, defaults filled after checks") {
-    Loaded l = load_text("[www]\nlisten = 9000\npm = dynamic\npm.max_children = 5\npm.min_spare_servers = 1\npm.max_spare_servers = 3\n"
-                         "ping.path = /ping\npm.status_listen = 9001\nrequest_slowlog_trace_depth = 0\n");
+    Loaded l =
+        load_text("[www]\nlisten = 9000\npm = dynamic\npm.max_children = 5\npm.min_spare_servers = "
+                  "1\npm.max_spare_servers = 3\n"
+                  "ping.path = /ping\npm.status_listen = 9001\nrequest_slowlog_trace_depth = 0\n");
     REQUIRE(l.r.config);
     REQUIRE(l.r.messages.size() == 1);
     CHECK(l.r.messages[0].level == LogLevel::Notice);
@@ -424,7 +500,8 @@ TEST_CASE("config: lowphp additions are accepted and dumped only when set") {
     Loaded plain = load_text(kPool);
     REQUIRE(plain.r.config);
     CHECK(dumped(*plain.r.config, "php_ini") == "<absent>");
-    Loaded l = load_text(kPool + "php_ini = /etc/lowphp/$pool.ini\nphp_ini_scan_dir = /etc/lowphp/conf.d\n");
+    Loaded l = load_text(
+        kPool + "php_ini = /etc/lowphp/$pool.ini\nphp_ini_scan_dir = /etc/lowphp/conf.d\n");
     REQUIRE(l.r.config);
     CHECK(l.r.config->pools[0].php_ini == "/etc/lowphp/www.ini");
     std::vector<std::string> d = dump(*l.r.config);
@@ -436,9 +513,10 @@ TEST_CASE("config: lowphp additions are accepted and dumped only when set") {
 TEST_CASE("config: a missing main file") {
     ParseResult r = load("/nonexistent/lowphp.conf", {});
     CHECK_FALSE(r.config);
-    CHECK(texts(r) == std::vector<std::string>{
-                          "failed to open configuration file '/nonexistent/lowphp.conf': No such file or directory (2)",
-                          "failed to load configuration file '/nonexistent/lowphp.conf'"});
+    CHECK(texts(r) ==
+          std::vector<std::string>{"failed to open configuration file '/nonexistent/lowphp.conf': "
+                                   "No such file or directory (2)",
+                                   "failed to load configuration file '/nonexistent/lowphp.conf'"});
 }
 
 // ---------------------------------------------------------------------------
@@ -478,7 +556,8 @@ PoolConfig pool_with(const std::string& lines) {
 }
 
 // The two lines php-fpm logs for a value it cannot parse in the 5th line.
-std::vector<std::string> parse_failure(const Loaded& l, const std::string& entry, const std::string& why) {
+std::vector<std::string> parse_failure(const Loaded& l, const std::string& entry,
+                                       const std::string& why) {
     return {"[" + l.path + ":5] unable to parse value for entry '" + entry + "': " + why,
             "failed to load configuration file '" + l.path + "'"};
 }
@@ -486,13 +565,14 @@ std::vector<std::string> parse_failure(const Loaded& l, const std::string& entry
 } // namespace
 
 TEST_CASE("config: string, int, bool, time, enum and rlimit directives in a pool") {
-    PoolConfig p = pool_with("user = nobody\ngroup = nogroup\nlisten.owner = www-data\nlisten.mode = 0666\n"
-                             "pm.max_requests = 500\nlisten.backlog = 128\npm.status_path = /status\n"
-                             "ping.path = /ping\nping.response = alive\n"
-                             "catch_workers_output = yes\ndecorate_workers_output = no\nclear_env = off\n"
-                             "process.dumpable = true\nrequest_terminate_timeout = 30s\n"
-                             "request_terminate_timeout_track_finished = 1\nrlimit_core = unlimited\n"
-                             "rlimit_files = 4096\nsecurity.limit_extensions = .php .php8\n");
+    PoolConfig p =
+        pool_with("user = nobody\ngroup = nogroup\nlisten.owner = www-data\nlisten.mode = 0666\n"
+                  "pm.max_requests = 500\nlisten.backlog = 128\npm.status_path = /status\n"
+                  "ping.path = /ping\nping.response = alive\n"
+                  "catch_workers_output = yes\ndecorate_workers_output = no\nclear_env = off\n"
+                  "process.dumpable = true\nrequest_terminate_timeout = 30s\n"
+                  "request_terminate_timeout_track_finished = 1\nrlimit_core = unlimited\n"
+                  "rlimit_files = 4096\nsecurity.limit_extensions = .php .php8\n");
     CHECK(p.user == "nobody");
     CHECK(p.group == "nogroup");
     CHECK(p.listen_owner == "www-data");
@@ -554,7 +634,8 @@ TEST_CASE("config: time suffixes s, m, h, d and plain seconds") {
 TEST_CASE("config: enums pm and log_level") {
     auto pm = [](const std::string& style) {
         Loaded l = load_text("[www]\nlisten = 9000\npm = " + style +
-                             "\npm.max_children = 4\npm.start_servers = 1\npm.min_spare_servers = 1\npm.max_spare_servers = 2\n");
+                             "\npm.max_children = 4\npm.start_servers = 1\npm.min_spare_servers = "
+                             "1\npm.max_spare_servers = 2\n");
         REQUIRE(l.r.config);
         return l.r.config->pools[0].pm;
     };
@@ -577,28 +658,33 @@ TEST_CASE("config: enums pm and log_level") {
 
 TEST_CASE("config: parse errors name file and line, then the file") {
     Loaded children = load_text("[www]\nlisten = 9000\npm = static\n\npm.max_children = abc\n");
-    CHECK(texts(children.r) == parse_failure(children, "pm.max_children", "is not a valid number (greater or equal than zero)"));
+    CHECK(texts(children.r) == parse_failure(children, "pm.max_children",
+                                             "is not a valid number (greater or equal than zero)"));
     Loaded cwo = load_text(kPool + "catch_workers_output = maybe\n");
     CHECK(texts(cwo.r) == parse_failure(cwo, "catch_workers_output", "invalid boolean value"));
     Loaded rtt = load_text(kPool + "request_terminate_timeout = 10x\n");
-    CHECK(texts(rtt.r) == parse_failure(rtt, "request_terminate_timeout", "unknown suffix used in time value"));
+    CHECK(texts(rtt.r) ==
+          parse_failure(rtt, "request_terminate_timeout", "unknown suffix used in time value"));
     Loaded pm = load_text("[www]\nlisten = 9000\npm.max_children = 2\n\npm = sometimes\n");
-    CHECK(texts(pm.r) == parse_failure(pm, "pm", "invalid process manager (static, dynamic or ondemand)"));
+    CHECK(texts(pm.r) ==
+          parse_failure(pm, "pm", "invalid process manager (static, dynamic or ondemand)"));
     for (const Loaded* l : {&children, &cwo, &rtt, &pm}) {
         CHECK_FALSE(l->r.config);
         CHECK(l->r.messages.at(0).level == LogLevel::Error);
     }
     // "-1" is a number to the parser; validation then refuses it.
     Loaded neg = load_text("[www]\nlisten = 9000\npm = static\npm.max_children = -1\n");
-    CHECK(texts(neg.r) == std::vector<std::string>{"[pool www] pm.max_children must be a positive value",
-                                                   "failed to post process the configuration"});
+    CHECK(texts(neg.r) ==
+          std::vector<std::string>{"[pool www] pm.max_children must be a positive value",
+                                   "failed to post process the configuration"});
 }
 
 TEST_CASE("config: a pool directive in [global] is an unknown entry") {
     Loaded l = load_text("[global]\nlisten = 9000\n" + kPool);
     CHECK_FALSE(l.r.config);
-    CHECK(texts(l.r) == std::vector<std::string>{"[" + l.path + ":2] unknown entry 'listen'",
-                                                 "failed to load configuration file '" + l.path + "'"});
+    CHECK(texts(l.r) ==
+          std::vector<std::string>{"[" + l.path + ":2] unknown entry 'listen'",
+                                   "failed to load configuration file '" + l.path + "'"});
 }
 
 TEST_CASE("config: comments, blank lines and double quotes") {
@@ -611,8 +697,9 @@ TEST_CASE("config: comments, blank lines and double quotes") {
 
 TEST_CASE("config: $pool and ${ENV} in values") {
     setenv("LOWPHP_TEST_SOCKDIR", "/run/lowphp-test", 1);
-    PoolConfig p = pool_with("listen = ${LOWPHP_TEST_SOCKDIR}/$pool.sock\nslowlog = /var/log/$pool.slow\n"
-                             "env[HOME_DIR] = ${LOWPHP_TEST_SOCKDIR}\n");
+    PoolConfig p =
+        pool_with("listen = ${LOWPHP_TEST_SOCKDIR}/$pool.sock\nslowlog = /var/log/$pool.slow\n"
+                  "env[HOME_DIR] = ${LOWPHP_TEST_SOCKDIR}\n");
     CHECK(p.listen == "/run/lowphp-test/www.sock");
     CHECK(p.slowlog == "/var/log/www.slow");
     REQUIRE(p.env.size() == 1);
@@ -639,7 +726,8 @@ TEST_CASE("config: php_flag and php_admin_flag values become \"1\" / \"0\"") {
         CHECK(flag("php_admin_flag", off) == "0");
     }
     // Values pass through as written.
-    PoolConfig p = pool_with("php_value[memory_limit] = 256M\nphp_admin_value[open_basedir] = /srv:/tmp\n");
+    PoolConfig p =
+        pool_with("php_value[memory_limit] = 256M\nphp_admin_value[open_basedir] = /srv:/tmp\n");
     CHECK(p.php_values.at(0).value == "256M");
     CHECK(p.php_admin_values.at(0).value == "/srv:/tmp");
 }
@@ -648,7 +736,8 @@ TEST_CASE("config: a key given twice is kept twice, the first definition applied
     // php-fpm 8.2 keeps both (-tt prints the newest first) and applies the
     // list in that order, so the FIRST definition in the file is what PHP
     // and the environment end up with.
-    PoolConfig p = pool_with("env[A] = first\nenv[A] = second\nphp_admin_value[x] = 1\nphp_admin_value[x] = 2\n");
+    PoolConfig p = pool_with(
+        "env[A] = first\nenv[A] = second\nphp_admin_value[x] = 1\nphp_admin_value[x] = 2\n");
     REQUIRE(p.env.size() == 2);
     CHECK(p.env.back().second == "first");
     REQUIRE(p.php_admin_values.size() == 2);
@@ -658,11 +747,13 @@ TEST_CASE("config: a key given twice is kept twice, the first definition applied
 TEST_CASE("config: include= with absolute and prefix-relative globs, nested") {
     TempDir t;
     t.write("pools/b.conf", "[b]\nlisten = 9002\npm = static\npm.max_children = 1\n");
-    t.write("pools/a.conf", "[a]\nlisten = 9001\npm = static\npm.max_children = 1\ninclude = " + t.path + "/extra/*.inc\n");
+    t.write("pools/a.conf", "[a]\nlisten = 9001\npm = static\npm.max_children = 1\ninclude = " +
+                                t.path + "/extra/*.inc\n");
     t.write("pools/ignored.txt", "[ignored]\nlisten = 9009\n");
     t.write("extra/x.inc", "php_admin_value[from_nested] = yes\n");
     t.write("more/c.conf", "[c]\nlisten = 9003\npm = static\npm.max_children = 1\n");
-    std::string main = t.write("php-fpm.conf", "[global]\ninclude = " + t.path + "/pools/*.conf\ninclude = more/*.conf\n");
+    std::string main = t.write("php-fpm.conf", "[global]\ninclude = " + t.path +
+                                                   "/pools/*.conf\ninclude = more/*.conf\n");
 
     ParseOptions o;
     o.prefix = t.path;
@@ -670,7 +761,8 @@ TEST_CASE("config: include= with absolute and prefix-relative globs, nested") {
     REQUIRE(r.config);
     CHECK(r.messages.empty());
     std::vector<std::string> names;
-    for (const auto& p : r.config->pools) names.push_back(p.name);
+    for (const auto& p : r.config->pools)
+        names.push_back(p.name);
     CHECK(names == std::vector<std::string>{"a", "b", "c"}); // glob order, then the next include
     REQUIRE(r.config->pools[0].php_admin_values.size() == 1);
     CHECK(r.config->pools[0].php_admin_values[0].name == "from_nested");
@@ -688,37 +780,44 @@ TEST_CASE("config: include= with absolute and prefix-relative globs, nested") {
 
 TEST_CASE("config: validation after parsing") {
     Loaded none = load_text("[global]\n; only a comment\n");
-    CHECK(texts(none.r) == std::vector<std::string>{
-                               "No pool defined. at least one pool section must be specified in config file",
-                               "failed to post process the configuration"});
+    CHECK(texts(none.r) ==
+          std::vector<std::string>{
+              "No pool defined. at least one pool section must be specified in config file",
+              "failed to post process the configuration"});
     Loaded nolisten = load_text("[www]\npm = static\npm.max_children = 1\n");
-    CHECK(texts(nolisten.r) == std::vector<std::string>{"[pool www] no listen address have been defined!",
-                                                        "failed to post process the configuration"});
+    CHECK(texts(nolisten.r) ==
+          std::vector<std::string>{"[pool www] no listen address have been defined!",
+                                   "failed to post process the configuration"});
     Loaded same = load_text("[a]\nlisten = 9000\npm = static\npm.max_children = 1\n"
                             "[b]\nlisten = 9000\npm = static\npm.max_children = 1\n");
     CHECK_FALSE(same.r.config);
-    CHECK(texts(same.r) == std::vector<std::string>{
-                               "[pool b] unable to set listen address as it's already used in another pool 'a'",
-                               "failed to post process the configuration"});
+    CHECK(texts(same.r) ==
+          std::vector<std::string>{
+              "[pool b] unable to set listen address as it's already used in another pool 'a'",
+              "failed to post process the configuration"});
     // start_servers = min_spare + (max_spare - min_spare) / 2
     Loaded dyn = load_text("[www]\nlisten = 9000\npm = dynamic\npm.max_children = 10\n"
                            "pm.min_spare_servers = 2\npm.max_spare_servers = 7\n");
     REQUIRE(dyn.r.config);
-    CHECK(texts(dyn.r) == std::vector<std::string>{"[pool www] pm.start_servers is not set. It's been set to 4."});
+    CHECK(texts(dyn.r) ==
+          std::vector<std::string>{"[pool www] pm.start_servers is not set. It's been set to 4."});
     CHECK(dyn.r.config->pools[0].pm_start_servers == 4);
 }
 
 // php-fpm 8.2 compares 'unlimited' case-insensitively (-tt on "rlimit_core =
 // UNLIMITED" prints -1).
 TEST_CASE("config: rlimit_core = UNLIMITED, any case") {
-    Loaded l = load_text("[global]\nrlimit_core = UNLIMITED\n" + kPool + "rlimit_core = Unlimited\n");
+    Loaded l =
+        load_text("[global]\nrlimit_core = UNLIMITED\n" + kPool + "rlimit_core = Unlimited\n");
     REQUIRE(l.r.config);
     CHECK(l.r.config->global.rlimit_core == -1);
     CHECK(l.r.config->pools[0].rlimit_core == -1);
 }
 
 TEST_CASE("config: pm.max_memory (lowphp) takes php.ini sizes") {
-    for (auto [text, bytes] : {std::pair{"256M", 268435456ull}, {"1G", 1073741824ull}, {"512k", 524288ull},
+    for (auto [text, bytes] : {std::pair{"256M", 268435456ull},
+                               {"1G", 1073741824ull},
+                               {"512k", 524288ull},
                                {"1000", 1000ull}}) {
         Loaded l = load_text(kPool + "pm.max_memory = " + text + "\n");
         REQUIRE(l.r.config);

@@ -26,7 +26,8 @@ ResponseHead head(int status, std::vector<std::string> headers, std::string stat
 
 std::string block(const std::vector<std::string>& lines) {
     std::string out;
-    for (const auto& l : lines) out += l + "\r\n";
+    for (const auto& l : lines)
+        out += l + "\r\n";
     return out + "\r\n";
 }
 
@@ -83,14 +84,16 @@ TEST_CASE("header encoding: Location gives 302 Found, unless another code was se
 }
 
 TEST_CASE("header encoding: multiple headers keep their order") {
-    std::vector<std::string> hs = {kPowered, "X-A: 1", "X-B: 2", "Set-Cookie: a=b", "X-A: 3", kHtml};
+    std::vector<std::string> hs = {kPowered,          "X-A: 1", "X-B: 2",
+                                   "Set-Cookie: a=b", "X-A: 3", kHtml};
     CHECK(encode_head(head(200, hs)) == block(hs));
     // (source) an empty header would end the block early: skipped.
     CHECK(encode_head(head(200, {"X-A: 1", "", "X-B: 2"})) == block({"X-A: 1", "X-B: 2"}));
 }
 
 TEST_CASE("header encoding: 304 drops Content-Type, any case") {
-    CHECK(encode_head(head(304, {kPowered, kHtml})) == block({"Status: 304 Not Modified", kPowered}));
+    CHECK(encode_head(head(304, {kPowered, kHtml})) ==
+          block({"Status: 304 Not Modified", kPowered}));
     CHECK(encode_head(head(304, {kPowered, "content-type: text/x"})) ==
           block({"Status: 304 Not Modified", kPowered}));
     // header('HTTP/1.1 304 Not Modified')
@@ -130,23 +133,53 @@ TEST_CASE("header encoding: status line capped to php-fpm's 1024-byte buffer") {
 TEST_CASE("header encoding: reason_phrase matches php-fpm 8.2 for every code 100..999") {
     // Every code php-fpm8.2 wrote a reason for; all others got none.
     const std::vector<std::pair<int, const char*>> known = {
-        {100, "Continue"}, {101, "Switching Protocols"}, {200, "OK"}, {201, "Created"},
-        {202, "Accepted"}, {203, "Non-Authoritative Information"}, {204, "No Content"},
-        {205, "Reset Content"}, {206, "Partial Content"}, {300, "Multiple Choices"},
-        {301, "Moved Permanently"}, {302, "Found"}, {303, "See Other"}, {304, "Not Modified"},
-        {305, "Use Proxy"}, {307, "Temporary Redirect"}, {308, "Permanent Redirect"},
-        {400, "Bad Request"}, {401, "Unauthorized"}, {402, "Payment Required"},
-        {403, "Forbidden"}, {404, "Not Found"}, {405, "Method Not Allowed"},
-        {406, "Not Acceptable"}, {407, "Proxy Authentication Required"},
-        {408, "Request Timeout"}, {409, "Conflict"}, {410, "Gone"}, {411, "Length Required"},
-        {412, "Precondition Failed"}, {413, "Request Entity Too Large"},
-        {414, "Request-URI Too Long"}, {415, "Unsupported Media Type"},
-        {416, "Requested Range Not Satisfiable"}, {417, "Expectation Failed"},
-        {426, "Upgrade Required"}, {428, "Precondition Required"}, {429, "Too Many Requests"},
-        {431, "Request Header Fields Too Large"}, {451, "Unavailable For Legal Reasons"},
-        {500, "Internal Server Error"}, {501, "Not Implemented"}, {502, "Bad Gateway"},
-        {503, "Service Unavailable"}, {504, "Gateway Timeout"},
-        {505, "HTTP Version Not Supported"}, {506, "Variant Also Negotiates"},
+        {100, "Continue"},
+        {101, "Switching Protocols"},
+        {200, "OK"},
+        {201, "Created"},
+        {202, "Accepted"},
+        {203, "Non-Authoritative Information"},
+        {204, "No Content"},
+        {205, "Reset Content"},
+        {206, "Partial Content"},
+        {300, "Multiple Choices"},
+        {301, "Moved Permanently"},
+        {302, "Found"},
+        {303, "See Other"},
+        {304, "Not Modified"},
+        {305, "Use Proxy"},
+        {307, "Temporary Redirect"},
+        {308, "Permanent Redirect"},
+        {400, "Bad Request"},
+        {401, "Unauthorized"},
+        {402, "Payment Required"},
+        {403, "Forbidden"},
+        {404, "Not Found"},
+        {405, "Method Not Allowed"},
+        {406, "Not Acceptable"},
+        {407, "Proxy Authentication Required"},
+        {408, "Request Timeout"},
+        {409, "Conflict"},
+        {410, "Gone"},
+        {411, "Length Required"},
+        {412, "Precondition Failed"},
+        {413, "Request Entity Too Large"},
+        {414, "Request-URI Too Long"},
+        {415, "Unsupported Media Type"},
+        {416, "Requested Range Not Satisfiable"},
+        {417, "Expectation Failed"},
+        {426, "Upgrade Required"},
+        {428, "Precondition Required"},
+        {429, "Too Many Requests"},
+        {431, "Request Header Fields Too Large"},
+        {451, "Unavailable For Legal Reasons"},
+        {500, "Internal Server Error"},
+        {501, "Not Implemented"},
+        {502, "Bad Gateway"},
+        {503, "Service Unavailable"},
+        {504, "Gateway Timeout"},
+        {505, "HTTP Version Not Supported"},
+        {506, "Variant Also Negotiates"},
         {511, "Network Authentication Required"}};
     size_t next = 0;
     for (int code = 100; code < 1000; ++code) {
@@ -162,7 +195,8 @@ namespace {
 
 size_t count(const std::string& hay, const std::string& needle) {
     size_t n = 0;
-    for (size_t p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++n;
+    for (size_t p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1))
+        ++n;
     return n;
 }
 
@@ -200,7 +234,8 @@ TEST_CASE("header encoding: what a client of the web server sees") {
     CHECK(reason_phrase(418) == ""); // not in PHP 8.2's table either
 
     // 304 goes without Content-Type, other headers stay.
-    CHECK(encode_head(head(304, {"ETag: \"x\"", "Content-Type: text/html", "Cache-Control: max-age=0"})) ==
+    CHECK(encode_head(
+              head(304, {"ETag: \"x\"", "Content-Type: text/html", "Cache-Control: max-age=0"})) ==
           "Status: 304 Not Modified\r\nETag: \"x\"\r\nCache-Control: max-age=0\r\n\r\n");
     // Content-Type stays on every other code.
     CHECK(encode_head(head(200, {"Content-Type: text/html"})) == "Content-Type: text/html\r\n\r\n");

@@ -27,8 +27,12 @@ const std::set<std::string> kFiles = {R + "/index.php", R + "/info.php", R + "/x
                                       R + "/dir.php/x.php", R + "/../www/index.php"};
 const std::set<std::string> kDirs = {"/", "/srv", R, R + "/sub", R + "/dir.php"};
 
-bool fake_regular(const std::string& p) { return kFiles.count(p) > 0; }
-bool fake_exists(const std::string& p) { return kFiles.count(p) > 0 || kDirs.count(p) > 0; }
+bool fake_regular(const std::string& p) {
+    return kFiles.count(p) > 0;
+}
+bool fake_exists(const std::string& p) {
+    return kFiles.count(p) > 0 || kDirs.count(p) > 0;
+}
 
 struct Row {
     const char* name;
@@ -59,7 +63,8 @@ Pairs arrival(const Row& row) {
 // removed), as the SAPI must.
 Pairs apply_puts(Pairs table, const std::vector<ParamPut>& puts) {
     for (const auto& [k, v] : puts) {
-        auto it = std::find_if(table.begin(), table.end(), [&](const auto& e) { return e.first == k; });
+        auto it =
+            std::find_if(table.begin(), table.end(), [&](const auto& e) { return e.first == k; });
         if (!v) {
             if (it != table.end()) table.erase(it);
         } else if (it != table.end()) {
@@ -71,9 +76,9 @@ Pairs apply_puts(Pairs table, const std::vector<ParamPut>& puts) {
     return table;
 }
 
-const char* const kWatched[] = {"SCRIPT_FILENAME",  "SCRIPT_NAME",          "PATH_INFO",
-                                "PATH_TRANSLATED",  "ORIG_SCRIPT_NAME",     "ORIG_SCRIPT_FILENAME",
-                                "ORIG_PATH_INFO",   "ORIG_PATH_TRANSLATED", "DOCUMENT_ROOT"};
+const char* const kWatched[] = {"SCRIPT_FILENAME", "SCRIPT_NAME",          "PATH_INFO",
+                                "PATH_TRANSLATED", "ORIG_SCRIPT_NAME",     "ORIG_SCRIPT_FILENAME",
+                                "ORIG_PATH_INFO",  "ORIG_PATH_TRANSLATED", "DOCUMENT_ROOT"};
 
 std::string lookup(const Pairs& table, const std::string& name) {
     for (const auto& [k, v] : table)
@@ -98,9 +103,11 @@ void check_row(const Row& row, const MappingOptions& opts_in = {}) {
     opts.discard_path = row.discard_path;
     RequestInfo info = map_request(params, opts, fake_regular, fake_exists);
     Pairs after = apply_puts(table, info.puts);
-    for (const char* name : kWatched) CHECK(lookup(after, name) == expected(row, name));
+    for (const char* name : kWatched)
+        CHECK(lookup(after, name) == expected(row, name));
     // `changed` is the end state of `puts`.
-    for (const auto& [k, v] : info.changed) CHECK(lookup(after, k) == (v ? k + "=" + *v : k + " absent"));
+    for (const auto& [k, v] : info.changed)
+        CHECK(lookup(after, k) == (v ? k + "=" + *v : k + " absent"));
     CHECK("@uri=" + info.request_uri.value_or("<null>") == expected(row, "@uri"));
     CHECK("@pt=" + info.path_translated.value_or("<null>") == expected(row, "@pt"));
     CHECK("@self=" + info.php_self == expected(row, "@self"));
@@ -108,7 +115,8 @@ void check_row(const Row& row, const MappingOptions& opts_in = {}) {
     CHECK(info.script_not_found == not_found);
     if (row.order.empty()) return;
     std::vector<std::string> order; // $_SERVER lists php-fpm's table newest first
-    for (auto it = after.rbegin(); it != after.rend(); ++it) order.push_back(it->first);
+    for (auto it = after.rbegin(); it != after.rend(); ++it)
+        order.push_back(it->first);
     CHECK(order == row.order);
 }
 
@@ -121,7 +129,9 @@ const std::vector<Row> kNginxRows = {
       "@pt=" + R + "/index.php", "@self=/index.php"},
      {"SCRIPT_NAME", "SCRIPT_FILENAME", "DOCUMENT_ROOT", "REQUEST_METHOD", "FCGI_ROLE"}},
     {"split_path_info: /index.php/foo/bar",
-     {{"SCRIPT_FILENAME", R + "/index.php"}, {"SCRIPT_NAME", "/index.php"}, {"PATH_INFO", "/foo/bar"}},
+     {{"SCRIPT_FILENAME", R + "/index.php"},
+      {"SCRIPT_NAME", "/index.php"},
+      {"PATH_INFO", "/foo/bar"}},
      {"SCRIPT_FILENAME=" + R + "/index.php", "SCRIPT_NAME=/index.php", "PATH_INFO=/foo/bar",
       "@uri=/index.php", "@pt=" + R + "/index.php", "@self=/index.php/foo/bar"}},
     {"no split: /index.php/foo/bar, no PATH_INFO",
@@ -187,7 +197,8 @@ const std::vector<Row> kNginxRows = {
 };
 
 TEST_CASE("request mapping: nginx param sets, as php-fpm 8.2") {
-    for (const Row& row : kNginxRows) check_row(row);
+    for (const Row& row : kNginxRows)
+        check_row(row);
 }
 
 // CVE-2019-11043: a newline in the URL left nginx's PATH_INFO empty (or short)
@@ -197,18 +208,22 @@ const std::vector<Row> kCveRows = {
      {{"SCRIPT_FILENAME", R + "/index.php/AAAAAAAAAAAA"},
       {"SCRIPT_NAME", "/index.php/AAAAAAAAAAAA"},
       {"PATH_INFO", ""}},
-     {"SCRIPT_FILENAME=" + R + "/index.php", "ORIG_SCRIPT_FILENAME=" + R + "/index.php/AAAAAAAAAAAA",
+     {"SCRIPT_FILENAME=" + R + "/index.php",
+      "ORIG_SCRIPT_FILENAME=" + R + "/index.php/AAAAAAAAAAAA",
       "SCRIPT_NAME=/index.php/AAAAAAAAAAAA", "PATH_INFO=", "PATH_TRANSLATED=" + R,
       "@uri=/index.php/AAAAAAAAAAAA", "@pt=" + R + "/index.php", "@self=/index.php/AAAAAAAAAAAA"}},
     {"PATH_INFO shorter than the cut: left untouched",
-     {{"SCRIPT_FILENAME", R + "/index.php/abcdef"}, {"SCRIPT_NAME", "/index.php"}, {"PATH_INFO", "/ab"}},
+     {{"SCRIPT_FILENAME", R + "/index.php/abcdef"},
+      {"SCRIPT_NAME", "/index.php"},
+      {"PATH_INFO", "/ab"}},
      {"SCRIPT_FILENAME=" + R + "/index.php", "ORIG_SCRIPT_FILENAME=" + R + "/index.php/abcdef",
       "SCRIPT_NAME=/index.php", "PATH_INFO=/ab", "PATH_TRANSLATED=" + R + "/ab", "@uri=/index.php",
       "@pt=" + R + "/index.php", "@self=/index.php/ab"}},
 };
 
 TEST_CASE("request mapping: CVE-2019-11043 underflow guard") {
-    for (const Row& row : kCveRows) check_row(row);
+    for (const Row& row : kCveRows)
+        check_row(row);
 }
 
 // Apache mod_proxy_fcgi / mod_proxy_balancer (ProxyPass, no PATH_INFO unless
@@ -224,7 +239,8 @@ const std::vector<Row> kApacheRows = {
      {"PATH_TRANSLATED", "ORIG_SCRIPT_FILENAME", "PATH_INFO", "ORIG_SCRIPT_NAME", "SCRIPT_NAME",
       "SCRIPT_FILENAME", "DOCUMENT_ROOT", "REQUEST_METHOD", "FCGI_ROLE"}},
     {"PROXY:FCGI:// (any case) to an existing file: rewritten in place",
-     {{"SCRIPT_FILENAME", "PROXY:FCGI://localhost" + R + "/info.php?x=1"}, {"SCRIPT_NAME", "/info.php"}},
+     {{"SCRIPT_FILENAME", "PROXY:FCGI://localhost" + R + "/info.php?x=1"},
+      {"SCRIPT_NAME", "/info.php"}},
      {"SCRIPT_FILENAME=" + R + "/info.php", "SCRIPT_NAME=/info.php", "@uri=/info.php",
       "@pt=" + R + "/info.php", "@self=/info.php"},
      {"SCRIPT_NAME", "SCRIPT_FILENAME", "DOCUMENT_ROOT", "REQUEST_METHOD", "FCGI_ROLE"}},
@@ -244,8 +260,8 @@ const std::vector<Row> kApacheRows = {
       "@self=/info.php/1%202"}},
     {"proxy:fcgi:// without a path: only the query goes, then 404",
      {{"SCRIPT_FILENAME", "proxy:fcgi://localhost:9000?x"}, {"SCRIPT_NAME", "/x"}},
-     {"ORIG_SCRIPT_FILENAME=proxy:fcgi://localhost:9000", "SCRIPT_NAME=/x", "@uri=/x",
-      "@pt=<null>", "@self=/x", "@404"}},
+     {"ORIG_SCRIPT_FILENAME=proxy:fcgi://localhost:9000", "SCRIPT_NAME=/x", "@uri=/x", "@pt=<null>",
+      "@self=/x", "@404"}},
     {"proxy-fcgi-pathinfo: same PATH_INFO",
      {{"SCRIPT_FILENAME", "proxy:fcgi://localhost" + R + "/info.php/test"},
       {"SCRIPT_NAME", "/info.php"},
@@ -295,7 +311,8 @@ const std::vector<Row> kApacheRows = {
 };
 
 TEST_CASE("request mapping: Apache proxy prefixes, mod_fastcgi and IIS") {
-    for (const Row& row : kApacheRows) check_row(row);
+    for (const Row& row : kApacheRows)
+        check_row(row);
 }
 
 const std::vector<Row> kPathTranslatedRows = {
@@ -331,12 +348,15 @@ const std::vector<Row> kPathTranslatedRows = {
 };
 
 TEST_CASE("request mapping: PATH_TRANSLATED fallback and refused paths") {
-    for (const Row& row : kPathTranslatedRows) check_row(row);
+    for (const Row& row : kPathTranslatedRows)
+        check_row(row);
 }
 
 const std::vector<Row> kNoFixRows = {
     {"fix_pathinfo=0: request_uri is PATH_INFO, PHP_SELF too",
-     {{"SCRIPT_FILENAME", R + "/index.php"}, {"SCRIPT_NAME", "/index.php"}, {"PATH_INFO", "/foo/bar"}},
+     {{"SCRIPT_FILENAME", R + "/index.php"},
+      {"SCRIPT_NAME", "/index.php"},
+      {"PATH_INFO", "/foo/bar"}},
      {"SCRIPT_FILENAME=" + R + "/index.php", "SCRIPT_NAME=/index.php", "PATH_INFO=/foo/bar",
       "@uri=/foo/bar", "@pt=" + R + "/index.php", "@self=/foo/bar"},
      {},
@@ -375,7 +395,8 @@ const std::vector<Row> kNoFixRows = {
 };
 
 TEST_CASE("request mapping: cgi.fix_pathinfo=0 and cgi.discard_path") {
-    for (const Row& row : kNoFixRows) check_row(row);
+    for (const Row& row : kNoFixRows)
+        check_row(row);
 }
 
 TEST_CASE("request mapping: php.ini doc_root stands in for DOCUMENT_ROOT (source)") {
@@ -393,12 +414,14 @@ TEST_CASE("request mapping: php.ini doc_root stands in for DOCUMENT_ROOT (source
 }
 
 TEST_CASE("request mapping: method, query, content type and length") {
-    Params p = {{"REQUEST_METHOD", "POST"}, {"SCRIPT_FILENAME", R + "/index.php"},
-                {"QUERY_STRING", "a=b"}, {"CONTENT_LENGTH", "12abc"}};
+    Params p = {{"REQUEST_METHOD", "POST"},
+                {"SCRIPT_FILENAME", R + "/index.php"},
+                {"QUERY_STRING", "a=b"},
+                {"CONTENT_LENGTH", "12abc"}};
     RequestInfo info = map_request(p, {}, fake_regular, fake_exists);
     CHECK(info.request_method == "POST");
     CHECK(info.query_string == "a=b");
-    CHECK(info.content_type == "");  // php-fpm: "" when the param is missing
+    CHECK(info.content_type == "");   // php-fpm: "" when the param is missing
     CHECK(info.content_length == 12); // atol
     CHECK(info.script_path_given);
 
@@ -411,8 +434,8 @@ TEST_CASE("request mapping: method, query, content type and length") {
     CHECK_FALSE(none.script_path_given);
     CHECK(none.puts.empty());
 
-    RequestInfo no_method = map_request({{"SCRIPT_FILENAME", R + "/index.php"}}, {}, fake_regular,
-                                        fake_exists);
+    RequestInfo no_method =
+        map_request({{"SCRIPT_FILENAME", R + "/index.php"}}, {}, fake_regular, fake_exists);
     CHECK_FALSE(no_method.request_method);
 }
 
@@ -465,7 +488,8 @@ RequestInfo map_doc(Params params, bool fix = true) {
 } // namespace
 
 TEST_CASE("request mapping /doc: an existing script changes nothing") {
-    RequestInfo info = map_doc({{"SCRIPT_FILENAME", "/doc/index.php"}, {"SCRIPT_NAME", "/index.php"}});
+    RequestInfo info =
+        map_doc({{"SCRIPT_FILENAME", "/doc/index.php"}, {"SCRIPT_NAME", "/index.php"}});
     CHECK(info.path_translated == "/doc/index.php");
     CHECK(info.request_uri == "/index.php");
     CHECK(info.changed.empty());
@@ -474,7 +498,8 @@ TEST_CASE("request mapping /doc: an existing script changes nothing") {
 }
 
 TEST_CASE("request mapping /doc: /index.php/foo/bar without a PATH_INFO param") {
-    RequestInfo info = map_doc({{"SCRIPT_FILENAME", "/doc/index.php/foo/bar"}, {"SCRIPT_NAME", "/index.php/foo/bar"}});
+    RequestInfo info = map_doc(
+        {{"SCRIPT_FILENAME", "/doc/index.php/foo/bar"}, {"SCRIPT_NAME", "/index.php/foo/bar"}});
     CHECK(info.path_translated == "/doc/index.php");
     CHECK(info.request_uri == "/index.php/foo/bar");
     CHECK(info.changed == Changed{{"SCRIPT_FILENAME", "/doc/index.php"},
@@ -484,7 +509,9 @@ TEST_CASE("request mapping /doc: /index.php/foo/bar without a PATH_INFO param") 
 }
 
 TEST_CASE("request mapping /doc: fastcgi_split_path_info params are left alone") {
-    RequestInfo info = map_doc({{"SCRIPT_FILENAME", "/doc/index.php"}, {"SCRIPT_NAME", "/index.php"}, {"PATH_INFO", "/foo"}});
+    RequestInfo info = map_doc({{"SCRIPT_FILENAME", "/doc/index.php"},
+                                {"SCRIPT_NAME", "/index.php"},
+                                {"PATH_INFO", "/foo"}});
     CHECK(info.path_translated == "/doc/index.php");
     CHECK(info.request_uri == "/index.php");
     CHECK(info.changed.empty());
@@ -522,31 +549,41 @@ TEST_CASE("request mapping /doc: CVE-2019-11043, PATH_INFO shorter than the cut"
         CHECK(info.changed.at("PATH_TRANSLATED") == "/doc" + pi);
     }
     // A trailing slash only: one character cut, PATH_INFO "/" is not longer.
-    RequestInfo slash = map_doc({{"SCRIPT_FILENAME", "/doc/index.php/"}, {"SCRIPT_NAME", "/index.php/"}, {"PATH_INFO", "/"}});
+    RequestInfo slash = map_doc({{"SCRIPT_FILENAME", "/doc/index.php/"},
+                                 {"SCRIPT_NAME", "/index.php/"},
+                                 {"PATH_INFO", "/"}});
     CHECK(slash.path_translated == "/doc/index.php");
     CHECK(slash.changed.count("PATH_INFO") == 0);
     CHECK(slash.request_uri == "/index.php/");
 }
 
 TEST_CASE("request mapping /doc: a missing script is a 404") {
-    RequestInfo info = map_doc({{"SCRIPT_FILENAME", "/doc/missing.php"}, {"SCRIPT_NAME", "/missing.php"}});
+    RequestInfo info =
+        map_doc({{"SCRIPT_FILENAME", "/doc/missing.php"}, {"SCRIPT_NAME", "/missing.php"}});
     CHECK(info.script_not_found);
     CHECK_FALSE(info.path_translated);
-    CHECK(info.changed == Changed{{"SCRIPT_FILENAME", std::nullopt}, {"ORIG_SCRIPT_FILENAME", "/doc/missing.php"}});
+    CHECK(info.changed ==
+          Changed{{"SCRIPT_FILENAME", std::nullopt}, {"ORIG_SCRIPT_FILENAME", "/doc/missing.php"}});
     CHECK(info.request_uri == "/missing.php");
     // Also with path info after it, and under a directory that exists.
-    CHECK(map_doc({{"SCRIPT_FILENAME", "/doc/missing.php/a/b"}, {"SCRIPT_NAME", "/missing.php/a/b"}}).script_not_found);
-    CHECK(map_doc({{"SCRIPT_FILENAME", "/doc/sub/x.php"}, {"SCRIPT_NAME", "/sub/x.php"}}).script_not_found);
+    CHECK(
+        map_doc({{"SCRIPT_FILENAME", "/doc/missing.php/a/b"}, {"SCRIPT_NAME", "/missing.php/a/b"}})
+            .script_not_found);
+    CHECK(map_doc({{"SCRIPT_FILENAME", "/doc/sub/x.php"}, {"SCRIPT_NAME", "/sub/x.php"}})
+              .script_not_found);
 }
 
 TEST_CASE("request mapping /doc: Apache proxy:fcgi:// and proxy:balancer:// prefixes") {
-    RequestInfo fcgi = map_doc({{"SCRIPT_FILENAME", "proxy:fcgi://localhost:9000/doc/index.php?x=1"}, {"SCRIPT_NAME", "/index.php"}});
+    RequestInfo fcgi =
+        map_doc({{"SCRIPT_FILENAME", "proxy:fcgi://localhost:9000/doc/index.php?x=1"},
+                 {"SCRIPT_NAME", "/index.php"}});
     CHECK(fcgi.path_translated == "/doc/index.php");
     CHECK(fcgi.request_uri == "/index.php");
     CHECK(fcgi.changed == Changed{{"SCRIPT_FILENAME", "/doc/index.php"}});
     CHECK_FALSE(fcgi.script_not_found);
 
-    RequestInfo bal = map_doc({{"SCRIPT_FILENAME", "proxy:balancer://mycluster/doc/index.php/p"}, {"SCRIPT_NAME", "/index.php/p"}});
+    RequestInfo bal = map_doc({{"SCRIPT_FILENAME", "proxy:balancer://mycluster/doc/index.php/p"},
+                               {"SCRIPT_NAME", "/index.php/p"}});
     CHECK(bal.path_translated == "/doc/index.php");
     CHECK(bal.request_uri == "/index.php");
     CHECK(bal.changed.at("SCRIPT_FILENAME") == "/doc/index.php");
@@ -556,20 +593,26 @@ TEST_CASE("request mapping /doc: Apache proxy:fcgi:// and proxy:balancer:// pref
 }
 
 TEST_CASE("request mapping /doc: cgi.fix_pathinfo=0") {
-    RequestInfo with_pi = map_doc({{"SCRIPT_FILENAME", "/doc/index.php"}, {"SCRIPT_NAME", "/index.php"}, {"PATH_INFO", "/foo"}}, false);
+    RequestInfo with_pi = map_doc({{"SCRIPT_FILENAME", "/doc/index.php"},
+                                   {"SCRIPT_NAME", "/index.php"},
+                                   {"PATH_INFO", "/foo"}},
+                                  false);
     CHECK(with_pi.request_uri == "/foo");
     CHECK(with_pi.path_translated == "/doc/index.php");
     CHECK(with_pi.changed.empty());
-    RequestInfo no_pi = map_doc({{"SCRIPT_FILENAME", "/doc/index.php"}, {"SCRIPT_NAME", "/index.php"}}, false);
+    RequestInfo no_pi =
+        map_doc({{"SCRIPT_FILENAME", "/doc/index.php"}, {"SCRIPT_NAME", "/index.php"}}, false);
     CHECK(no_pi.request_uri == "/index.php");
     // No walk back, no 404 decision: the path is taken as given.
-    RequestInfo tail = map_doc({{"SCRIPT_FILENAME", "/doc/index.php/foo"}, {"SCRIPT_NAME", "/index.php/foo"}}, false);
+    RequestInfo tail = map_doc(
+        {{"SCRIPT_FILENAME", "/doc/index.php/foo"}, {"SCRIPT_NAME", "/index.php/foo"}}, false);
     CHECK(tail.path_translated == "/doc/index.php/foo");
     CHECK_FALSE(tail.script_not_found);
 }
 
 TEST_CASE("request mapping /doc: PATH_TRANSLATED stands in for SCRIPT_FILENAME") {
-    RequestInfo info = map_doc({{"PATH_TRANSLATED", "/doc/index.php"}, {"SCRIPT_NAME", "/index.php"}});
+    RequestInfo info =
+        map_doc({{"PATH_TRANSLATED", "/doc/index.php"}, {"SCRIPT_NAME", "/index.php"}});
     CHECK(info.script_path_given);
     CHECK(info.path_translated == "/doc/index.php");
     CHECK(info.request_uri == "/index.php");
@@ -577,16 +620,19 @@ TEST_CASE("request mapping /doc: PATH_TRANSLATED stands in for SCRIPT_FILENAME")
 }
 
 TEST_CASE("request mapping /doc: a '..' segment is never run") {
-    RequestInfo info = map_doc({{"SCRIPT_FILENAME", "/doc/../doc/index.php"}, {"SCRIPT_NAME", "/index.php"}});
+    RequestInfo info =
+        map_doc({{"SCRIPT_FILENAME", "/doc/../doc/index.php"}, {"SCRIPT_NAME", "/index.php"}});
     CHECK_FALSE(info.script_not_found); // the file is there ...
     CHECK_FALSE(info.path_translated);  // ... but php-fpm refuses to run it
-    RequestInfo dots = map_doc({{"SCRIPT_FILENAME", "/doc/a..b.php"}, {"SCRIPT_NAME", "/a..b.php"}});
+    RequestInfo dots =
+        map_doc({{"SCRIPT_FILENAME", "/doc/a..b.php"}, {"SCRIPT_NAME", "/a..b.php"}});
     CHECK(dots.script_not_found); // an ordinary name: looked up (missing here)
 }
 
 TEST_CASE("request mapping /doc: CONTENT_LENGTH is read with atol") {
     auto length = [](const std::string& v) {
-        return map_doc({{"SCRIPT_FILENAME", "/doc/index.php"}, {"CONTENT_LENGTH", v}}).content_length;
+        return map_doc({{"SCRIPT_FILENAME", "/doc/index.php"}, {"CONTENT_LENGTH", v}})
+            .content_length;
     };
     CHECK(length("42") == 42);
     CHECK(length("") == 0);
