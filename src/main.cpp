@@ -196,19 +196,6 @@ void log_messages(const std::vector<lowphp::config::Message>& messages) {
     }
 }
 
-// php-fpm refuses a pool without a user when started as root (unless -R).
-bool check_users(const lowphp::config::Config& cfg, bool run_as_root) {
-    if (getuid() != 0 || run_as_root) return true;
-    for (const auto& pool : cfg.pools) {
-        if (pool.user.empty()) {
-            ZLOG_ALERT("[pool %s] user has not been defined", pool.name.c_str());
-            ZLOG_ERROR("failed to post process the configuration");
-            return false;
-        }
-    }
-    return true;
-}
-
 // fpm_unix_resolve_socket_premissions and fpm_unix_conf_wp: names are looked
 // up at start-up and by -t (so a typo fails the test), digits are ids.
 bool check_identities(const lowphp::config::Config& cfg) {
@@ -272,6 +259,8 @@ int main(int argc, char** argv) {
     lowphp::config::ParseOptions po;
     po.prefix = opts.prefix;
     po.default_prefix = kDefaultPrefix;
+    po.require_user = geteuid() == 0 && !opts.run_as_root;
+    po.open_log_files = true;
     lowphp::config::ParseResult parsed = lowphp::config::load(opts.config_path, po);
     if (parsed.config) { // its own notices already obey its log_level (as php-fpm's)
         lowphp::log::Settings ls = lowphp::log::settings();
@@ -279,8 +268,7 @@ int main(int argc, char** argv) {
         lowphp::log::configure(ls);
     }
     log_messages(parsed.messages);
-    if (!parsed.config || !check_users(*parsed.config, opts.run_as_root) ||
-        !check_identities(*parsed.config)) {
+    if (!parsed.config || !check_identities(*parsed.config)) {
         ZLOG_ERROR("FPM initialization failed");
         return kExitConfig;
     }

@@ -125,6 +125,11 @@ struct ParseOptions {
     std::string prefix;         // -p, used for relative include= and $prefix
     std::string default_prefix; // where relative paths land when -p is absent
     bool allow_env = true;      // expand ${VAR} from the environment
+    // Started as root without -R: a pool without `user` is an error.
+    bool require_user = false;
+    // Open (create) error_log, slowlogs and access logs while checking, as
+    // php-fpm's post-processing does (for -t and start-up, not for reading).
+    bool open_log_files = false;
 };
 
 struct ParseResult {

@@ -262,6 +262,7 @@ std::string set_array(PoolConfig& p, const std::string& name, const std::string&
         return "unknown directive '" + name + "'";
     if (key.empty()) return "You must provide a key for field '" + name + "'";
     if (name == "env") {
+        if (value.empty()) return "empty value"; // php-fpm: env[] only, php_value[] may be ""
         p.env.insert(p.env.begin(), {key, value});
         return "";
     }

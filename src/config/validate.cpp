@@ -1,13 +1,18 @@
 // Post-processing of a parsed configuration as php-fpm 8.2's fpm_conf_post_process
 // and fpm_conf_process_all_pools do it: defaults, path resolution, checks, with
-// their messages, levels and order.
+// their messages, levels and order. With ParseOptions::open_log_files it also
+// opens (creates) error_log, each slowlog and access log where php-fpm does, so
+// -t fails on a log the server could not write.
 //
-// Left to the master (it needs the process's identity): "[pool %s] user has not
-// been defined" when started as root without -R, and user/group lookups
-// ("cannot get uid for user '%s'"); also opening error_log.
+// Left to main (they need the system's user database): user/group lookups
+// ("cannot get uid for user '%s'").
+#include <cerrno>
 #include <cstring>
+#include <fcntl.h>
+#include <optional>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "lowphp/access_log.h"
@@ -25,6 +30,18 @@ struct Checker {
         return false;
     }
 };
+
+// Opens (creating) a log file as php-fpm does while checking its configuration;
+// on failure, php-fpm's ": <strerror> (<errno>)" suffix.
+std::optional<std::string> open_failure(const std::string& path) {
+    int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, S_IRUSR | S_IWUSR);
+    if (fd >= 0) {
+        close(fd);
+        return std::nullopt;
+    }
+    int err = errno;
+    return std::string(": ") + strerror(err) + " (" + std::to_string(err) + ")";
+}
 
 bool is_dir(const std::string& path) {
     struct stat st {};
@@ -108,13 +125,17 @@ bool check_status_ping(Checker& ck, PoolConfig& p) {
     return p.ping_path.empty() || valid_http_path(ck, p, p.ping_path, "ping");
 }
 
-bool check_slowlog(Checker& ck, PoolConfig& p, const ParseState::Pool& seen) {
+bool check_slowlog(Checker& ck, PoolConfig& p, const ParseState::Pool& seen,
+                   const ParseOptions& opts) {
     std::string pool = "[pool " + p.name + "] ";
     if (p.request_slowlog_timeout) {
         if (p.slowlog.empty())
             return ck.fail(
                 LogLevel::Error,
                 pool + "'slowlog' must be specified for use with 'request_slowlog_timeout'");
+        if (auto err = opts.open_log_files ? open_failure(p.slowlog) : std::nullopt)
+            return ck.fail(LogLevel::Error,
+                           "Unable to create or open slowlog(" + p.slowlog + ")" + *err);
         if (p.request_terminate_timeout && p.request_slowlog_timeout > p.request_terminate_timeout)
             return ck.fail(LogLevel::Error,
                            pool + "'request_slowlog_timeout' (" +
@@ -160,13 +181,15 @@ bool check_dirs(Checker& ck, PoolConfig& p, const std::string& base) {
 }
 
 bool process_pool(Checker& ck, PoolConfig& p, const ParseState::Pool& seen,
-                  const std::string& prefix) {
+                  const std::string& prefix, const ParseOptions& opts) {
     if (!p.prefix.empty()) {
         p.prefix = full_path(p.prefix, prefix);
         if (!is_dir(p.prefix))
             return ck.fail(LogLevel::Error, "[pool " + p.name + "] the prefix '" + p.prefix +
                                                 "' does not exist or is not a directory");
     }
+    if (opts.require_user && p.user.empty())
+        return ck.fail(LogLevel::Alert, "[pool " + p.name + "] user has not been defined");
     const std::string& base = p.prefix.empty() ? prefix : p.prefix;
     if (p.listen.empty())
         return ck.fail(LogLevel::Alert,
@@ -174,28 +197,43 @@ bool process_pool(Checker& ck, PoolConfig& p, const ParseState::Pool& seen,
     if (is_unix_address(p.listen)) p.listen = full_path(p.listen, base);
     if (!check_pm(ck, p) || !check_status_ping(ck, p)) return false;
     p.access_log = full_path(p.access_log, base);
-    if (!p.access_log.empty()) {
-        std::string warning = status::check_access_format(p.access_format);
-        if (!warning.empty()) {
-            ck.out.push_back({LogLevel::Warning, warning, false});
-            return ck.fail(LogLevel::Error, "[pool " + p.name +
-                                                "] wrong format for access.format '" +
-                                                p.access_format + "'");
-        }
-    }
     p.slowlog = full_path(p.slowlog, base);
-    return check_slowlog(ck, p, seen) && check_dirs(ck, p, base);
+    return check_slowlog(ck, p, seen, opts) && check_dirs(ck, p, base);
 }
 
-bool check_global(Checker& ck, GlobalConfig& g, const std::string& prefix) {
-    const std::string& base = prefix.empty() ? std::string(kLocalStateDir) : prefix;
+// fpm_log_open, then the access.format of each pool: after every pool passed.
+bool check_access_logs(Checker& ck, const std::vector<PoolConfig>& pools,
+                       const ParseOptions& opts) {
+    for (const auto& p : pools)
+        if (auto err = !p.access_log.empty() && opts.open_log_files ? open_failure(p.access_log)
+                                                                    : std::nullopt)
+            return ck.fail(LogLevel::Error,
+                           "failed to open access log (" + p.access_log + ")" + *err);
+    for (const auto& p : pools) {
+        if (p.access_log.empty()) continue;
+        std::string warning = status::check_access_format(p.access_format);
+        if (warning.empty()) continue;
+        ck.out.push_back({LogLevel::Warning, warning, false});
+        return ck.fail(LogLevel::Error, "[pool " + p.name + "] wrong format for access.format '" +
+                                            p.access_format + "'");
+    }
+    return true;
+}
+
+bool check_global(Checker& ck, GlobalConfig& g, const ParseOptions& opts) {
+    const std::string& base = opts.prefix.empty() ? std::string(kLocalStateDir) : opts.prefix;
     g.pid = full_path(g.pid, base);
-    if (g.error_log.empty()) g.error_log = "log/php-fpm.log";
-    if (g.error_log != "syslog") g.error_log = full_path(g.error_log, base);
+    if (g.log_limit < 512) return ck.fail(LogLevel::Error, "log_limit must be greater than 512");
     if (g.process_max < 0) return ck.fail(LogLevel::Error, "process_max can't be negative");
     if (g.process_priority && (*g.process_priority < -19 || *g.process_priority > 20))
         return ck.fail(LogLevel::Error, "process.priority must be included into [-19,20]");
-    if (g.log_limit < 512) return ck.fail(LogLevel::Error, "log_limit must be greater than 512");
+    if (g.error_log.empty()) g.error_log = "log/php-fpm.log";
+    if (g.error_log != "syslog") {
+        g.error_log = full_path(g.error_log, base);
+        if (auto err = opts.open_log_files ? open_failure(g.error_log) : std::nullopt)
+            return ck.fail(LogLevel::Error,
+                           "failed to open error_log (" + g.error_log + ")" + *err);
+    }
     const std::string& ev = g.events_mechanism;
     if (!ev.empty() && strcasecmp(ev.c_str(), "epoll") && strcasecmp(ev.c_str(), "poll") &&
         strcasecmp(ev.c_str(), "select"))
@@ -233,7 +271,7 @@ int syslog_facility_number(const std::string& name) {
 bool post_process(Config& cfg, const ParseState& state, const ParseOptions& opts,
                   std::vector<Message>& messages) {
     Checker ck{messages};
-    if (!check_global(ck, cfg.global, opts.prefix)) return false;
+    if (!check_global(ck, cfg.global, opts)) return false;
     if (cfg.pools.empty())
         return ck.fail(
             LogLevel::Error,
@@ -242,8 +280,8 @@ bool post_process(Config& cfg, const ParseState& state, const ParseOptions& opts
                              ? opts.prefix
                              : (!opts.default_prefix.empty() ? opts.default_prefix : "/usr");
     for (size_t i = 0; i < cfg.pools.size(); ++i)
-        if (!process_pool(ck, cfg.pools[i], state.pools[i], prefix)) return false;
-    return check_listen_unique(ck, cfg.pools);
+        if (!process_pool(ck, cfg.pools[i], state.pools[i], prefix, opts)) return false;
+    return check_listen_unique(ck, cfg.pools) && check_access_logs(ck, cfg.pools, opts);
 }
 
 } // namespace lowphp::config

@@ -388,7 +388,10 @@ bool Master::open_pool_logs(bool reopen) {
     for (auto& pool : pools_) {
         for (auto [path, fd] : {std::pair{&pool.cfg.access_log, &pool.access_log_fd},
                                 std::pair{&pool.cfg.slowlog, &pool.slowlog_fd}}) {
-            if (path->empty()) continue;
+            // php-fpm only ever writes (and creates) a slowlog for a pool with
+            // request_slowlog_timeout.
+            bool unused = fd == &pool.slowlog_fd && !pool.cfg.request_slowlog_timeout;
+            if (path->empty() || unused) continue;
             // After start-up fd 2 is the error log: /dev/stderr means the stderr we
             // were started with (GH-8885).
             int f = *path == "/dev/stderr" && log::original_stderr_fd() >= 0
@@ -397,7 +400,7 @@ bool Master::open_pool_logs(bool reopen) {
                                S_IRUSR | S_IWUSR);
             if (f < 0) {
                 ZLOG_SYSERROR(fd == &pool.access_log_fd ? "failed to open access log (%s)"
-                                                        : "failed to open slowlog (%s)",
+                                                        : "Unable to create or open slowlog(%s)",
                               path->c_str());
                 if (!reopen) return false;
                 continue;

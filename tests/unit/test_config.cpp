@@ -830,3 +830,81 @@ TEST_CASE("config: pm.max_memory (lowphp) takes php.ini sizes") {
     CHECK(dumped(*none.r.config, "pm.max_memory") == "<absent>"); // -tt stays php-fpm's without it
     CHECK(one_error(kPool + "pm.max_memory = lots\n").find("pm.max_memory") != std::string::npos);
 }
+
+// Run as root without -R, php-fpm checks `user` right after the pool's prefix,
+// before its listen address and pm values (php-fpm8.2 -t as root).
+TEST_CASE("config: a missing user is the first pool error when it is required") {
+    ParseOptions opts;
+    opts.require_user = true;
+    Loaded l = load_text("[www]\nlisten =\npm = static\npm.max_children = 0\n", opts);
+    REQUIRE_FALSE(l.r.config);
+    REQUIRE(l.r.messages.size() == 2);
+    CHECK(l.r.messages[0].level == LogLevel::Alert);
+    CHECK(l.r.messages[0].text == "[pool www] user has not been defined");
+    CHECK(l.r.messages[1].text == "failed to post process the configuration");
+    Loaded with_user = load_text(kPool + "user = nobody\n", opts);
+    CHECK(with_user.r.config);
+    Loaded not_required = load_text(kPool);
+    CHECK(not_required.r.config);
+}
+
+TEST_CASE("config: env[] refuses an empty value, php_value[] takes one (php-fpm8.2)") {
+    CHECK(one_error(kPool + "env[FOO] =\n").find(":5] empty value") != std::string::npos);
+    CHECK(php_value("") == "");
+}
+
+namespace {
+
+// A scratch directory for the log files the checks open.
+struct ScratchDir {
+    std::string path;
+    ScratchDir() {
+        char tmpl[] = "/tmp/lowphp_test_logs_XXXXXX";
+        path = mkdtemp(tmpl);
+    }
+    ~ScratchDir() { std::system(("rm -rf '" + path + "'").c_str()); }
+    bool exists(const std::string& name) const {
+        return access((path + "/" + name).c_str(), F_OK) == 0;
+    }
+};
+
+} // namespace
+
+// php-fpm's post-processing opens (creates) error_log, the slowlog of a pool
+// with request_slowlog_timeout and each access.log, so -t fails on one it
+// cannot create; the messages are php-fpm8.2's.
+TEST_CASE("config: log files are created while checking, and a failure names the file") {
+    ScratchDir dir;
+    ParseOptions opts;
+    opts.open_log_files = true;
+    std::string global = "[global]\nerror_log = " + dir.path + "/err.log\n";
+    Loaded ok = load_text(global + kPool + "access.log = " + dir.path + "/access.log\n" +
+                              "slowlog = " + dir.path + "/slow.log\n",
+                          opts);
+    REQUIRE(ok.r.config);
+    CHECK(dir.exists("err.log"));
+    CHECK(dir.exists("access.log"));
+    CHECK_FALSE(dir.exists("slow.log")); // no request_slowlog_timeout: php-fpm never opens it
+
+    Loaded slow = load_text(global + kPool + "request_slowlog_timeout = 5\nslowlog = " + dir.path +
+                                "/nodir/slow.log\n",
+                            opts);
+    REQUIRE_FALSE(slow.r.config);
+    CHECK(slow.r.messages.at(0).text == "Unable to create or open slowlog(" + dir.path +
+                                            "/nodir/slow.log): No such file or directory (2)");
+    Loaded access = load_text(global + kPool + "access.log = " + dir.path + "/nodir/a.log\n", opts);
+    REQUIRE_FALSE(access.r.config);
+    CHECK(access.r.messages.at(0).text == "failed to open access log (" + dir.path +
+                                              "/nodir/a.log): No such file or directory (2)");
+    Loaded error_log =
+        load_text("[global]\nerror_log = " + dir.path + "/nodir/e.log\n" + kPool, opts);
+    REQUIRE_FALSE(error_log.r.config);
+    CHECK(error_log.r.messages.at(0).text ==
+          "failed to open error_log (" + dir.path + "/nodir/e.log): No such file or directory (2)");
+    CHECK(error_log.r.messages.at(1).text == "failed to post process the configuration");
+
+    ScratchDir untouched;
+    Loaded reading = load_text("[global]\nerror_log = " + untouched.path + "/err.log\n" + kPool);
+    REQUIRE(reading.r.config);
+    CHECK_FALSE(untouched.exists("err.log")); // without open_log_files nothing is created
+}

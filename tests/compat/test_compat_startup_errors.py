@@ -1,0 +1,104 @@
+"""Broken configurations against php-fpm8.2: for each, the start-up
+(`-F -R -O`) and the test (`-t`, as the invoking user without -R) must end
+with the same exit status and print the same lines, in the same order (after
+the timestamp, the binary's name and the pid are normalised). Covers the
+order of php-fpm's checks (a root -t without `user` fails on that before
+anything else), the log files it opens while checking (error_log, slowlog,
+access.log: -t fails when one cannot be created), and parse errors such as an
+empty env[] value."""
+import os
+import re
+import socket
+import subprocess
+
+from lowphp_test import check, run, test
+from lowphp_test.backend import lowphp_bin, phpfpm_bin
+from lowphp_test.util import TempDir
+
+BUSY = None  # a TCP socket held open: "port in use"
+
+POOL = "listen = {tmp}/s.sock\npm = static\npm.max_children = 1\n"
+
+# name -> (pool section or None for no pool, extra [global] lines)
+CASES = {
+    "listen port in use": ("listen = 127.0.0.1:{busy}\npm = static\npm.max_children = 1\n", ""),
+    "unknown user": (POOL + "user = no_such_user_xyz\n", ""),
+    "unknown group": (POOL + "user = nobody\ngroup = no_such_group_xyz\n", ""),
+    "pm.max_children 0": ("listen = {tmp}/s.sock\npm = static\npm.max_children = 0\n", ""),
+    "start_servers above max_spare": (
+        "listen = {tmp}/s.sock\npm = dynamic\npm.max_children = 2\npm.start_servers = 5\n"
+        "pm.min_spare_servers = 1\npm.max_spare_servers = 2\n", ""),
+    "listen directory missing": ("listen = {tmp}/nodir/s.sock\npm = static\npm.max_children = 1\n", ""),
+    "listen.owner unknown": (POOL + "listen.owner = no_such_user_xyz\n", ""),
+    "chroot missing": (POOL + "chroot = {tmp}/nochroot\n", ""),
+    "chdir missing": (POOL + "chdir = {tmp}/nochdir\n", ""),
+    "status path without slash": (POOL + "pm.status_path = status\n", ""),
+    "slowlog cannot be created": (POOL + "request_slowlog_timeout = 5\nslowlog = {tmp}/nodir/slow.log\n", ""),
+    "access.log cannot be created": (POOL + "access.log = {tmp}/nodir/access.log\n", ""),
+    "no pool": (None, ""),
+    "listen empty": ("listen =\npm = static\npm.max_children = 1\n", ""),
+    "env[] empty": (POOL + "env[FOO] =\n", ""),
+    "process.priority out of range": (POOL + "process.priority = 100\n", ""),
+    "error_log cannot be created": (POOL, "error_log = {tmp}/nodir/err.log\n"),
+    "include matches nothing": (POOL, "include = {tmp}/nodir/*.conf\n"),
+    "log_level unknown": (POOL, "log_level = loud\n"),
+    "events.mechanism unavailable": (POOL, "events.mechanism = kqueue\n"),
+}
+
+
+def normalise(text, tmp, binary):
+    text = text.replace(tmp, "TMP").replace(binary, "BIN").replace(os.path.basename(binary), "BIN")
+    text = re.sub(r"^\[\d\d-\w{3}-\d{4} \d\d:\d\d:\d\d\] ", "", text, flags=re.M)
+    return re.sub(r"pid \d+", "pid N", text).strip()
+
+
+def outcome(binary, pool, extra):
+    tmp = TempDir(prefix="lowphp-starterr-")
+    try:
+        fill = {"tmp": tmp.path, "busy": BUSY.getsockname()[1]}
+        conf = (f"[global]\npid = {tmp.path}/x.pid\nerror_log = {tmp.path}/err.log\n" +
+                extra.format(**fill) + ("[www]\n" + pool.format(**fill) if pool is not None else ""))
+        path = tmp.join("c.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        runs = {}
+        for what, args in (("start", ["-F", "-R", "-O"]), ("-t", ["-t"])):
+            r = subprocess.run([binary, *args, "-y", path, "-p", tmp.path],
+                               capture_output=True, text=True, timeout=20)
+            runs[what] = (r.returncode, normalise(r.stdout + r.stderr, tmp.path, binary))
+        return runs
+    finally:
+        tmp.cleanup()
+
+
+def make(name, pool, extra):
+    def t():
+        ref = outcome(phpfpm_bin(), pool, extra)
+        sub = outcome(lowphp_bin(), pool, extra)
+        for what in ("start", "-t"):
+            print(f"  php-fpm8.2 {what}: exit {ref[what][0]}: {ref[what][1]!r}"[:400])
+            check(ref[what][0] == 78, f"php-fpm8.2 {what} did not fail: {ref[what]}")
+            check(sub[what] == ref[what],
+                  f"{what} differs:\n  php-fpm8.2: {ref[what]}\n  lowphp-fpm: {sub[what]}")
+    t.__name__ = f"broken config: {name}"
+    return t
+
+
+for name, (pool, extra) in CASES.items():
+    test(make(name, pool, extra))
+
+
+def setup():
+    global BUSY
+    BUSY = socket.socket()
+    BUSY.bind(("127.0.0.1", 0))
+    BUSY.listen(1)
+
+
+def teardown(_):
+    if BUSY is not None:
+        BUSY.close()
+
+
+if __name__ == "__main__":
+    run(setup, teardown)
