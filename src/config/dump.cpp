@@ -2,6 +2,7 @@
 #include <string>
 
 #include "internal.h"
+#include "lowphp/log.h"
 
 namespace lowphp::config {
 namespace {
@@ -20,20 +21,7 @@ template <typename T> std::string o(const std::optional<T>& v) {
 }
 // php-fpm's log_level stays 0 ("unknown value") until the file sets it.
 std::string level(const GlobalConfig& g) {
-    if (!g.log_level_set) return "unknown value";
-    switch (g.log_level) {
-    case LogLevel::Debug:
-        return "DEBUG";
-    case LogLevel::Notice:
-        return "NOTICE";
-    case LogLevel::Warning:
-        return "WARNING";
-    case LogLevel::Error:
-        return "ERROR";
-    case LogLevel::Alert:
-        return "ALERT";
-    }
-    return "unknown value";
+    return g.log_level_set ? log::level_name(g.log_level) : "unknown value";
 }
 template <typename T> std::string zero(const std::optional<T>& v) {
     return std::to_string(v ? *v : 0);
