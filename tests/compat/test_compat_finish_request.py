@@ -35,7 +35,7 @@ RACY_WHEN_KEPT = {"log messages", "ignore_user_abort"}
 PAIRS = {}
 
 
-def script(index, code):
+def script(code):
     return f"""<?php
 $m = $_GET['m']; @unlink($m);
 function step($s) {{ global $m; file_put_contents($m, " $s", FILE_APPEND); }}
@@ -91,7 +91,7 @@ def setup():
         os.makedirs(pair.tmp.join("marks"), exist_ok=True)
         for i, code in enumerate(CASES.values()):
             with open(os.path.join(pair.root, f"finish_{i}.php"), "w") as f:
-                f.write(script(i, code))
+                f.write(script(code))
 
 
 def teardown(_):
