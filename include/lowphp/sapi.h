@@ -35,6 +35,14 @@ void start_slowlog_thread(const config::PoolConfig& pool, WorkerSlot* slot, int 
 // guard against when closing one).
 void set_connection_kind(bool unix_socket);
 
+// fastcgi_finish_request() on a connection nginx keeps answers nginx, which may
+// send its next request on that connection while the script runs on. php-fpm
+// leaves that request waiting for the script; lowphp-fpm hands the connection
+// to `release` (the worker parks it with the master, so another worker serves
+// it). The callee owns and closes the fd. Unset: the connection stays.
+using ReleaseConnection = void (*)(int fd);
+void set_release_connection(ReleaseConnection release);
+
 // Serve the request libfcgi has just read into `req`. Returns false when the
 // worker must stop after it (pm.max_requests reached).
 bool serve(FCGX_Request& req);

@@ -55,6 +55,7 @@ static PHP_FUNCTION(fastcgi_finish_request) {
     php_output_end_all();
     sapi_send_headers();
     finish_fastcgi_request(*ctx);
+    release_kept_connection(*ctx);
     // The answer is out: request_terminate_timeout stops watching it unless
     // request_terminate_timeout_track_finished says otherwise (php-fpm's stage).
     if (current_slot) current_slot->state.store(static_cast<int>(WorkerState::Finishing));

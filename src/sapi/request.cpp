@@ -100,6 +100,21 @@ void finish_fastcgi_request(RequestContext& ctx) {
     FCGX_Finish_r(ctx.fcgx);
 }
 
+namespace {
+ReleaseConnection release_connection = nullptr;
+} // namespace
+
+void set_release_connection(ReleaseConnection release) {
+    release_connection = release;
+}
+
+void release_kept_connection(RequestContext& ctx) {
+    // libfcgi closes a kept connection it found broken: nothing to release then.
+    if (!release_connection || !ctx.kept_after_finish || ctx.fcgx->ipcFd < 0) return;
+    release_connection(ctx.fcgx->ipcFd);
+    ctx.fcgx->ipcFd = -1; // the worker no longer keeps it after the script
+}
+
 bool write_after_finish(RequestContext& ctx, ClosedOutput::Stream stream, size_t len) {
     return ctx.kept_after_finish || ctx.after_finish.write(stream, len);
 }

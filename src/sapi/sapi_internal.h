@@ -107,6 +107,9 @@ void activate_user_ini();
 
 // Send everything buffered for the request to the web server and end it.
 void finish_fastcgi_request(RequestContext& ctx);
+// fastcgi_finish_request() on a kept connection: hand it to the worker's
+// release hook (see set_release_connection).
+void release_kept_connection(RequestContext& ctx);
 // Output and flushes once the request is finished: false where php-fpm's
 // would fail (the caller then handles an aborted connection).
 bool write_after_finish(RequestContext& ctx, ClosedOutput::Stream stream, size_t len);

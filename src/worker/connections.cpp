@@ -57,11 +57,22 @@ void ConnectionSource::keep(int fd) {
 void ConnectionSource::park_home() {
     if (home_ < 0) return;
     epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, home_, nullptr);
+    give_away(home_);
+    home_ = -1;
+}
+
+void ConnectionSource::release(int fd) {
+    if (fd == home_)
+        park_home();
+    else
+        give_away(fd);
+}
+
+void ConnectionSource::give_away(int fd) {
     // Without a master to hold it (or if it refuses) the connection is closed:
     // nginx sees the close on its idle cached connection and drops it.
-    if (park_fd_ < 0 || !net::send_fd(park_fd_, home_)) shutdown(home_, SHUT_RDWR);
-    close(home_);
-    home_ = -1;
+    if (park_fd_ < 0 || !net::send_fd(park_fd_, fd)) shutdown(fd, SHUT_RDWR);
+    close(fd);
 }
 
 int ConnectionSource::take_home() {

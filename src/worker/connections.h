@@ -31,6 +31,9 @@ class ConnectionSource {
     }
     // Give the home connection away (before serving another one, or at exit).
     void park_home();
+    // Give away the connection being served, whose request is answered while
+    // its script runs on (fastcgi_finish_request on a kept connection).
+    void release(int fd);
     int home() const { return home_; }
 
   private:
@@ -39,6 +42,7 @@ class ConnectionSource {
     int accept_one();
     int receive_handoff();
     void watch_home(int fd);
+    void give_away(int fd);
 
     int listen_fd_, handoff_fd_, park_fd_;
     UniqueFd epoll_;

@@ -178,6 +178,9 @@ bool become_pool_user(const config::PoolConfig& pool) {
     return true;
 }
 
+// What fastcgi_finish_request() releases a kept connection to (set in run()).
+ConnectionSource* g_source = nullptr;
+
 // pm.max_memory: resident size from /proc/self/statm (one pread, kept open).
 bool over_memory_limit(uint64_t limit, WorkerSlot& slot) {
     static int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
@@ -233,6 +236,8 @@ void run(const Params& params) {
     ConnectionSource source(listen_fd, status ? -1 : z.handoff_fd, status ? -1 : z.park_fd,
                             pool.listen_allowed_clients, !address.is_unix);
     if (!source.ok()) _exit(kExitSoftware);
+    g_source = &source;
+    sapi::set_release_connection([](int fd) { g_source->release(fd); });
 
     FCGX_Request req;
     FCGX_InitRequest(&req, -1, 0); // we accept ourselves; libfcgi only decodes records

@@ -5,7 +5,7 @@ import os
 import select
 import time
 
-from lowphp_test import Backend, TempDir, check, check_eq, fcgi, run, site, test
+from lowphp_test import Backend, TempDir, check, check_eq, fcgi, run, site, test, wait_for
 
 
 def read_until_stdout(conn):
@@ -77,6 +77,44 @@ def kept_connection_not_overtaken_by_new_ones():
     finally:
         for c in conns:
             c.close()
+        b.stop(check=True)
+        b.close()
+        tmp.cleanup()
+
+
+@test
+def finish_request_releases_the_kept_connection():
+    """fastcgi_finish_request() answers nginx, which puts the connection back in
+    its keepalive cache and may send its next request on it at once. php-fpm
+    leaves that request waiting until the script ends (2 s here); lowphp-fpm
+    gives the connection to the master, so the other worker serves it now."""
+    tmp = TempDir()
+    root = site.make_docroot(tmp.join("www"))
+    b = Backend(pool={"pm": "static", "pm.max_children": "2"})
+    b.start()
+    conn = None
+    try:
+        def params(script, query=""):
+            return fcgi.php_params(os.path.join(root, script), document_root=root, query=query)
+
+        side = tmp.join("side-effect")
+        conn = fcgi.Connection(b.address)
+        r = conn.request(params("finish.php", "f=" + side), keep_conn=True)
+        check(r.complete and r.body == b"finished early\n", f"finish.php: {r!r}")
+        started = time.time()
+        r = conn.request(params("hello.php"), keep_conn=True)
+        took = time.time() - started
+        check(r.complete and r.body == b"Hello, world!\n", f"next request on the connection: {r!r}")
+        check(took < 1.0, f"the next request on the connection waited {took:.2f} s for the script")
+        # ...and the script still ran to its end in its own worker.
+        wait_for(lambda: os.path.exists(side), timeout=5, what="finish.php's side effect")
+        pid = open(side).read().split()[-1]
+        r = conn.request(params("hello.php"), keep_conn=True)
+        check(r.complete, f"third request on the connection: {r!r}")
+        check(pid.isdigit(), f"side effect: {open(side).read()!r}")
+    finally:
+        if conn:
+            conn.close()
         b.stop(check=True)
         b.close()
         tmp.cleanup()
