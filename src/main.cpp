@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "lowphp/config.h"
+#include "lowphp/exit_codes.h"
 #include "lowphp/log.h"
 #include "lowphp/master.h"
 #include "lowphp/migrate.h"
@@ -17,9 +18,9 @@
 
 namespace {
 
-constexpr int kExitOk = 0;
-constexpr int kExitUsage = 64;
-constexpr int kExitConfig = 78;
+using lowphp::kExitConfig;
+using lowphp::kExitOk;
+using lowphp::kExitUsage;
 constexpr const char* kDefaultConfig = "/etc/lowphp/lowphp-fpm.conf";
 constexpr const char* kDefaultPrefix = "/usr";
 

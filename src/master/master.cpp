@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lowphp/exit_codes.h"
 #include "lowphp/log.h"
 #include "lowphp/proctitle.h"
 #include "lowphp/systemd_notify.h"
@@ -244,7 +245,7 @@ bool Master::daemonize_if_asked() {
         do
             n = read(fds[0], &ok, 1);
         while (n < 0 && errno == EINTR);
-        _exit(n == 1 && ok == 1 ? 0 : 78);
+        _exit(n == 1 && ok == 1 ? kExitOk : kExitConfig);
     }
     close(fds[0]);
     daemon_pipe_ = fds[1];
@@ -288,12 +289,12 @@ int Master::run() {
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe_path_ = n > 0 ? std::string(exe, static_cast<size_t>(n)) : "/proc/self/exe";
     if (opts_.force_daemon >= 0) cfg_.global.daemonize = opts_.force_daemon == 1;
-    if (!setup_logging()) return 78;
+    if (!setup_logging()) return kExitConfig;
     pools_.resize(cfg_.pools.size());
     for (size_t i = 0; i < cfg_.pools.size(); ++i)
         pools_[i].cfg = cfg_.pools[i];
     signal(SIGPIPE, SIG_IGN);
-    if (!daemonize_if_asked()) return 78;
+    if (!daemonize_if_asked()) return kExitConfig;
     proctitle::set("lowphp-fpm: master process (" + cfg_.path + ")");
     apply_master_limits();
     started_us_ = now_us();
@@ -317,7 +318,7 @@ int Master::run() {
         ZLOG_ERROR("FPM initialization failed");
         notify_parent(false);
         cleanup();
-        return 78;
+        return kExitConfig;
     }
     base_.reset(event_base_new());
     install_events();

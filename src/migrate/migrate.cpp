@@ -4,6 +4,7 @@
 // belongs to, so comments, order and spelling survive, and rewrites only the
 // directives that must differ for both servers to run side by side.
 #include "lowphp/migrate.h"
+#include "lowphp/exit_codes.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -433,7 +434,7 @@ int main(int argc, char** argv) {
     if (!p.ok) {
         fprintf(stderr, "lowphp-fpm --migrate: %s is not a valid php-fpm configuration\n",
                 opts.source.c_str());
-        return 78;
+        return kExitConfig;
     }
     fputs(report(p, opts).c_str(), stdout);
     if (write_dir.empty()) {
@@ -458,7 +459,7 @@ int main(int argc, char** argv) {
     if (!check.config) {
         fprintf(stderr, "lowphp-fpm --migrate: the written %s does not pass -t\n",
                 main_file.c_str());
-        return 78;
+        return kExitConfig;
     }
     printf("\nWritten: %s and %s/pool.d/ (%zu pools); lowphp-fpm -t -y %s passes.\n",
            main_file.c_str(), opts.target_dir.c_str(), p.pools.size(), main_file.c_str());

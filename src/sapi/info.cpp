@@ -1,4 +1,5 @@
 // -v, -i and -m: PHP started in the invoking process, output to stdout.
+#include "lowphp/exit_codes.h"
 #include "lowphp/php_cli.h"
 #include "sapi_internal.h"
 
@@ -42,7 +43,7 @@ void print_modules() {
 
 int print_info(InfoMode mode, const zygote::PhpIniOptions& ini) {
     if (mode == InfoMode::Info) lowphp_sapi_module.phpinfo_as_text = 1;
-    if (!start_php(nullptr, ini)) return 70;
+    if (!start_php(nullptr, ini)) return kExitSoftware;
     if (mode == InfoMode::Modules) {
         php_output_activate();
         SG(headers_sent) = 1;
@@ -50,7 +51,7 @@ int print_info(InfoMode mode, const zygote::PhpIniOptions& ini) {
         php_output_end_all();
         php_output_deactivate();
     } else {
-        if (php_request_startup() == FAILURE) return 70;
+        if (php_request_startup() == FAILURE) return kExitSoftware;
         SG(headers_sent) = 1;
         SG(request_info).no_headers = 1;
         if (mode == InfoMode::Version)

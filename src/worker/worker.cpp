@@ -15,6 +15,7 @@
 
 #include "connections.h"
 #include "lowphp/child_output.h"
+#include "lowphp/exit_codes.h"
 #include "lowphp/log.h"
 #include "lowphp/net.h"
 #include "lowphp/proctitle.h"
@@ -26,11 +27,9 @@
 namespace lowphp::worker {
 namespace {
 
-// php-fpm's worker exit codes (FPM_EXIT_SOFTWARE, FPM_EXIT_CONFIG): the master
-// logs anything but 0 as a warning. A failed php_request_startup() ends the
-// worker with 70, as in php-fpm, whose master starts another in its place.
-constexpr int kExitSoftware = 70;
-constexpr int kExitConfig = 78;
+// The master logs any exit status but 0 as a warning. A failed
+// php_request_startup() ends the worker with kExitSoftware, as in php-fpm, whose
+// master starts another in its place.
 
 volatile sig_atomic_t quit_requested = 0;
 
