@@ -14,6 +14,9 @@ using config::LogLevel;
 
 const char* level_name(LogLevel level);
 
+// zlog's ZLOG_SYSERROR tail after a message: ": <strerror> (<errno>)".
+std::string errno_suffix(int err);
+
 // "[23-Nov-2026 05:21:09] " (with ".%06d" microseconds in debug mode). Children
 // write without a timestamp, as php-fpm's children do.
 std::string time_prefix(long sec, long usec, bool debug);

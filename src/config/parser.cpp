@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "internal.h"
+#include "lowphp/log.h"
 #include "values.h"
 
 namespace lowphp::config {
@@ -376,9 +377,7 @@ bool load_file(Context& c, const std::string& path) {
     }
     std::unique_ptr<FILE, int (*)(FILE*)> fp(fopen(path.c_str(), "r"), fclose);
     if (!fp) {
-        int err = errno;
-        c.error("failed to open configuration file '" + path + "': " + strerror(err) + " (" +
-                std::to_string(err) + ")");
+        c.error("failed to open configuration file '" + path + "'" + log::errno_suffix(errno));
         --c.recursion;
         return false;
     }

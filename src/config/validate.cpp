@@ -16,6 +16,7 @@
 
 #include "internal.h"
 #include "lowphp/access_log.h"
+#include "lowphp/log.h"
 
 namespace lowphp::config {
 namespace {
@@ -39,8 +40,7 @@ std::optional<std::string> open_failure(const std::string& path) {
         close(fd);
         return std::nullopt;
     }
-    int err = errno;
-    return std::string(": ") + strerror(err) + " (" + std::to_string(err) + ")";
+    return log::errno_suffix(errno);
 }
 
 bool is_dir(const std::string& path) {

@@ -1,5 +1,6 @@
 // Pure formatting of php-fpm's log line prefix (zlog_buf_prefix, zlog_print_time).
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 #include "lowphp/log.h"
@@ -20,6 +21,10 @@ const char* level_name(LogLevel level) {
         return "ALERT";
     }
     return "unknown value";
+}
+
+std::string errno_suffix(int err) {
+    return std::string(": ") + strerror(err) + " (" + std::to_string(err) + ")";
 }
 
 std::string time_prefix(long sec, long usec, bool debug) {

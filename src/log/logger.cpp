@@ -185,11 +185,7 @@ void write(LogLevel level, const char* function, int line, bool with_errno, cons
                                 : line_prefix(level, s.settings.is_child, debug, tv.tv_sec,
                                               tv.tv_usec, getpid(), function, line);
     text += msg;
-    if (with_errno) {
-        text += ": ";
-        text += strerror(saved_errno);
-        text += " (" + std::to_string(saved_errno) + ")";
-    }
+    if (with_errno) text += errno_suffix(saved_errno);
     text = truncate_to_limit(std::move(text), s.settings.limit);
     if (s.syslog) {
         // php-fpm 8.2 passes the configured log_level, not the message's level, as

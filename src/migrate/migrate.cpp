@@ -5,6 +5,7 @@
 // directives that must differ for both servers to run side by side.
 #include "lowphp/migrate.h"
 #include "lowphp/exit_codes.h"
+#include "lowphp/log.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -210,8 +211,7 @@ struct Reader {
         }
         std::ifstream in(file);
         if (!in) {
-            error = "unable to read " + file + ": " + strerror(errno) + " (" +
-                    std::to_string(errno) + ")";
+            error = "unable to read " + file + log::errno_suffix(errno);
             return false;
         }
         std::string line;
@@ -266,14 +266,12 @@ bool write_file(const std::string& path, const std::string& text, std::string& e
     {
         std::ofstream out(tmp, std::ios::trunc);
         if (!out || !(out << text) || !out.flush()) {
-            error = "unable to write " + tmp + ": " + strerror(errno) + " (" +
-                    std::to_string(errno) + ")";
+            error = "unable to write " + tmp + log::errno_suffix(errno);
             return false;
         }
     }
     if (rename(tmp.c_str(), path.c_str()) < 0) {
-        error =
-            "unable to rename " + tmp + ": " + strerror(errno) + " (" + std::to_string(errno) + ")";
+        error = "unable to rename " + tmp + log::errno_suffix(errno);
         return false;
     }
     return true;
@@ -378,8 +376,7 @@ std::string write(const Plan& plan, const std::string& dir, std::vector<std::str
     for (const auto& old : stale) {
         std::string to = old + ".before-migrate";
         if (rename(old.c_str(), to.c_str()) < 0)
-            return "unable to rename " + old + ": " + strerror(errno) + " (" +
-                   std::to_string(errno) + ")";
+            return "unable to rename " + old + log::errno_suffix(errno);
         moved.push_back(old + " -> " + to);
     }
     std::string error;
