@@ -55,19 +55,9 @@ bool Master::setup_logging() {
     s.level = cfg_.global.log_level;
     s.limit = static_cast<size_t>(cfg_.global.log_limit);
     log::configure(s);
-    if (!use_error_log(cfg_.global.daemonize, opts_.force_stderr)) {
-        // php-fpm opens (creates) error_log even when it logs to stderr (-O, -F)
-        if (cfg_.global.error_log != "syslog") {
-            int fd = open(cfg_.global.error_log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-                          S_IRUSR | S_IWUSR);
-            if (fd < 0) {
-                ZLOG_SYSERROR("failed to open error_log (%s)", cfg_.global.error_log.c_str());
-                return false;
-            }
-            close(fd);
-        }
-        return true;
-    }
+    // Logging to stderr (-O, -F): the configuration check has already created
+    // error_log, as php-fpm does (ParseOptions::open_log_files).
+    if (!use_error_log(cfg_.global.daemonize, opts_.force_stderr)) return true;
     if (!log::open_target(cfg_.global.error_log, cfg_.global.syslog_ident,
                           cfg_.global.syslog_facility)) {
         ZLOG_SYSERROR("failed to open error_log (%s)", cfg_.global.error_log.c_str());
