@@ -26,8 +26,9 @@ std::string time_prefix(long sec, long usec, bool debug);
 std::string line_prefix(LogLevel level, bool is_child, bool debug, long sec, long usec, int pid,
                         const char* function, int line);
 
-// Cut a line to log_limit the way zlog does ("..." at the end).
+// The prefix of a syslog message: "[LEVEL] " (pid/function/line in debug mode).
 std::string syslog_prefix(LogLevel level, bool debug, int pid, const char* function, int line);
+// Cut a line to log_limit the way zlog does ("..." at the end).
 std::string truncate_to_limit(std::string line, std::size_t limit);
 
 // Where the process's log lines go.
