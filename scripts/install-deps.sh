@@ -12,7 +12,7 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   g++ cmake make pkg-config ca-certificates clang-format \
-  libphp8.2-embed php8.2-dev libfcgi-dev libevent-dev libinih-dev doctest-dev \
+  libphp8.2-embed php8.2-dev libevent-dev libinih-dev doctest-dev \
   php8.2-fpm php8.2-cli php8.2-opcache php8.2-apcu \
   nginx curl python3 procps \
   prometheus wrk \

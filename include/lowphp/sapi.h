@@ -1,8 +1,9 @@
 // The PHP side of a pool, as seen by the zygote and workers (no PHP types here).
 #pragma once
 
-#include <fcgiapp.h>
 #include <string>
+
+#include "lowphp/fastcgi.h"
 
 #include "lowphp/config.h"
 #include "lowphp/scoreboard.h"
@@ -43,9 +44,10 @@ void set_connection_kind(bool unix_socket);
 using ReleaseConnection = void (*)(int fd);
 void set_release_connection(ReleaseConnection release);
 
-// Serve the request libfcgi has just read into `req`. Returns false when the
-// worker must stop after it (pm.max_requests reached).
-bool serve(FCGX_Request& req);
+// Serve the request just read from `conn` into `req`; the answer goes out on
+// `conn`, which is closed afterwards unless it is kept. Returns false when
+// PHP could not start the request (the worker must stop).
+bool serve(fastcgi::Connection& conn, const fastcgi::Request& req);
 
 // Module shutdown at worker exit (flushes sessions etc. are per request already).
 void shutdown_worker();

@@ -83,7 +83,7 @@ void write_access_log(RequestContext& ctx, const RequestTimes& t) {
     r.memory = slot.last_memory;
     r.status = SG(sapi_headers).http_response_code;
     if (suppressed(r)) return;
-    r.remote_ip = client_ip(ctx.fcgx->ipcFd);
+    r.remote_ip = client_ip(ctx.conn->fd());
     r.pool = current_pool->name;
     r.pid = getpid();
     r.ppid = getppid();

@@ -29,7 +29,7 @@ size_t ub_write(const char* str, size_t len) {
     RequestContext* ctx = current_request;
     if (!ctx) return fwrite(str, 1, len, stdout); // -i / -m / -v: plain stdout
     bool written = ctx->closed ? write_after_finish(*ctx, ClosedOutput::Stream::Stdout, len)
-                               : FCGX_PutStr(str, static_cast<int>(len), ctx->fcgx->out) >= 0;
+                               : ctx->conn->write(fastcgi::kStdout, str, len);
     if (!written) {
         // As php-fpm: output the client cannot get aborts the script unless
         // ignore_user_abort is set.
@@ -48,7 +48,7 @@ void flush(void* server_context) {
     // Only what PHP already wrote goes out: flush() sends no headers (php-fpm's
     // sapi_cgibin_flush), so header() still works while output_buffering holds
     // the body.
-    bool flushed = ctx->closed ? flush_after_finish(*ctx) : FCGX_FFlush(ctx->fcgx->out) >= 0;
+    bool flushed = ctx->closed ? flush_after_finish(*ctx) : ctx->conn->flush();
     if (!flushed) php_handle_aborted_connection();
 }
 
@@ -67,7 +67,7 @@ int send_headers(sapi_headers_struct* headers) {
     std::string block = encode_head(head);
     RequestContext* ctx = current_request;
     if (ctx && !ctx->closed)
-        FCGX_PutStr(block.data(), static_cast<int>(block.size()), ctx->fcgx->out);
+        ctx->conn->write(fastcgi::kStdout, block.data(), block.size());
     else if (!ctx)
         fwrite(block.data(), 1, block.size(), stdout);
     return SAPI_HEADER_SENT_SUCCESSFULLY;
@@ -78,13 +78,7 @@ size_t read_post(char* buffer, size_t count) {
     if (!ctx || ctx->closed) return 0;
     size_t remaining = static_cast<size_t>(SG(request_info).content_length) - SG(read_post_bytes);
     if (remaining < count) count = remaining;
-    size_t done = 0;
-    while (done < count) {
-        int n = FCGX_GetStr(buffer + done, static_cast<int>(count - done), ctx->fcgx->in);
-        if (n <= 0) break;
-        done += static_cast<size_t>(n);
-    }
-    return done;
+    return ctx->conn->read_stdin(buffer, count);
 }
 
 char* sapi_getenv(const char* name, size_t len) {

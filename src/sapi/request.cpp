@@ -18,17 +18,13 @@ extern "C" {
 
 namespace lowphp::sapi {
 
-void ParamList::load(char** envp) {
+void ParamList::load(const fastcgi::Request& req) {
     items_.clear();
     owned_.clear();
     items_.reserve(64); // nginx sends ~20-40 params: no regrowth per request
     // php-fpm's FastCGI layer records the role as the first param.
-    items_.emplace_back("FCGI_ROLE", "RESPONDER");
-    for (char** e = envp; e && *e; ++e) {
-        char* eq = strchr(*e, '=');
-        if (!eq) continue;
-        *eq = '\0'; // the name ends here; nothing else reads libfcgi's copy
-        std::string_view name(*e, static_cast<size_t>(eq - *e)), value(eq + 1);
+    items_.emplace_back("FCGI_ROLE", req.role);
+    for (const auto& [name, value] : req.params) {
         if (Item* it = lookup(name))
             it->second = value; // a repeated param: last value wins
         else
@@ -76,9 +72,9 @@ void log_to_fastcgi(config::LogLevel, const char* msg, size_t len) {
         ctx->abort_after_log = ctx->abort_after_log || !fits;
         return;
     }
-    if (ctx->stderr_started) FCGX_PutStr("; ", 2, ctx->fcgx->err);
+    if (ctx->stderr_started) ctx->conn->write(fastcgi::kStderr, "; ", 2);
     ctx->stderr_started = true;
-    FCGX_PutStr(msg, static_cast<int>(len), ctx->fcgx->err);
+    ctx->conn->write(fastcgi::kStderr, msg, len);
 }
 
 bool unix_connections = true;
@@ -90,14 +86,14 @@ void set_connection_kind(bool unix_socket) {
 void finish_fastcgi_request(RequestContext& ctx) {
     if (ctx.closed) return;
     ctx.closed = true;
-    ctx.kept_after_finish = ctx.fcgx->keepConnection;
-    // A connection nginx does not keep: libfcgi would shut down its side, then
-    // wait (up to 2 s) for nginx to close first, holding the worker a round trip
-    // per request. That lingering only protects unread input from a TCP reset;
-    // a unix socket has none, and PHP has read the body when STDIN's end was seen.
-    if (!ctx.fcgx->keepConnection && (unix_connections || FCGX_HasSeenEOF(ctx.fcgx->in)))
-        FCGX_Detach(ctx.fcgx);
-    FCGX_Finish_r(ctx.fcgx);
+    fastcgi::Connection& conn = *ctx.conn;
+    conn.end_request();
+    ctx.kept_after_finish = conn.keep();
+    // A connection nginx does not keep: php-fpm shuts down its side, then waits
+    // for nginx to close first, holding the worker a round trip per request.
+    // That lingering only protects unread input from a TCP reset; a unix socket
+    // has none, and PHP has read the body when STDIN's end was seen.
+    if (!conn.keep()) conn.close(!unix_connections && !conn.stdin_ended());
 }
 
 namespace {
@@ -109,10 +105,11 @@ void set_release_connection(ReleaseConnection release) {
 }
 
 void release_kept_connection(RequestContext& ctx) {
-    // libfcgi closes a kept connection it found broken: nothing to release then.
-    if (!release_connection || !ctx.kept_after_finish || ctx.fcgx->ipcFd < 0) return;
-    release_connection(ctx.fcgx->ipcFd);
-    ctx.fcgx->ipcFd = -1; // the worker no longer keeps it after the script
+    // Only a connection at a request boundary can serve another request
+    // elsewhere: not while the body is unread, nor when the next request is
+    // already in our buffer.
+    if (!release_connection || !ctx.kept_after_finish) return;
+    if (int fd = ctx.conn->release(); fd >= 0) release_connection(fd);
 }
 
 bool write_after_finish(RequestContext& ctx, ClosedOutput::Stream stream, size_t len) {
@@ -308,11 +305,11 @@ void execute_primary_script() {
 
 } // namespace
 
-bool serve(FCGX_Request& req) {
+bool serve(fastcgi::Connection& conn, const fastcgi::Request& req) {
     RequestClock clock = begin_request_slot();
     RequestContext ctx;
-    ctx.fcgx = &req;
-    ctx.params.load(req.envp);
+    ctx.conn = &conn;
+    ctx.params.load(req);
     set_state(WorkerState::GettingInfo);
     current_request = &ctx;
     SG(server_context) = &ctx;

@@ -10,7 +10,6 @@ extern "C" {
 }
 
 #include <deque>
-#include <fcgiapp.h>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,21 +18,22 @@ extern "C" {
 
 #include "lowphp/closed_output.h"
 #include "lowphp/config.h"
+#include "lowphp/fastcgi.h"
 #include "lowphp/scoreboard.h"
 #include "lowphp/zygote.h"
 
 namespace lowphp::sapi {
 
 // The FastCGI params of the request in arrival order (php-fpm registers them in
-// $_SERVER in that order). Names and values are views into libfcgi's param
-// strings, which live until the request ends; load() splits each "NAME=value"
-// in place, so both are NUL-terminated. Values set later are owned here. No
+// $_SERVER in that order). Names and values are views into the request's
+// decoded params (NUL-terminated, alive until the request ends); values set
+// later are owned here. No
 // allocation per param: a request has a few dozen, so lookups are linear
 // (length first), which beats hashing a std::string key per lookup.
 class ParamList {
   public:
     using Item = std::pair<std::string_view, std::string_view>;
-    void load(char** envp);
+    void load(const fastcgi::Request& req);
     // The value (NUL-terminated), or nullptr.
     const std::string_view* find(std::string_view name) const;
     // Replace in place (keeping the position), append when new, erase on nullopt.
@@ -49,7 +49,7 @@ class ParamList {
 
 // The live request: set while a worker serves one, null otherwise.
 struct RequestContext {
-    FCGX_Request* fcgx = nullptr;
+    fastcgi::Connection* conn = nullptr;
     ParamList params;
     std::string method, query, uri, content_type; // storage behind SG(request_info)
     bool closed = false;         // fastcgi_finish_request() ended the FastCGI request

@@ -25,7 +25,7 @@ class ConnectionSource {
     // The connection just served stays open (FCGI_KEEP_CONN): it becomes this
     // worker's home until the worker takes other work, then it is parked.
     void keep(int fd);
-    // The connection `fd` was closed (by libfcgi): it is no longer the home.
+    // The connection `fd` was closed: it is no longer the home.
     void forget(int fd) {
         if (fd == home_) home_ = -1;
     }

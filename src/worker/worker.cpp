@@ -22,7 +22,6 @@
 #include "lowphp/sapi.h"
 #include "lowphp/scoreboard.h"
 #include "lowphp/worker.h"
-#include "management.h"
 
 namespace lowphp::worker {
 namespace {
@@ -37,13 +36,10 @@ void on_quit(int) {
     quit_requested = 1;
 }
 
-// SIGQUIT stays blocked while a request runs (no EINTR inside PHP or libfcgi);
-// it is only deliverable inside ppoll(), where the worker waits for work.
+// SIGQUIT stays blocked while a request runs (no EINTR inside PHP or the
+// FastCGI reads); it is only deliverable inside epoll_pwait(), where the worker
+// waits for work. TERM and USR1 keep their default: they end the worker at once.
 sigset_t install_signals() {
-    // libfcgi's initialisation catches SIGTERM/SIGUSR1 to set its own shutdown
-    // flag; a worker keeps php-fpm's semantics: TERM kills at once, USR1 too.
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGUSR1, SIG_DFL);
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa {};
     sa.sa_handler = on_quit;
@@ -238,43 +234,52 @@ void run(const Params& params) {
     g_source = &source;
     sapi::set_release_connection([](int fd) { g_source->release(fd); });
 
-    FCGX_Request req;
-    FCGX_InitRequest(&req, -1, 0); // we accept ourselves; libfcgi only decodes records
+    fastcgi::Connection conn;
+    fastcgi::Request request;
     int served = 0;
     int exit_code = 0;
     while (!quit_requested && !slot->quit.load(std::memory_order_relaxed)) {
-        slot->state.store(static_cast<int>(WorkerState::Idle), std::memory_order_relaxed);
-        bool accepted = false;
-        int fd = source.next(waiting, quit_requested, accepted);
-        if (fd < 0) break;
+        // A next request already read with the last one is served first: the
+        // socket will not signal it again.
+        int fd = conn.fd();
+        if (fd < 0 || !conn.has_input()) {
+            slot->state.store(static_cast<int>(WorkerState::Idle), std::memory_order_relaxed);
+            bool accepted = false;
+            fd = source.next(waiting, quit_requested, accepted);
+            if (fd < 0) break;
+            conn.attach(fd, !address.is_unix);
+        }
         slot->state.store(static_cast<int>(WorkerState::ReadingHeaders), std::memory_order_relaxed);
-        if (!answer_management_records(fd)) {
-            source.forget(fd);
-            close(fd);
+        auto next = conn.read_request(request);
+        if (next == fastcgi::Connection::Next::Idle) { // nothing sent yet: wait for it
+            source.keep(fd);
             continue;
         }
-        req.ipcFd = fd;
-        req.keepConnection = 1; // stops FCGX_Accept_r from closing the fd it is given
-        if (FCGX_Accept_r(&req) < 0) {
-            source.forget(fd); // libfcgi closed a finished or malformed connection
-            req.ipcFd = -1;
+        if (next == fastcgi::Connection::Next::Closed) {
+            source.forget(fd);
+            conn.close(false);
             continue;
         }
         bool last = pool.pm_max_requests > 0 && served + 1 >= pool.pm_max_requests;
-        if (last) req.keepConnection = 0; // close the connection after the last request
-        bool ok = sapi::serve(req);
+        if (last) conn.set_keep(false); // close the connection after the last request
+        bool ok = sapi::serve(conn, request);
         ++served;
         // fpm_stdio_flush_child: the master logs an unterminated line now
         if (params.stderr_fd >= 0)
             (void)!write(STDERR_FILENO, log::kFlushMarker, log::kFlushMarkerSize);
         if (pool.pm_max_memory && over_memory_limit(pool.pm_max_memory, *slot)) last = true;
-        if (req.ipcFd >= 0)
-            source.keep(req.ipcFd);
+        if (conn.fd() >= 0)
+            source.keep(conn.fd());
         else
             source.forget(fd);
-        req.ipcFd = -1;
         if (!ok) exit_code = kExitSoftware;
         if (!ok || last) break;
+    }
+    // A next request already in our buffer cannot travel with the fd: close
+    // that connection rather than park it without it.
+    if (conn.fd() >= 0 && conn.has_input()) {
+        source.forget(conn.fd());
+        conn.close(false);
     }
     source.park_home();
     _exit(exit_code);

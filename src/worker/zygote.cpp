@@ -4,7 +4,6 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <fcgiapp.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sched.h>
@@ -115,11 +114,8 @@ void default_session_dir(const config::PoolConfig& pool) {
 void run(const Params& params) {
     const config::PoolConfig& pool = params.config->pools[params.pool_index];
     proctitle::set("lowphp-fpm: zygote " + pool.name);
-    unsetenv("FCGI_WEB_SERVER_ADDRS"); // allowed clients are ours to check, not libfcgi's
-    bool ok = sapi::start_pool(pool, params.ini) && FCGX_Init() == 0;
+    bool ok = sapi::start_pool(pool, params.ini);
     if (ok) default_session_dir(pool);
-    signal(SIGTERM, SIG_DFL); // FCGX_Init caught it; the master stops us with it
-    signal(SIGUSR1, SIG_DFL);
     signal(SIGPIPE, SIG_IGN);
     if (!reply(params.control_fd, kReadySlot, ok ? getpid() : -1) || !ok) _exit(ok ? 0 : 1);
     SpawnCommand cmd;

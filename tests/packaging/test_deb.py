@@ -125,7 +125,7 @@ def depends_match_the_linked_libraries(c):
     for lib, pkg in owners.items():
         check(pkg in names, f"{lib} comes from {pkg}, missing in Depends: {depends}")
     check_in("libphp8.2-embed", names, "Depends")
-    check_in("libfcgi0ldbl", names, "Depends")
+    check("libfcgi0ldbl" not in names, f"no libfcgi since our own FastCGI codec: {depends}")
     check(any(n.startswith("libevent") for n in names), f"libevent in Depends: {depends}")
     # Nothing that is not linked (pg, mariadb, redis, inih are not used yet).
     check_eq(names - set(owners.values()), set(), f"Depends beyond the linked libraries ({depends})")

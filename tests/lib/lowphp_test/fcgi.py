@@ -37,7 +37,7 @@ HEADER = struct.Struct(">BBHHBx")
 
 
 def record(rtype, req_id, content=b"", padding=None, version=VERSION_1):
-    """One record; padding defaults to aligning to 8 bytes like libfcgi."""
+    """One record; padding defaults to aligning to 8 bytes like php-fpm."""
     if padding is None:
         padding = (-len(content)) % 8
     return HEADER.pack(version, rtype, req_id, len(content), padding) + content + b"\0" * padding

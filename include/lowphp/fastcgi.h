@@ -1,0 +1,150 @@
+// FastCGI as php-fpm 8.2 speaks it (main/fastcgi.c): a worker reads one
+// request's BEGIN_REQUEST, PARAMS and STDIN from a connection and answers with
+// STDOUT / STDERR records and an END_REQUEST, in as few writes as it can.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace lowphp::fastcgi {
+
+enum RecordType : uint8_t {
+    kBeginRequest = 1,
+    kAbortRequest = 2,
+    kEndRequest = 3,
+    kParams = 4,
+    kStdin = 5,
+    kStdout = 6,
+    kStderr = 7,
+    kGetValues = 9,
+    kGetValuesResult = 10,
+};
+
+constexpr size_t kHeaderSize = 8;
+// php-fpm's FCGI_MAX_LENGTH: content + padding of a record it accepts.
+constexpr size_t kMaxRecord = 0xffff;
+// php-fpm cuts long output into records of this size (a multiple of 8: no padding).
+constexpr size_t kMaxOutputRecord = 0xfff8;
+
+struct Header {
+    uint8_t version = 0;
+    uint8_t type = 0;
+    uint16_t request_id = 0;
+    uint16_t content_length = 0;
+    uint8_t padding = 0;
+};
+
+Header parse_header(const unsigned char* p);
+void put_header(unsigned char* p, uint8_t type, uint16_t request_id, uint16_t content_length,
+                uint8_t padding);
+
+using Param = std::pair<std::string_view, std::string_view>;
+
+// Decodes a name-value pair stream (PARAMS, GET_VALUES). Each pair is copied to
+// `arena` as "name\0value\0", so names and values in `out` are NUL-terminated
+// (PHP reads them as C strings). False when a length runs past the end.
+bool decode_params(std::string_view stream, std::string& arena, std::vector<Param>& out);
+void encode_param(std::string& out, std::string_view name, std::string_view value);
+
+// Records waiting to be written. Stream data extends the record still open
+// when it has the same type, so many small echoes make one record, as
+// php-fpm's output buffer does.
+class OutputBuffer {
+  public:
+    void append(uint8_t type, uint16_t request_id, const char* data, size_t len);
+    // Closes the open record and adds END_REQUEST (appStatus 0, REQUEST_COMPLETE).
+    void end_request(uint16_t request_id);
+    // Everything to write (closes the open record).
+    std::string_view bytes();
+    size_t size() const { return buf_.size(); }
+    void clear();
+
+  private:
+    void close_record();
+    std::string buf_;
+    size_t open_ = 0; // offset of the open record's header, when open_type_ != 0
+    uint8_t open_type_ = 0;
+    uint16_t open_id_ = 0;
+};
+
+struct Request {
+    uint16_t id = 0;
+    bool keep_connection = false; // FCGI_KEEP_CONN
+    const char* role = "RESPONDER";
+    std::vector<Param> params; // in arrival order, views into `arena`
+    std::string arena;
+};
+
+// One blocking connection to the web server. The worker keeps one object and
+// attaches it to each connection it serves, so its buffers are allocated once.
+class Connection {
+  public:
+    // Output waiting in memory goes out once it reaches this size.
+    static constexpr size_t kFlushSize = 32 * 1024;
+
+    Connection();
+    // Serve `fd` (closing nothing: the worker owns the fd until close()).
+    void attach(int fd, bool tcp);
+    int fd() const { return fd_; }
+    // Bytes of a next request already read from the socket.
+    bool has_input() const { return end_ > pos_; }
+
+    enum class Next {
+        Request, // `req` holds it; its body follows through read_stdin()
+        Idle,    // nothing more to read now (keep the connection, wait for it)
+        Closed,  // the peer closed, or sent something else than a request
+    };
+    // Reads the next request, answering FCGI_GET_VALUES on the way. Only the
+    // first byte is waited for without blocking; a request begun is read
+    // whole. On Closed, php-fpm closes the connection without a word.
+    Next read_request(Request& req);
+    // The request body from STDIN records; 0 at its end. A record of another
+    // type ends it too, and then the connection is not kept (php-fpm).
+    size_t read_stdin(char* buf, size_t len);
+    bool stdin_ended() const { return stdin_ended_; }
+
+    // Buffered; false once the peer is gone (the connection is then not kept).
+    bool write(uint8_t type, const char* data, size_t len);
+    bool flush();
+    // What is left and the END_REQUEST, in one write.
+    bool end_request();
+
+    bool keep() const { return keep_; }
+    void set_keep(bool keep) { keep_ = keep; }
+    // Close. `linger`: first shut down our side and wait (up to 2 s) for the
+    // peer to close, so unread input cannot turn into a TCP reset that cuts
+    // the answer (php-fpm always lingers when it closes a served connection).
+    void close(bool linger);
+    // The fd leaves this object (handed to another process); -1 if not free
+    // to go: a body still unread, or a next request already in our buffer.
+    int release();
+
+  private:
+    bool ensure(size_t n);  // at least n unread bytes in the buffer (blocking)
+    int fill_nonblocking(); // > 0 bytes read, 0 peer closed, -1 nothing yet
+    void note_stdin_end();  // consume a buffered empty STDIN record
+    void consume(size_t n) { pos_ += n; }
+    const unsigned char* at() const { return in_.data() + pos_; }
+    bool read_params(Request& req);
+    bool answer_get_values(const Header& h);
+    bool send_all(std::string_view data);
+
+    int fd_ = -1;
+    bool tcp_ = false, nodelay_ = false;
+    std::vector<unsigned char> in_;
+    size_t pos_ = 0, end_ = 0;
+    std::string params_; // the PARAMS stream of the request being read
+    uint16_t id_ = 0;
+    bool keep_ = false;
+    size_t stdin_left_ = 0; // content bytes left in the current STDIN record
+    uint8_t stdin_padding_ = 0;
+    bool stdin_ended_ = true;
+    bool broken_ = false; // a write failed
+    OutputBuffer out_;
+};
+
+} // namespace lowphp::fastcgi

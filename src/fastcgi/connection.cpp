@@ -1,0 +1,284 @@
+// One FastCGI connection: reading requests and writing answers the way
+// php-fpm's main/fastcgi.c does, with one read buffer and one output buffer
+// reused for every request (no allocation per param or per record).
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lowphp/fastcgi.h"
+
+namespace lowphp::fastcgi {
+
+namespace {
+
+// A whole record (header, 64 KB content, padding) fits, with room to read ahead.
+constexpr size_t kInputBuffer = 80 * 1024;
+
+const char* role_name(unsigned role) {
+    switch (role) {
+    case 1:
+        return "RESPONDER";
+    case 2:
+        return "AUTHORIZER";
+    case 3:
+        return "FILTER";
+    default:
+        return nullptr;
+    }
+}
+
+} // namespace
+
+Connection::Connection() : in_(kInputBuffer) {}
+
+void Connection::attach(int fd, bool tcp) {
+    fd_ = fd;
+    tcp_ = tcp;
+    nodelay_ = false;
+    pos_ = end_ = 0;
+    keep_ = false;
+    stdin_left_ = stdin_padding_ = 0;
+    stdin_ended_ = true;
+    broken_ = false;
+    out_.clear();
+}
+
+bool Connection::ensure(size_t n) {
+    if (end_ - pos_ >= n) return true;
+    if (pos_ == end_) {
+        pos_ = end_ = 0;
+    } else if (in_.size() - pos_ < n) {
+        memmove(in_.data(), in_.data() + pos_, end_ - pos_);
+        end_ -= pos_;
+        pos_ = 0;
+    }
+    while (end_ - pos_ < n) {
+        ssize_t r = ::read(fd_, in_.data() + end_, in_.size() - end_);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;
+        end_ += static_cast<size_t>(r);
+    }
+    return true;
+}
+
+int Connection::fill_nonblocking() {
+    pos_ = end_ = 0;
+    for (;;) {
+        ssize_t r = recv(fd_, in_.data(), in_.size(), MSG_DONTWAIT);
+        if (r > 0) {
+            end_ = static_cast<size_t>(r);
+            return 1;
+        }
+        if (r < 0 && errno == EINTR) continue;
+        return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? -1 : 0;
+    }
+}
+
+Connection::Next Connection::read_request(Request& req) {
+    for (;;) {
+        if (!has_input()) {
+            int got = fill_nonblocking();
+            if (got < 0) return Next::Idle;
+            if (got == 0) return Next::Closed;
+        }
+        if (!ensure(kHeaderSize)) return Next::Closed;
+        Header h = parse_header(at());
+        size_t body = size_t{h.content_length} + h.padding;
+        // php-fpm skips the empty STDIN that ends a body nobody read.
+        if (h.version < 1 || body > kMaxRecord || !ensure(kHeaderSize + body)) return Next::Closed;
+        if (h.type == kStdin && h.content_length == 0) {
+            consume(kHeaderSize + body);
+            continue;
+        }
+        if (h.type == kGetValues) {
+            if (!answer_get_values(h)) return Next::Closed;
+            consume(kHeaderSize + body);
+            continue;
+        }
+        if (h.type != kBeginRequest || h.content_length != 8) return Next::Closed;
+        const unsigned char* b = at() + kHeaderSize;
+        req.role = role_name(unsigned{b[0]} << 8 | b[1]);
+        if (!req.role) return Next::Closed;
+        req.id = h.request_id;
+        req.keep_connection = (b[2] & 1) != 0;
+        consume(kHeaderSize + body);
+        return read_params(req) ? Next::Request : Next::Closed;
+    }
+}
+
+bool Connection::read_params(Request& req) {
+    params_.clear();
+    for (;;) {
+        if (!ensure(kHeaderSize)) return false;
+        Header h = parse_header(at());
+        // php-fpm reads PARAMS until the empty one (or another record type).
+        if (h.version < 1) return false;
+        if (h.type != kParams) break;
+        size_t body = size_t{h.content_length} + h.padding;
+        if (body > kMaxRecord || !ensure(kHeaderSize + body)) return false;
+        params_.append(reinterpret_cast<const char*>(at() + kHeaderSize), h.content_length);
+        consume(kHeaderSize + body);
+        if (h.content_length == 0) break;
+    }
+    if (!decode_params(params_, req.arena, req.params)) return false;
+    id_ = req.id;
+    keep_ = req.keep_connection;
+    stdin_left_ = stdin_padding_ = 0;
+    stdin_ended_ = false;
+    broken_ = false;
+    out_.clear();
+    note_stdin_end();
+    // php-fpm turns Nagle off on TCP connections the web server keeps.
+    if (keep_ && tcp_ && !nodelay_) {
+        int on = 1;
+        setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+        nodelay_ = true;
+    }
+    return true;
+}
+
+void Connection::note_stdin_end() {
+    if (stdin_ended_ || stdin_left_ > 0 || end_ - pos_ < kHeaderSize) return;
+    Header h = parse_header(at());
+    if (h.version < 1 || h.type != kStdin || h.content_length != 0) return;
+    if (end_ - pos_ < kHeaderSize + h.padding) return;
+    consume(kHeaderSize + h.padding);
+    stdin_ended_ = true;
+}
+
+// php-fpm answers only the names it knows, with requestId 0: FCGI_MPXS_CONNS=0.
+bool Connection::answer_get_values(const Header& h) {
+    std::string arena;
+    std::vector<Param> names;
+    std::string_view query(reinterpret_cast<const char*>(at() + kHeaderSize), h.content_length);
+    if (!decode_params(query, arena, names)) return false;
+    std::string body;
+    for (const auto& [name, value] : names)
+        if (name == "FCGI_MPXS_CONNS") encode_param(body, name, "0");
+    OutputBuffer rec;
+    rec.append(kGetValuesResult, 0, body.data(), body.size());
+    if (body.empty()) { // an empty result is still one record
+        std::string empty(kHeaderSize, '\0');
+        put_header(reinterpret_cast<unsigned char*>(empty.data()), kGetValuesResult, 0, 0, 0);
+        return send_all(empty);
+    }
+    return send_all(rec.bytes());
+}
+
+size_t Connection::read_stdin(char* buf, size_t len) {
+    auto broken_body = [this] {
+        stdin_ended_ = true;
+        keep_ = false;
+    };
+    size_t done = 0;
+    while (done < len && !stdin_ended_) {
+        if (stdin_left_ == 0) {
+            Header h;
+            if (ensure(kHeaderSize)) h = parse_header(at());
+            if (h.version < 1 || h.type != kStdin) {
+                // php-fpm's fcgi_read: the body ends, the connection is not
+                // kept, and this read returns nothing, even bytes it copied.
+                broken_body();
+                return 0;
+            }
+            consume(kHeaderSize);
+            stdin_left_ = h.content_length;
+            stdin_padding_ = h.padding;
+            if (stdin_left_ == 0) stdin_ended_ = true; // the empty STDIN: end of the body
+        }
+        if (stdin_left_ > 0) {
+            if (!ensure(1)) {
+                broken_body();
+                break;
+            }
+            size_t n = std::min({len - done, stdin_left_, end_ - pos_});
+            memcpy(buf + done, at(), n);
+            consume(n);
+            done += n;
+            stdin_left_ -= n;
+        }
+        if (stdin_left_ == 0 && stdin_padding_ > 0) {
+            if (!ensure(stdin_padding_)) {
+                broken_body();
+                break;
+            }
+            consume(stdin_padding_);
+            stdin_padding_ = 0;
+        }
+    }
+    return done;
+}
+
+bool Connection::send_all(std::string_view data) {
+    if (fd_ < 0) return false;
+    while (!data.empty()) {
+        ssize_t n = send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        data.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+}
+
+bool Connection::write(uint8_t type, const char* data, size_t len) {
+    if (broken_) return false;
+    out_.append(type, id_, data, len);
+    return out_.size() < kFlushSize || flush();
+}
+
+bool Connection::flush() {
+    if (broken_) return false;
+    std::string_view pending = out_.bytes();
+    if (pending.empty()) return true;
+    bool sent = send_all(pending);
+    out_.clear();
+    if (!sent) broken_ = true, keep_ = false;
+    return sent;
+}
+
+bool Connection::end_request() {
+    if (broken_) return false;
+    out_.end_request(id_);
+    bool sent = flush();
+    note_stdin_end();
+    return sent;
+}
+
+void Connection::close(bool linger) {
+    if (fd_ < 0) return;
+    if (linger) {
+        shutdown(fd_, SHUT_WR);
+        // Read what the peer still sends until it closes, for at most 2 s.
+        struct timespec start;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        char sink[4096];
+        for (;;) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long waited =
+                (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+            struct pollfd p = {fd_, POLLIN, 0};
+            if (waited >= 2000 || poll(&p, 1, static_cast<int>(2000 - waited)) <= 0) break;
+            if (recv(fd_, sink, sizeof sink, 0) <= 0) break;
+        }
+    }
+    ::close(fd_);
+    fd_ = -1;
+    pos_ = end_ = 0;
+}
+
+int Connection::release() {
+    note_stdin_end();
+    if (fd_ < 0 || !stdin_ended_ || has_input() || broken_) return -1;
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+}
+
+} // namespace lowphp::fastcgi
