@@ -59,21 +59,24 @@ void put_length(std::string& out, size_t len) {
 } // namespace
 
 bool decode_params(std::string_view stream, std::string& arena, std::vector<Param>& out) {
-    arena.clear();
     out.clear();
     // Every pair has at least two length bytes, which pay for its two NULs:
-    // the arena never reallocates, so the views stay valid.
-    arena.reserve(stream.size());
+    // the arena is sized once and never reallocates, so the views stay valid.
+    arena.resize(stream.size());
+    char* dst = arena.data();
     size_t i = 0;
     while (i < stream.size()) {
         size_t name_len, value_len;
         if (!read_length(stream, i, name_len) || !read_length(stream, i, value_len)) return false;
         if (name_len > stream.size() - i || value_len > stream.size() - i - name_len) return false;
-        size_t at = arena.size();
-        arena.append(stream.data() + i, name_len).push_back('\0');
-        arena.append(stream.data() + i + name_len, value_len).push_back('\0');
-        out.emplace_back(std::string_view(arena.data() + at, name_len),
-                         std::string_view(arena.data() + at + name_len + 1, value_len));
+        char* name = dst;
+        memcpy(name, stream.data() + i, name_len);
+        name[name_len] = '\0';
+        char* value = name + name_len + 1;
+        memcpy(value, stream.data() + i + name_len, value_len);
+        value[value_len] = '\0';
+        dst = value + value_len + 1;
+        out.emplace_back(std::string_view(name, name_len), std::string_view(value, value_len));
         i += name_len + value_len;
     }
     return true;

@@ -125,9 +125,9 @@ std::string encode_head(const ResponseHead& head) {
         } else if (response_status == 304 && starts_with_nocase(h, "Content-Type:")) {
             continue; // a 304 carries no body, so no Content-Type
         }
-        out += h + "\r\n";
+        out.append(h).append("\r\n");
     }
-    out += "\r\n";
+    out.append("\r\n");
     return out;
 }
 

@@ -59,6 +59,7 @@ int send_headers(sapi_headers_struct* headers) {
     if (headers->http_status_line) head.status_line = headers->http_status_line;
     head.rfc2616_headers = cgi_globals.rfc2616_headers;
     head.nph = cgi_globals.nph;
+    head.headers.reserve(zend_llist_count(&headers->headers));
     zend_llist_position pos;
     for (auto* h =
              static_cast<sapi_header_struct*>(zend_llist_get_first_ex(&headers->headers, &pos));

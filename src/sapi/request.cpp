@@ -24,16 +24,26 @@ void ParamList::load(const fastcgi::Request& req) {
     items_.reserve(64); // nginx sends ~20-40 params: no regrowth per request
     // php-fpm's FastCGI layer records the role as the first param.
     items_.emplace_back("FCGI_ROLE", req.role);
+    names_ = filter_bit("FCGI_ROLE");
     for (const auto& [name, value] : req.params) {
-        if (Item* it = lookup(name))
+        if (Item* it = lookup(name)) {
             it->second = value; // a repeated param: last value wins
-        else
+        } else {
             items_.emplace_back(name, value);
+            names_ |= filter_bit(name);
+        }
     }
+}
+
+uint64_t ParamList::filter_bit(std::string_view name) {
+    if (name.empty()) return 1;
+    auto c = [&](size_t i) { return static_cast<unsigned>(static_cast<unsigned char>(name[i])); };
+    return uint64_t{1} << ((name.size() * 7 + c(name.size() - 1) * 3 + c(name.size() / 2)) & 63);
 }
 
 // std::string_view's == compares the lengths first.
 const ParamList::Item* ParamList::item(std::string_view name) const {
+    if (!(names_ & filter_bit(name))) return nullptr;
     for (const Item& it : items_)
         if (it.first == name) return &it;
     return nullptr;
@@ -52,10 +62,12 @@ void ParamList::set(std::string_view name, const std::optional<std::string>& val
     Item* it = lookup(name);
     if (value) {
         std::string_view stored = owned_.emplace_back(*value);
-        if (it)
+        if (it) {
             it->second = stored;
-        else
+        } else {
             items_.emplace_back(owned_.emplace_back(name), stored);
+            names_ |= filter_bit(name);
+        }
     } else if (it) {
         items_.erase(items_.begin() + (it - items_.data()));
     }

@@ -29,7 +29,10 @@ namespace lowphp::sapi {
 // decoded params (NUL-terminated, alive until the request ends); values set
 // later are owned here. No
 // allocation per param: a request has a few dozen, so lookups are linear
-// (length first), which beats hashing a std::string key per lookup.
+// (length first), which beats hashing a std::string key per lookup. A 64-bit
+// filter of the names present answers most lookups of absent names (PHP and
+// the mapping ask for many: PHP_VALUE, ORIG_*, HTTP_AUTHORIZATION...) and most
+// duplicate checks while loading without walking the list.
 class ParamList {
   public:
     using Item = std::pair<std::string_view, std::string_view>;
@@ -41,9 +44,11 @@ class ParamList {
     const std::vector<Item>& items() const { return items_; }
 
   private:
+    static uint64_t filter_bit(std::string_view name);
     const Item* item(std::string_view name) const;
     Item* lookup(std::string_view name);
     std::vector<Item> items_;
+    uint64_t names_ = 0;            // filter_bit of every name ever added (erasing keeps it)
     std::deque<std::string> owned_; // set() values and names (stable addresses)
 };
 
