@@ -120,5 +120,39 @@ def finish_request_releases_the_kept_connection():
         tmp.cleanup()
 
 
+@test
+def silent_connection_does_not_hold_the_worker():
+    """A connection that sends nothing after connecting (a slow or stuck web
+    server) must not hold the only worker: php-fpm blocks its worker reading
+    it; lowphp-fpm leaves it waiting in epoll (the master holds it once the
+    worker takes other work) and serves the next connection now. When the
+    silent connection finally sends its request, it is answered too."""
+    tmp = TempDir()
+    root = site.make_docroot(tmp.join("www"))
+    b = Backend(pool={"pm": "static", "pm.max_children": "1"})
+    b.start()
+    conns = []
+    try:
+        params = fcgi.php_params(os.path.join(root, "hello.php"), document_root=root)
+        silent = fcgi.Connection(b.address)
+        conns.append(silent)
+        time.sleep(0.3)  # the worker has accepted it by now
+        other = fcgi.Connection(b.address, timeout=3)
+        conns.append(other)
+        started = time.time()
+        r = other.request(params)
+        took = time.time() - started
+        check(r.complete and r.body == b"Hello, world!\n", f"request on the second connection: {r!r}")
+        check(took < 1.0, f"the second connection waited {took:.2f} s behind a silent one")
+        r = silent.request(params)
+        check(r.complete and r.body == b"Hello, world!\n", f"the silent connection, served late: {r!r}")
+    finally:
+        for c in conns:
+            c.close()
+        b.stop(check=True)
+        b.close()
+        tmp.cleanup()
+
+
 if __name__ == "__main__":
     run()
