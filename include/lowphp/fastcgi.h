@@ -102,6 +102,9 @@ class Connection {
     // first byte is waited for without blocking; a request begun is read
     // whole. On Closed, php-fpm closes the connection without a word.
     Next read_request(Request& req);
+    // Wait up to `timeout_ms` for bytes to read (a web server writes its
+    // request right after connecting). False on timeout.
+    bool wait_readable(int timeout_ms) const;
     // The request body from STDIN records; 0 at its end. A record of another
     // type ends it too, and then the connection is not kept (php-fpm).
     size_t read_stdin(char* buf, size_t len);

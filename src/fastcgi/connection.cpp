@@ -112,6 +112,14 @@ Connection::Next Connection::read_request(Request& req) {
     }
 }
 
+bool Connection::wait_readable(int timeout_ms) const {
+    struct pollfd p = {fd_, POLLIN, 0};
+    int r;
+    while ((r = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR) {
+    }
+    return r > 0;
+}
+
 bool Connection::read_params(Request& req) {
     params_.clear();
     for (;;) {
@@ -274,8 +282,16 @@ void Connection::close(bool linger) {
 }
 
 int Connection::release() {
+    if (fd_ < 0 || broken_) return -1;
+    if (!stdin_ended_ && stdin_left_ == 0 && !has_input()) {
+        // The body's closing record may have come in a later packet: take
+        // what has arrived (anything more than that record keeps the fd here).
+        pos_ = end_ = 0;
+        ssize_t r = recv(fd_, in_.data(), in_.size(), MSG_DONTWAIT);
+        if (r > 0) end_ = static_cast<size_t>(r);
+    }
     note_stdin_end();
-    if (fd_ < 0 || !stdin_ended_ || has_input() || broken_) return -1;
+    if (!stdin_ended_ || has_input()) return -1;
     int fd = fd_;
     fd_ = -1;
     return fd;

@@ -32,6 +32,10 @@ namespace {
 
 volatile sig_atomic_t quit_requested = 0;
 
+// How long a fresh connection may keep its worker before sending anything
+// (php-fpm's worker waits for ever: one silent connection holds it).
+constexpr int kFirstRequestWaitMs = 100;
+
 void on_quit(int) {
     quit_requested = 1;
 }
@@ -242,15 +246,20 @@ void run(const Params& params) {
         // A next request already read with the last one is served first: the
         // socket will not signal it again.
         int fd = conn.fd();
+        bool accepted = false;
         if (fd < 0 || !conn.has_input()) {
             slot->state.store(static_cast<int>(WorkerState::Idle), std::memory_order_relaxed);
-            bool accepted = false;
             fd = source.next(waiting, quit_requested, accepted);
             if (fd < 0) break;
             conn.attach(fd, !address.is_unix);
         }
         slot->state.store(static_cast<int>(WorkerState::ReadingHeaders), std::memory_order_relaxed);
         auto next = conn.read_request(request);
+        // A fresh connection is usually woken before the web server's write of
+        // its request lands: waiting a moment for it costs less than parking.
+        if (next == fastcgi::Connection::Next::Idle && accepted &&
+            conn.wait_readable(kFirstRequestWaitMs))
+            next = conn.read_request(request);
         if (next == fastcgi::Connection::Next::Idle) { // nothing sent yet: wait for it
             source.keep(fd);
             continue;

@@ -124,9 +124,10 @@ def finish_request_releases_the_kept_connection():
 def silent_connection_does_not_hold_the_worker():
     """A connection that sends nothing after connecting (a slow or stuck web
     server) must not hold the only worker: php-fpm blocks its worker reading
-    it; lowphp-fpm leaves it waiting in epoll (the master holds it once the
-    worker takes other work) and serves the next connection now. When the
-    silent connection finally sends its request, it is answered too."""
+    it; lowphp-fpm waits 100 ms at most, then leaves it in epoll (the master
+    holds it once the worker takes other work) and serves the next
+    connection. When the silent connection finally sends its request, it is
+    answered too."""
     tmp = TempDir()
     root = site.make_docroot(tmp.join("www"))
     b = Backend(pool={"pm": "static", "pm.max_children": "1"})

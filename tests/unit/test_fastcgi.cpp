@@ -186,6 +186,18 @@ TEST_CASE("fastcgi: the answer goes out in one write, then the connection is kep
                                  record(fcgi::kEndRequest, 7, std::string(8, '\0')));
 }
 
+TEST_CASE("fastcgi: the body's end arriving after the request still frees the connection") {
+    Pair p;
+    p.send(begin(1, true) + record(fcgi::kParams, 1, ""));
+    fcgi::Request req;
+    REQUIRE(p.conn.read_request(req) == fcgi::Connection::Next::Request);
+    CHECK_FALSE(p.conn.stdin_ended());
+    p.send(record(fcgi::kStdin, 1, ""));
+    CHECK(p.conn.end_request());
+    CHECK(p.conn.release() == p.fds[0]);
+    close(p.fds[0]);
+}
+
 TEST_CASE("fastcgi: a connection with its body unread is not released") {
     Pair p;
     p.send(begin(1, true) + record(fcgi::kParams, 1, "") + record(fcgi::kStdin, 1, "xyz"));
