@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -131,14 +132,20 @@ class Connection {
     int fill_nonblocking(); // > 0 bytes read, 0 peer closed, -1 nothing yet
     void note_stdin_end();  // consume a buffered empty STDIN record
     void consume(size_t n) { pos_ += n; }
-    const unsigned char* at() const { return in_.data() + pos_; }
+    const unsigned char* at() const { return in_.get() + pos_; }
     bool read_params(Request& req);
     bool answer_get_values(const Header& h);
     bool send_all(std::string_view data);
 
     int fd_ = -1;
     bool tcp_ = false, nodelay_ = false;
-    std::vector<unsigned char> in_;
+    // A whole record (header, 64 KB content, padding) fits, with room to read
+    // ahead. Left uninitialised: only the pages a request fills become resident.
+    static constexpr size_t kInputBuffer = 80 * 1024;
+    // What one read asks for beyond what is needed: a request's records
+    // usually, not a large body (that goes straight to PHP's buffer).
+    static constexpr size_t kReadAhead = 16 * 1024;
+    std::unique_ptr<unsigned char[]> in_;
     size_t pos_ = 0, end_ = 0;
     std::string params_; // the PARAMS stream of the request being read
     uint16_t id_ = 0;

@@ -17,9 +17,6 @@ namespace lowphp::fastcgi {
 
 namespace {
 
-// A whole record (header, 64 KB content, padding) fits, with room to read ahead.
-constexpr size_t kInputBuffer = 80 * 1024;
-
 const char* role_name(unsigned role) {
     switch (role) {
     case 1:
@@ -35,7 +32,7 @@ const char* role_name(unsigned role) {
 
 } // namespace
 
-Connection::Connection() : in_(kInputBuffer) {}
+Connection::Connection() : in_(std::make_unique_for_overwrite<unsigned char[]>(kInputBuffer)) {}
 
 void Connection::attach(int fd, bool tcp) {
     fd_ = fd;
@@ -53,13 +50,14 @@ bool Connection::ensure(size_t n) {
     if (end_ - pos_ >= n) return true;
     if (pos_ == end_) {
         pos_ = end_ = 0;
-    } else if (in_.size() - pos_ < n) {
-        memmove(in_.data(), in_.data() + pos_, end_ - pos_);
+    } else if (kInputBuffer - pos_ < n) {
+        memmove(in_.get(), in_.get() + pos_, end_ - pos_);
         end_ -= pos_;
         pos_ = 0;
     }
     while (end_ - pos_ < n) {
-        ssize_t r = ::read(fd_, in_.data() + end_, in_.size() - end_);
+        size_t want = std::max(n - (end_ - pos_), kReadAhead);
+        ssize_t r = ::read(fd_, in_.get() + end_, std::min(kInputBuffer - end_, want));
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) return false;
         end_ += static_cast<size_t>(r);
@@ -70,7 +68,7 @@ bool Connection::ensure(size_t n) {
 int Connection::fill_nonblocking() {
     pos_ = end_ = 0;
     for (;;) {
-        ssize_t r = recv(fd_, in_.data(), in_.size(), MSG_DONTWAIT);
+        ssize_t r = recv(fd_, in_.get(), kReadAhead, MSG_DONTWAIT);
         if (r > 0) {
             end_ = static_cast<size_t>(r);
             return 1;
@@ -200,11 +198,19 @@ size_t Connection::read_stdin(char* buf, size_t len) {
             stdin_padding_ = h.padding;
             if (stdin_left_ == 0) stdin_ended_ = true; // the empty STDIN: end of the body
         }
-        if (stdin_left_ > 0) {
-            if (!ensure(1)) {
+        if (stdin_left_ > 0 && !has_input()) {
+            // Straight into PHP's buffer, as php-fpm reads a body.
+            ssize_t r;
+            while ((r = ::read(fd_, buf + done, std::min(len - done, stdin_left_))) < 0 &&
+                   errno == EINTR) {
+            }
+            if (r <= 0) {
                 broken_body();
                 break;
             }
+            done += static_cast<size_t>(r);
+            stdin_left_ -= static_cast<size_t>(r);
+        } else if (stdin_left_ > 0) {
             size_t n = std::min({len - done, stdin_left_, end_ - pos_});
             memcpy(buf + done, at(), n);
             consume(n);
@@ -235,9 +241,18 @@ bool Connection::send_all(std::string_view data) {
 }
 
 bool Connection::write(uint8_t type, const char* data, size_t len) {
-    if (broken_) return false;
-    out_.append(type, id_, data, len);
-    return out_.size() < kFlushSize || flush();
+    // In slices, so one large echo never grows the buffer (kept for the
+    // worker's life) much past kFlushSize.
+    while (len > 0) {
+        if (broken_) return false;
+        size_t room = kFlushSize > out_.size() ? kFlushSize - out_.size() : 0;
+        size_t n = std::min(len, std::max(room, size_t{1}));
+        out_.append(type, id_, data, n);
+        data += n;
+        len -= n;
+        if (out_.size() >= kFlushSize && !flush()) return false;
+    }
+    return !broken_;
 }
 
 bool Connection::flush() {
@@ -287,7 +302,7 @@ int Connection::release() {
         // The body's closing record may have come in a later packet: take
         // what has arrived (anything more than that record keeps the fd here).
         pos_ = end_ = 0;
-        ssize_t r = recv(fd_, in_.data(), in_.size(), MSG_DONTWAIT);
+        ssize_t r = recv(fd_, in_.get(), kInputBuffer, MSG_DONTWAIT);
         if (r > 0) end_ = static_cast<size_t>(r);
     }
     note_stdin_end();

@@ -4,6 +4,7 @@
 
 #include <string>
 #include <sys/socket.h>
+#include <thread>
 #include <unistd.h>
 
 #include "lowphp/fastcgi.h"
@@ -261,6 +262,37 @@ TEST_CASE("fastcgi: a foreign record inside a body ends it with nothing read (ph
     CHECK(p.conn.read_stdin(body, sizeof body) == 0);
     CHECK(p.conn.stdin_ended());
     CHECK_FALSE(p.conn.keep());
+}
+
+TEST_CASE("fastcgi: one large write goes out in flushes of the buffer size, intact") {
+    Pair p;
+    p.send(begin(1, false) + record(fcgi::kParams, 1, "") + record(fcgi::kStdin, 1, ""));
+    fcgi::Request req;
+    REQUIRE(p.conn.read_request(req) == fcgi::Connection::Next::Request);
+    std::string big(3 * fcgi::Connection::kFlushSize + 123, 'y');
+    for (size_t i = 0; i < big.size(); ++i)
+        big[i] = static_cast<char>('a' + i % 26);
+    // Read concurrently: the socket buffer cannot hold it all.
+    std::string got;
+    std::thread reader([&] {
+        char buf[65536];
+        ssize_t n;
+        while ((n = read(p.fds[1], buf, sizeof buf)) > 0)
+            got.append(buf, static_cast<size_t>(n));
+    });
+    CHECK(p.conn.write(fcgi::kStdout, big.data(), big.size()));
+    CHECK(p.conn.end_request());
+    p.conn.close(false);
+    reader.join();
+    std::string body;
+    size_t i = 0;
+    while (i + fcgi::kHeaderSize <= got.size()) {
+        fcgi::Header h = fcgi::parse_header(reinterpret_cast<const unsigned char*>(got.data() + i));
+        if (h.type == fcgi::kStdout) body.append(got, i + fcgi::kHeaderSize, h.content_length);
+        i += fcgi::kHeaderSize + h.content_length + h.padding;
+    }
+    CHECK(i == got.size());
+    CHECK(body == big);
 }
 
 TEST_CASE("fastcgi: output to a peer that is gone fails, and the connection is not kept") {
