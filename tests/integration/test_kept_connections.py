@@ -1,11 +1,35 @@
 """Kept-alive FastCGI connections (FCGI_KEEP_CONN) under load: a request on a
 kept connection that the worker had to give up is not overtaken by requests on
 connections opened after it."""
+import contextlib
 import os
 import select
 import time
+import types
 
 from lowphp_test import Backend, TempDir, check, check_eq, fcgi, run, site, test, wait_for
+
+
+@contextlib.contextmanager
+def static_pool(workers):
+    """A docroot and a backend with `workers` static workers. Yields `env`:
+    env.tmp, env.root, env.backend, env.params(script, query) and env.conns,
+    where connections go to be closed at the end."""
+    tmp = TempDir()
+    root = site.make_docroot(tmp.join("www"))
+    b = Backend(pool={"pm": "static", "pm.max_children": str(workers)})
+    b.start()
+    env = types.SimpleNamespace(tmp=tmp, root=root, backend=b, conns=[])
+    env.params = lambda script, query="": fcgi.php_params(
+        os.path.join(root, script), document_root=root, query=query)
+    try:
+        yield env
+    finally:
+        for c in env.conns:
+            c.close()
+        b.stop(check=True)
+        b.close()
+        tmp.cleanup()
 
 
 def read_until_stdout(conn):
@@ -37,15 +61,8 @@ def finishing_order(conns):
 
 @test
 def kept_connection_not_overtaken_by_new_ones():
-    tmp = TempDir()
-    root = site.make_docroot(tmp.join("www"))
-    b = Backend(pool={"pm": "static", "pm.max_children": "1"})
-    b.start()
-    conns = []
-    try:
-        def params(script, query=""):
-            return fcgi.php_params(os.path.join(root, script), document_root=root, query=query)
-
+    with static_pool(1) as env:
+        b, conns, params = env.backend, env.conns, env.params
         kept = fcgi.Connection(b.address)
         conns.append(kept)
         r = kept.request(params("hello.php"), keep_conn=True)
@@ -74,12 +91,6 @@ def kept_connection_not_overtaken_by_new_ones():
         # connection's request right after the long one, before both newer
         # connections (before this fix: after the first newer one, 300 ms later).
         check_eq(order, ["kept", "new 1", "new 2"], "order in which the requests finished")
-    finally:
-        for c in conns:
-            c.close()
-        b.stop(check=True)
-        b.close()
-        tmp.cleanup()
 
 
 @test
@@ -88,17 +99,11 @@ def finish_request_releases_the_kept_connection():
     its keepalive cache and may send its next request on it at once. php-fpm
     leaves that request waiting until the script ends (2 s here); lowphp-fpm
     gives the connection to the master, so the other worker serves it now."""
-    tmp = TempDir()
-    root = site.make_docroot(tmp.join("www"))
-    b = Backend(pool={"pm": "static", "pm.max_children": "2"})
-    b.start()
-    conn = None
-    try:
-        def params(script, query=""):
-            return fcgi.php_params(os.path.join(root, script), document_root=root, query=query)
-
-        side = tmp.join("side-effect")
+    with static_pool(2) as env:
+        b, params = env.backend, env.params
+        side = env.tmp.join("side-effect")
         conn = fcgi.Connection(b.address)
+        env.conns.append(conn)
         r = conn.request(params("finish.php", "f=" + side), keep_conn=True)
         check(r.complete and r.body == b"finished early\n", f"finish.php: {r!r}")
         started = time.time()
@@ -112,12 +117,6 @@ def finish_request_releases_the_kept_connection():
         r = conn.request(params("hello.php"), keep_conn=True)
         check(r.complete, f"third request on the connection: {r!r}")
         check(pid.isdigit(), f"side effect: {open(side).read()!r}")
-    finally:
-        if conn:
-            conn.close()
-        b.stop(check=True)
-        b.close()
-        tmp.cleanup()
 
 
 @test
@@ -128,13 +127,9 @@ def silent_connection_does_not_hold_the_worker():
     holds it once the worker takes other work) and serves the next
     connection. When the silent connection finally sends its request, it is
     answered too."""
-    tmp = TempDir()
-    root = site.make_docroot(tmp.join("www"))
-    b = Backend(pool={"pm": "static", "pm.max_children": "1"})
-    b.start()
-    conns = []
-    try:
-        params = fcgi.php_params(os.path.join(root, "hello.php"), document_root=root)
+    with static_pool(1) as env:
+        b, conns = env.backend, env.conns
+        params = env.params("hello.php")
         silent = fcgi.Connection(b.address)
         conns.append(silent)
         time.sleep(0.3)  # the worker has accepted it by now
@@ -147,12 +142,6 @@ def silent_connection_does_not_hold_the_worker():
         check(took < 1.0, f"the second connection waited {took:.2f} s behind a silent one")
         r = silent.request(params)
         check(r.complete and r.body == b"Hello, world!\n", f"the silent connection, served late: {r!r}")
-    finally:
-        for c in conns:
-            c.close()
-        b.stop(check=True)
-        b.close()
-        tmp.cleanup()
 
 
 if __name__ == "__main__":
