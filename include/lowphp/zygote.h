@@ -29,11 +29,13 @@ struct Params {
     int listen_fd = -1;
     int status_listen_fd = -1; // pm.status_listen, or -1
     int control_fd = -1;
-    // Kept-alive FastCGI connections that no worker is serving travel through
-    // the master: workers send idle ones to `park_fd`, the master sends them back
-    // on `handoff_fd` (shared by the pool's workers) once nginx writes on them.
+    // Kept-alive FastCGI connections that no worker is serving: a worker's
+    // thread puts one that nginx writes on into the pool's handoff queue
+    // (`handoff_send_fd`), which the pool's workers read (`handoff_fd`). The
+    // master holds those of exiting workers (`park_fd`) and queues them too.
     int park_fd = -1;
     int handoff_fd = -1;
+    int handoff_send_fd = -1;
     Scoreboard* scoreboard = nullptr;
     bool run_as_root = false;
 };

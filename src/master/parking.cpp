@@ -1,7 +1,8 @@
-// The master holds kept-alive FastCGI connections that no worker is serving,
-// and hands each back to the pool's free workers when nginx writes a request on
-// it. Only idle connections pass through here; a request on a connection a
-// worker keeps goes straight to that worker.
+// The master holds the idle kept-alive FastCGI connections of workers that
+// exit (and across its own re-execution on reload), and hands each to the
+// pool's free workers when nginx writes a request on it. While a worker runs,
+// its idle connections stay with it (worker/idle_connections.cpp) and reach
+// here only if the pool's handoff queue is full.
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>

@@ -85,7 +85,8 @@ bool Master::start_zygote(size_t index) {
         reset_signals();
         close(sv[0]);
         close_all_but({sv[1], pool.listener.fd.get(), log::fd(), pool.park_tx.get(),
-                       pool.handoff_rx.get(), pool.status_listener.fd.get()});
+                       pool.handoff_rx.get(), pool.handoff_tx.get(),
+                       pool.status_listener.fd.get()});
         zygote::Params p;
         p.config = &cfg_;
         p.pool_index = index;
@@ -95,6 +96,7 @@ bool Master::start_zygote(size_t index) {
         p.control_fd = sv[1];
         p.park_fd = pool.park_tx.get();
         p.handoff_fd = pool.handoff_rx.get();
+        p.handoff_send_fd = pool.handoff_tx.get();
         p.scoreboard = &scoreboard_;
         p.run_as_root = opts_.run_as_root;
         zygote::run(p);

@@ -1,8 +1,9 @@
 // A worker never sits on an idle kept connection while work waits elsewhere,
-// and never holds an idle connection while it serves another one: the idle one
-// is parked with the master, which hands it to whichever worker is free once
-// nginx sends a request on it. php-fpm pins a worker to each kept connection
-// instead, which leaves new connections waiting in the backlog (p99 ~ 1 s).
+// and never leaves a request waiting on an idle connection while it serves
+// another one: the idle one is set aside (IdleConnections), which hands it to
+// whichever worker is free once nginx sends a request on it. php-fpm pins a
+// worker to each kept connection instead, which leaves new connections waiting
+// in the backlog (p99 ~ 1 s).
 #include <cerrno>
 #include <cstring>
 #include <sys/epoll.h>
@@ -27,7 +28,7 @@ bool add(int epfd, int fd, uint64_t tag, uint32_t extra) {
 
 } // namespace
 
-ConnectionSource::ConnectionSource(int listen_fd, int handoff_fd, int park_fd,
+ConnectionSource::ConnectionSource(int listen_fd, int handoff_fd, int queue_fd, int park_fd,
                                    const std::string& allowed_clients, bool inet)
     : listen_fd_(listen_fd), handoff_fd_(handoff_fd), park_fd_(park_fd),
       epoll_(epoll_create1(EPOLL_CLOEXEC)), allowed_(inet ? allowed_clients : "") {
@@ -36,6 +37,12 @@ ConnectionSource::ConnectionSource(int listen_fd, int handoff_fd, int park_fd,
         (handoff_fd_ >= 0 && !add(epoll_.get(), handoff_fd_, kHandoff, EPOLLEXCLUSIVE))) {
         ZLOG_SYSERROR("unable to set up the worker's event queue");
         epoll_.reset();
+        return;
+    }
+    // Without the thread, idle connections are parked with the master.
+    if (queue_fd >= 0 && park_fd >= 0) {
+        idle_ = std::make_unique<IdleConnections>(queue_fd, park_fd);
+        if (!idle_->start()) idle_.reset();
     }
 }
 
@@ -57,7 +64,7 @@ void ConnectionSource::keep(int fd) {
 void ConnectionSource::park_home() {
     if (home_ < 0) return;
     epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, home_, nullptr);
-    give_away(home_);
+    set_aside(home_);
     home_ = -1;
 }
 
@@ -65,10 +72,19 @@ void ConnectionSource::release(int fd) {
     if (fd == home_)
         park_home();
     else
-        give_away(fd);
+        set_aside(fd);
 }
 
-void ConnectionSource::give_away(int fd) {
+void ConnectionSource::retire() {
+    idle_.reset(); // stops its thread: what it holds goes to the master
+    park_home();   // and so does the home, now that idle_ is gone
+}
+
+void ConnectionSource::set_aside(int fd) {
+    if (idle_) {
+        idle_->add(fd);
+        return;
+    }
     // Without a master to hold it (or if it refuses) the connection is closed:
     // nginx sees the close on its idle cached connection and drops it.
     if (park_fd_ < 0 || !net::send_fd(park_fd_, fd)) shutdown(fd, SHUT_RDWR);

@@ -1,11 +1,13 @@
 // Where a worker's next FastCGI connection comes from: its own kept-alive
 // connection, the pool's listening socket, or the pool's handoff queue (kept
-// connections that another worker parked and nginx has written on since).
+// connections that a worker gave up and nginx has written on since).
 #pragma once
 
 #include <csignal>
+#include <memory>
 #include <sys/epoll.h>
 
+#include "idle_connections.h"
 #include "lowphp/net.h"
 #include "lowphp/unique_fd.h"
 
@@ -13,8 +15,10 @@ namespace lowphp::worker {
 
 class ConnectionSource {
   public:
-    ConnectionSource(int listen_fd, int handoff_fd, int park_fd, const std::string& allowed_clients,
-                     bool inet);
+    // `queue_fd` is the sending end of the handoff queue (-1: idle kept
+    // connections go to the master at once).
+    ConnectionSource(int listen_fd, int handoff_fd, int queue_fd, int park_fd,
+                     const std::string& allowed_clients, bool inet);
     bool ok() const { return static_cast<bool>(epoll_); }
 
     // Blocks (signals in `mask` deliverable) until a connection has work.
@@ -23,17 +27,20 @@ class ConnectionSource {
     int next(const sigset_t& mask, volatile sig_atomic_t& stop, bool& accepted);
 
     // The connection just served stays open (FCGI_KEEP_CONN): it becomes this
-    // worker's home until the worker takes other work, then it is parked.
+    // worker's home until the worker takes other work, then it is set aside
+    // (IdleConnections watches it for the pool).
     void keep(int fd);
     // The connection `fd` was closed: it is no longer the home.
     void forget(int fd) {
         if (fd == home_) home_ = -1;
     }
-    // Give the home connection away (before serving another one, or at exit).
+    // Set the home connection aside (before serving another one).
     void park_home();
-    // Give away the connection being served, whose request is answered while
+    // Set aside the connection being served, whose request is answered while
     // its script runs on (fastcgi_finish_request on a kept connection).
     void release(int fd);
+    // At exit: every connection this worker holds goes to the master.
+    void retire();
     int home() const { return home_; }
 
   private:
@@ -42,9 +49,10 @@ class ConnectionSource {
     int accept_one();
     int receive_handoff();
     void watch_home(int fd);
-    void give_away(int fd);
+    void set_aside(int fd);
 
     int listen_fd_, handoff_fd_, park_fd_;
+    std::unique_ptr<IdleConnections> idle_;
     UniqueFd epoll_;
     int home_ = -1;
     unsigned last_turn_ = 0; // the source served last (see take_next)

@@ -232,8 +232,8 @@ void run(const Params& params) {
     sapi::set_connection_kind(address.is_unix);
     fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
     // allowed_clients applies to inet listeners only, as in php-fpm.
-    ConnectionSource source(listen_fd, status ? -1 : z.handoff_fd, status ? -1 : z.park_fd,
-                            pool.listen_allowed_clients, !address.is_unix);
+    ConnectionSource source(listen_fd, status ? -1 : z.handoff_fd, status ? -1 : z.handoff_send_fd,
+                            status ? -1 : z.park_fd, pool.listen_allowed_clients, !address.is_unix);
     if (!source.ok()) _exit(kExitSoftware);
     g_source = &source;
     sapi::set_release_connection([](int fd) { g_source->release(fd); });
@@ -290,7 +290,7 @@ void run(const Params& params) {
         source.forget(conn.fd());
         conn.close(false);
     }
-    source.park_home();
+    source.retire();
     _exit(exit_code);
 }
 

@@ -4,6 +4,7 @@ connections opened after it."""
 import contextlib
 import os
 import select
+import signal
 import time
 import types
 
@@ -11,13 +12,16 @@ from lowphp_test import Backend, TempDir, check, check_eq, fcgi, run, site, test
 
 
 @contextlib.contextmanager
-def static_pool(workers):
-    """A docroot and a backend with `workers` static workers. Yields `env`:
+def static_pool(workers, pool=None):
+    """A docroot and a backend with `workers` static workers (and the `pool`
+    settings given). Yields `env`:
     env.tmp, env.root, env.backend, env.params(script, query) and env.conns,
     where connections go to be closed at the end."""
     tmp = TempDir()
     root = site.make_docroot(tmp.join("www"))
-    b = Backend(pool={"pm": "static", "pm.max_children": str(workers)})
+    settings = {"pm": "static", "pm.max_children": str(workers)}
+    settings.update(pool or {})
+    b = Backend(pool=settings)
     b.start()
     env = types.SimpleNamespace(tmp=tmp, root=root, backend=b, conns=[])
     env.params = lambda script, query="": fcgi.php_params(
@@ -142,6 +146,62 @@ def silent_connection_does_not_hold_the_worker():
         check(took < 1.0, f"the second connection waited {took:.2f} s behind a silent one")
         r = silent.request(params)
         check(r.complete and r.body == b"Hello, world!\n", f"the silent connection, served late: {r!r}")
+
+
+@test
+def kept_connections_flow_while_the_master_is_stopped():
+    """The master is not on a request's path: a kept connection that a busy
+    worker gave up is handed to the next free worker by the worker's own
+    thread. With the master stopped (SIGSTOP), its request is still answered
+    once a worker is free (it used to wait for the master)."""
+    with static_pool(2) as env:
+        b, conns, params = env.backend, env.conns, env.params
+        kept = fcgi.Connection(b.address, timeout=5)
+        conns.append(kept)
+        r = kept.request(params("hello.php"), keep_conn=True)
+        check(r.complete and r.body == b"Hello, world!\n", f"first request on the kept connection: {r!r}")
+        # Both workers take a long request: the one keeping `kept` gives it up.
+        busy = []
+        for _ in range(2):
+            c = fcgi.Connection(b.address)
+            conns.append(c)
+            c.send_request(params("sleep.php", "ms=600"))
+            busy.append(c)
+        for c in busy:
+            read_until_stdout(c)
+        b.send_signal(signal.SIGSTOP)
+        try:
+            started = time.time()
+            r = kept.request(params("hello.php"), keep_conn=True)
+            took = time.time() - started
+            check(r.complete and r.body == b"Hello, world!\n", f"request on the kept connection: {r!r}")
+            check(took < 2.0, f"the kept connection's request waited {took:.2f} s")
+        finally:
+            b.send_signal(signal.SIGCONT)
+        for c in busy:
+            check_eq(c.read_response().complete, True, "long request completed")
+
+
+@test
+def exiting_worker_leaves_idle_connections_open():
+    """A worker that ends (pm.max_requests here; a reload retires workers the
+    same way) gives the idle kept connections it holds to the master, which
+    hands them to its successor: nginx's cached connection keeps working."""
+    with static_pool(1, {"pm.max_requests": "2"}) as env:
+        b, conns, params = env.backend, env.conns, env.params
+        kept = fcgi.Connection(b.address, timeout=5)
+        conns.append(kept)
+        r = kept.request(params("hello.php"), keep_conn=True)
+        check(r.complete and r.body == b"Hello, world!\n", f"first request on the kept connection: {r!r}")
+        before = set(b.worker_pids())
+        other = fcgi.Connection(b.address, timeout=5)
+        conns.append(other)
+        r = other.request(params("hello.php"))  # the worker's last request
+        check(r.complete, f"request on the second connection: {r!r}")
+        wait_for(lambda: set(b.worker_pids()) - before, timeout=5,
+                 what="the worker replaced after pm.max_requests")
+        r = kept.request(params("hello.php"), keep_conn=True)
+        check(r.complete and r.body == b"Hello, world!\n", f"the kept connection after the exit: {r!r}")
 
 
 if __name__ == "__main__":
