@@ -196,6 +196,51 @@ bool over_memory_limit(uint64_t limit, WorkerSlot& slot) {
     return true;
 }
 
+// The worker's next request: from the connection it is on (a request read
+// with the last one), else from whichever source has work.
+struct RequestSource {
+    ConnectionSource& source;
+    fastcgi::Connection& conn;
+    WorkerSlot& slot;
+    const sigset_t& waiting;
+    bool inet;
+
+    bool stopping() const { return quit_requested || slot.quit.load(std::memory_order_relaxed); }
+
+    // False when the worker must stop.
+    bool read(fastcgi::Request& request) {
+        while (!stopping()) {
+            // A next request already read with the last one is served first:
+            // the socket will not signal it again.
+            int fd = conn.fd();
+            bool accepted = false;
+            if (fd < 0 || !conn.has_input()) {
+                slot.state.store(static_cast<int>(WorkerState::Idle), std::memory_order_relaxed);
+                fd = source.next(waiting, quit_requested, accepted);
+                if (fd < 0) return false;
+                conn.attach(fd, inet);
+            }
+            slot.state.store(static_cast<int>(WorkerState::ReadingHeaders),
+                             std::memory_order_relaxed);
+            auto next = conn.read_request(request);
+            // A fresh connection is usually woken before the web server's write
+            // of its request lands: waiting a moment for it costs less than
+            // setting it aside.
+            if (next == fastcgi::Connection::Next::Idle && accepted &&
+                conn.wait_readable(kFirstRequestWaitMs))
+                next = conn.read_request(request);
+            if (next == fastcgi::Connection::Next::Request) return true;
+            if (next == fastcgi::Connection::Next::Idle) { // nothing sent yet: wait for it
+                source.keep(fd);
+            } else {
+                source.forget(fd);
+                conn.close(false);
+            }
+        }
+        return false;
+    }
+};
+
 } // namespace
 
 void run(const Params& params) {
@@ -240,35 +285,11 @@ void run(const Params& params) {
 
     fastcgi::Connection conn;
     fastcgi::Request request;
+    RequestSource next{source, conn, *slot, waiting, !address.is_unix};
     int served = 0;
     int exit_code = 0;
-    while (!quit_requested && !slot->quit.load(std::memory_order_relaxed)) {
-        // A next request already read with the last one is served first: the
-        // socket will not signal it again.
+    while (next.read(request)) {
         int fd = conn.fd();
-        bool accepted = false;
-        if (fd < 0 || !conn.has_input()) {
-            slot->state.store(static_cast<int>(WorkerState::Idle), std::memory_order_relaxed);
-            fd = source.next(waiting, quit_requested, accepted);
-            if (fd < 0) break;
-            conn.attach(fd, !address.is_unix);
-        }
-        slot->state.store(static_cast<int>(WorkerState::ReadingHeaders), std::memory_order_relaxed);
-        auto next = conn.read_request(request);
-        // A fresh connection is usually woken before the web server's write of
-        // its request lands: waiting a moment for it costs less than parking.
-        if (next == fastcgi::Connection::Next::Idle && accepted &&
-            conn.wait_readable(kFirstRequestWaitMs))
-            next = conn.read_request(request);
-        if (next == fastcgi::Connection::Next::Idle) { // nothing sent yet: wait for it
-            source.keep(fd);
-            continue;
-        }
-        if (next == fastcgi::Connection::Next::Closed) {
-            source.forget(fd);
-            conn.close(false);
-            continue;
-        }
         bool last = pool.pm_max_requests > 0 && served + 1 >= pool.pm_max_requests;
         if (last) conn.set_keep(false); // close the connection after the last request
         bool ok = sapi::serve(conn, request);
