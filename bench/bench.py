@@ -668,7 +668,7 @@ def header(args, bins, dur, runs, quick, opcache, ceiling, waited):
         f"- opcache: php-fpm {opcache.get('fpm', '?')!r}, lowphp {opcache.get('low', '?')!r} "
         "(one php.ini for both, passed with -c; JIT off)",
         f"- load: `wrk -t2 -c{CONNS} -d{dur}s --timeout {WRK_TIMEOUT} --latency`, {runs} run(s) per cell, "
-        f"interleaved php-fpm/lowphp; pools pm=static, {WORKERS} workers; nginx worker_processes 2; "
+        f"interleaved php-fpm/lowphp, alternating which goes first; pools pm=static, {WORKERS} workers; nginx worker_processes 2; "
         "wrk, nginx and both backends share the same cores",
         "- req/s: median (min–max) over runs; ratio: of the medians; run by run: min–max of "
         "lowphp/php-fpm over each interleaved pair of runs; p50 / p99 in ms: medians over runs; "
@@ -828,7 +828,10 @@ def main():
         for s in SCRIPTS:
             lua = f"{tmp}/upload.lua" if s == "upload" else None
             for i in range(runs):
-                for b in BACKENDS:      # interleaved, so drift hits both sides alike
+                # Interleaved, so drift hits both sides alike; who goes first
+                # alternates, so whatever a run leaves behind (or a quiet start
+                # gives) does not always favour the same side.
+                for b in (BACKENDS if i % 2 == 0 else BACKENDS[::-1]):
                     if not still_alive(b, f"{mode} {s} run {i + 1}"):
                         continue
                     waited += wait_quiet(0 if quick else QUIET_WAIT)
