@@ -81,14 +81,10 @@ void ConnectionSource::retire() {
 }
 
 void ConnectionSource::set_aside(int fd) {
-    if (idle_) {
+    if (idle_)
         idle_->add(fd);
-        return;
-    }
-    // Without a master to hold it (or if it refuses) the connection is closed:
-    // nginx sees the close on its idle cached connection and drops it.
-    if (park_fd_ < 0 || !net::send_fd(park_fd_, fd)) shutdown(fd, SHUT_RDWR);
-    close(fd);
+    else
+        park_with_master(park_fd_, fd);
 }
 
 int ConnectionSource::take_home() {

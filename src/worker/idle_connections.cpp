@@ -1,10 +1,10 @@
 // Why a thread in the worker rather than the master: nginx reuses its most
 // recent idle connection, which is usually the one a worker just gave up to
-// serve the next connection in line. Parked with the master, each such request
-// cost two descriptor passes, a libevent add/remove and two master wakeups
-// (~60% of keep-alive requests went that way at saturation, ~33 µs of master
-// CPU each). Here it costs one pass, from a thread that is already running in
-// the worker's address space.
+// serve the next connection in line (~60% of keep-alive requests at
+// saturation). Parked with the master, each such request cost two descriptor
+// passes, a libevent add/remove, a MSG_PEEK and two master wakeups. Here it
+// costs one pass and a wakeup of this thread; and the master, which may be
+// busy or stopped, is not on the request's path.
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
@@ -23,14 +23,12 @@ namespace {
 
 constexpr uint64_t kStop = UINT64_MAX; // the wake_ eventfd's tag
 
-// To the master, or closed when there is no master to take it (nginx sees the
-// close on its idle cached connection and drops it).
+} // namespace
+
 void park_with_master(int park_fd, int fd) {
     if (park_fd < 0 || !net::send_fd(park_fd, fd)) shutdown(fd, SHUT_RDWR);
     close(fd);
 }
-
-} // namespace
 
 IdleConnections::IdleConnections(int queue_fd, int park_fd)
     : queue_fd_(queue_fd), park_fd_(park_fd), epoll_(epoll_create1(EPOLL_CLOEXEC)),

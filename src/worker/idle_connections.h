@@ -12,6 +12,11 @@
 
 namespace lowphp::worker {
 
+// Gives the idle connection `fd` to the master (`park_fd`), or closes it when
+// there is no master to take it or it refuses: nginx sees the close on its
+// idle cached connection and drops it.
+void park_with_master(int park_fd, int fd);
+
 class IdleConnections {
   public:
     // `queue_fd`: the sending end of the pool's handoff queue; `park_fd`: the
