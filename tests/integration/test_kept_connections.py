@@ -36,6 +36,26 @@ def static_pool(workers, pool=None):
         tmp.cleanup()
 
 
+def open_kept(env, timeout=10):
+    """A connection with one answered FCGI_KEEP_CONN request: a worker keeps it."""
+    kept = fcgi.Connection(env.backend.address, timeout=timeout)
+    env.conns.append(kept)
+    r = kept.request(env.params("hello.php"), keep_conn=True)
+    check(r.complete and r.body == b"Hello, world!\n", f"first request on the kept connection: {r!r}")
+    return kept
+
+
+def send_sleeps(env, count, ms):
+    """`count` new connections, each sending a request for sleep.php (ms)."""
+    conns = []
+    for _ in range(count):
+        c = fcgi.Connection(env.backend.address)
+        env.conns.append(c)
+        c.send_request(env.params("sleep.php", f"ms={ms}"))
+        conns.append(c)
+    return conns
+
+
 def read_until_stdout(conn):
     """Wait for the first STDOUT record: the worker is running the request."""
     while True:
@@ -66,26 +86,15 @@ def finishing_order(conns):
 @test
 def kept_connection_not_overtaken_by_new_ones():
     with static_pool(1) as env:
-        b, conns, params = env.backend, env.conns, env.params
-        kept = fcgi.Connection(b.address)
-        conns.append(kept)
-        r = kept.request(params("hello.php"), keep_conn=True)
-        check(r.complete and r.body == b"Hello, world!\n", f"first request on the kept connection: {r!r}")
-
+        params = env.params
+        kept = open_kept(env)
         # The only worker takes a long request on a new connection: it gives up
-        # the idle kept connection (the master holds it meanwhile).
-        busy = fcgi.Connection(b.address)
-        conns.append(busy)
-        busy.send_request(params("sleep.php", "ms=500"))
+        # the idle kept connection (its thread watches it meanwhile).
+        [busy] = send_sleeps(env, 1, 500)
         read_until_stdout(busy)
         # Two more new connections queue in the backlog, then nginx-like reuse
         # of the kept connection: its request comes last but its connection is older.
-        later = []
-        for _ in range(2):
-            c = fcgi.Connection(b.address)
-            conns.append(c)
-            c.send_request(params("sleep.php", "ms=300"))
-            later.append(c)
+        later = send_sleeps(env, 2, 300)
         time.sleep(0.1)
         kept.send_request(params("hello.php"), keep_conn=True)
 
@@ -102,7 +111,7 @@ def finish_request_releases_the_kept_connection():
     """fastcgi_finish_request() answers nginx, which puts the connection back in
     its keepalive cache and may send its next request on it at once. php-fpm
     leaves that request waiting until the script ends (2 s here); lowphp-fpm
-    gives the connection to the master, so the other worker serves it now."""
+    sets the connection aside at once, so the other worker serves it now."""
     with static_pool(2) as env:
         b, params = env.backend, env.params
         side = env.tmp.join("side-effect")
@@ -127,8 +136,8 @@ def finish_request_releases_the_kept_connection():
 def silent_connection_does_not_hold_the_worker():
     """A connection that sends nothing after connecting (a slow or stuck web
     server) must not hold the only worker: php-fpm blocks its worker reading
-    it; lowphp-fpm waits 100 ms at most, then leaves it in epoll (the master
-    holds it once the worker takes other work) and serves the next
+    it; lowphp-fpm waits 100 ms at most, then leaves it in epoll (set aside
+    once the worker takes other work) and serves the next
     connection. When the silent connection finally sends its request, it is
     answered too."""
     with static_pool(1) as env:
@@ -155,18 +164,10 @@ def kept_connections_flow_while_the_master_is_stopped():
     thread. With the master stopped (SIGSTOP), its request is still answered
     once a worker is free (it used to wait for the master)."""
     with static_pool(2) as env:
-        b, conns, params = env.backend, env.conns, env.params
-        kept = fcgi.Connection(b.address, timeout=5)
-        conns.append(kept)
-        r = kept.request(params("hello.php"), keep_conn=True)
-        check(r.complete and r.body == b"Hello, world!\n", f"first request on the kept connection: {r!r}")
+        b, params = env.backend, env.params
+        kept = open_kept(env, timeout=5)
         # Both workers take a long request: the one keeping `kept` gives it up.
-        busy = []
-        for _ in range(2):
-            c = fcgi.Connection(b.address)
-            conns.append(c)
-            c.send_request(params("sleep.php", "ms=600"))
-            busy.append(c)
+        busy = send_sleeps(env, 2, 600)
         for c in busy:
             read_until_stdout(c)
         b.send_signal(signal.SIGSTOP)
@@ -189,10 +190,7 @@ def exiting_worker_leaves_idle_connections_open():
     hands them to its successor: nginx's cached connection keeps working."""
     with static_pool(1, {"pm.max_requests": "2"}) as env:
         b, conns, params = env.backend, env.conns, env.params
-        kept = fcgi.Connection(b.address, timeout=5)
-        conns.append(kept)
-        r = kept.request(params("hello.php"), keep_conn=True)
-        check(r.complete and r.body == b"Hello, world!\n", f"first request on the kept connection: {r!r}")
+        kept = open_kept(env, timeout=5)
         before = set(b.worker_pids())
         other = fcgi.Connection(b.address, timeout=5)
         conns.append(other)
