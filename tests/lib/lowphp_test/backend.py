@@ -116,6 +116,7 @@ class Backend:
         if "pm" in keys and dict(p)["pm"] != "static":
             defaults = [("listen", self.listen)]
         p = [(k, v) for k, v in defaults if k not in keys] + p
+        self.pool_settings = dict(p)
         lines = ["[global]"] + [f"{k} = {_fmt_value(v)}" for k, v in g]
         lines += ["", f"[{pool_name}]"] + [f"{k} = {_fmt_value(v)}" for k, v in p]
         self.conf_text = "\n".join(lines) + "\n" + extra_conf

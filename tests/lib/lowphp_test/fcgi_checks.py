@@ -346,10 +346,36 @@ def startup_failure(backend, root):
             "failed_stderr": failed.stderr.decode(errors="replace"), "closed": closed}
 
 
+def _every_worker_serves_one(backend, root):
+    """Keeps one sleeping request on each worker of a static pool at the same
+    time, until one round is answered by as many pids as the pool has workers:
+    then every worker has served a request."""
+    n = int(backend.pool_settings.get("pm.max_children", "1"))
+    for _ in range(10):
+        conns = [conn(backend) for _ in range(n)]
+        try:
+            for c in conns:
+                c.send_request(params(root, "sleep.php", query="ms=300"))
+            pids = {c.read_response().body.split()[1] for c in conns}
+        finally:
+            for c in conns:
+                c.close()
+        if len(pids) == n:
+            return
+    raise AssertionError(f"{n} concurrent requests never reached {n} different workers")
+
+
 def php_value_extension(backend, root):
     """PHP_VALUE "extension=..." goes to PHP's dl() as in php-fpm: a module
     already loaded and a missing one each give PHP's own warning (no "unable to
-    set 'extension'" from the backend) and the script runs."""
+    set 'extension'" from the backend) and the script runs.
+
+    PHP names a warning raised before a request starts "PHP Request Shutdown:"
+    in a worker that has served a request (its executor still flags the last
+    shutdown) and "Unknown:" in a fresh one, php-fpm's workers as ours; the
+    previous check replaces a worker, so every worker serves one first and the
+    origin compares exactly."""
+    _every_worker_serves_one(backend, root)
     seen = {}
     for value in ("extension=calendar", "extension=lowphp_no_such_module"):
         with conn(backend) as c:
