@@ -323,7 +323,10 @@ void Master::on_zygote_exit(size_t index, int status) {
     if (state_ == State::Starting) {
         notify_parent(false);
         begin_stop(State::Terminating);
+        return;
     }
+    // No pause owed: start it now rather than on the next 1-second tick.
+    if (pool.zygote_wanted && now_us() >= pool.zygote_retry_at_us) start_zygote(index);
 }
 
 void Master::watch_output(Worker& w) {
