@@ -253,8 +253,11 @@ void run(const Params& params) {
     ls.is_child = true;
     log::configure(ls);
     log::set_fd(-1); // children log to stderr: the master captures it or it is discarded
-    proctitle::set("lowphp-fpm: pool " + pool.name);
     if (!become_pool_user(pool)) _exit(kExitConfig);
+    // After the pool's user, limits, chroot and cwd, as php-fpm (fpm_child_init
+    // runs fpm_unix_init_child before fpm_env_init_child names the process):
+    // whoever finds "pool NAME" sees a worker that is set up.
+    proctitle::set("lowphp-fpm: pool " + pool.name);
     sigset_t waiting = install_signals();
     WorkerSlot* slot = z.scoreboard->slot_ptr(params.slot);
     slot->pid = getpid();
