@@ -13,7 +13,22 @@ import time
 from lowphp_test import PHP_FPM_BIN, check, check_eq, lowphp_bin, run, test, util
 
 
-def collect(binary, tmp, sock_path):
+def receive_until(srv, lines, pattern, timeout=15.0):
+    """Appends what arrives to `lines` until a new message matches `pattern`."""
+    deadline = time.monotonic() + timeout
+    first = len(lines)
+    while not any(re.search(pattern, l) for l in lines[first:]):
+        check(time.monotonic() < deadline, f"no syslog message matching {pattern!r} in {lines}")
+        try:
+            lines.append(normalise(srv.recv(8192)))
+        except socket.timeout:
+            pass
+
+
+def collect(binary, tmp, sock_path, srv):
+    """Start, kill the worker (a child exit and restart, logged at WARNING and
+    NOTICE), stop: each step waits for the message of the one before, so a
+    slow start (ASan, a loaded machine) cannot change what is logged."""
     conf = os.path.join(tmp.path, "fpm.conf")
     util.write_file(conf, "[global]\nerror_log = syslog\nsyslog.ident = my-fpm\nsyslog.facility = local3\n"
                           f"[www]\nlisten = {tmp.path}/www.sock\npm = static\npm.max_children = 1\n")
@@ -21,14 +36,21 @@ def collect(binary, tmp, sock_path):
     if sock_path != "/dev/log":
         cmd = ["unshare", "-m", "--", "sh", "-c", f'mount --bind {sock_path} /dev/log && exec "$@"', "sh"] + cmd
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    lines = []
     try:
-        time.sleep(0.8)
-        workers = [c for c in util.descendants_of(p.pid) if "pool www" in util.proc_cmdline(c)]
-        check(workers, f"{binary}: a worker runs")
-        os.kill(workers[0], signal.SIGKILL)  # a child exit and restart, logged at WARNING and NOTICE
-        time.sleep(0.5)
-        os.kill(p.pid if binary == PHP_FPM_BIN or sock_path == "/dev/log" else p.pid, signal.SIGQUIT)
+        receive_until(srv, lines, r"ready to handle connections")
+        workers = util.wait_for(
+            lambda: [c for c in util.descendants_of(p.pid) if "pool www" in util.proc_cmdline(c)],
+            what=f"{binary}: a worker")
+        os.kill(workers[0], signal.SIGKILL)
+        receive_until(srv, lines, r"child N started")
+        os.kill(p.pid, signal.SIGQUIT)
         p.wait(10)
+        while True:  # the stop's messages
+            try:
+                lines.append(normalise(srv.recv(8192)))
+            except socket.timeout:
+                return lines
     finally:
         if p.poll() is None:
             p.kill()
@@ -52,14 +74,7 @@ def syslog_lines_match_php_fpm():
     try:
         got = []
         for binary in (PHP_FPM_BIN, lowphp_bin()):
-            collect(binary, tmp, sock_path)
-            lines = []
-            while True:
-                try:
-                    lines.append(normalise(srv.recv(8192)))
-                except socket.timeout:
-                    break
-            got.append(lines)
+            got.append(collect(binary, tmp, sock_path, srv))
         print("  php-fpm8.2 syslog:\n    " + "\n    ".join(got[0]))
         check(any("[NOTICE] ready to handle connections" in l for l in got[0]), "the reference logged to syslog")
         check_eq(got[1], got[0], "syslog messages (numbers masked)")

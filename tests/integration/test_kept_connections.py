@@ -90,7 +90,7 @@ def kept_connection_not_overtaken_by_new_ones():
         kept = open_kept(env)
         # The only worker takes a long request on a new connection: it gives up
         # the idle kept connection (its thread watches it meanwhile).
-        [busy] = send_sleeps(env, 1, 500)
+        [busy] = send_sleeps(env, 1, 1500)  # long: a stalled test process still queues all in time
         read_until_stdout(busy)
         # Two more new connections queue in the backlog, then nginx-like reuse
         # of the kept connection: its request comes last but its connection is older.
@@ -123,7 +123,7 @@ def finish_request_releases_the_kept_connection():
         r = conn.request(params("hello.php"), keep_conn=True)
         took = time.time() - started
         check(r.complete and r.body == b"Hello, world!\n", f"next request on the connection: {r!r}")
-        check(took < 1.0, f"the next request on the connection waited {took:.2f} s for the script")
+        check(took < 1.5, f"the next request on the connection waited {took:.2f} s for the script")
         # ...and the script still ran to its end in its own worker.
         wait_for(lambda: os.path.exists(side), timeout=5, what="finish.php's side effect")
         pid = open(side).read().split()[-1]
@@ -152,7 +152,7 @@ def silent_connection_does_not_hold_the_worker():
         r = other.request(params)
         took = time.time() - started
         check(r.complete and r.body == b"Hello, world!\n", f"request on the second connection: {r!r}")
-        check(took < 1.0, f"the second connection waited {took:.2f} s behind a silent one")
+        check(took < 2.0, f"the second connection waited {took:.2f} s behind a silent one")
         r = silent.request(params)
         check(r.complete and r.body == b"Hello, world!\n", f"the silent connection, served late: {r!r}")
 

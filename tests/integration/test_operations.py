@@ -143,11 +143,13 @@ def priorities_and_rlimits_of_master_and_workers():
 def process_max_caps_all_pools():
     b = Backend(pool={"pm.max_children": "2"}, global_conf={"process.max": "3"},
                 extra_conf="[shop]\nlisten = SHOP.sock\npm = static\npm.max_children = 2\n")
-    b.start(); time.sleep(0.5)
+    b.start()
     try:
+        b.wait_log(r"WARNING: The maximum number of processes has been reached\. Please review your configuration "
+                   r"and consider raising 'process\.max'")
+        wait_for(lambda: len(pool_workers(b)) >= 3, 5, what="3 workers")
+        time.sleep(0.3)  # and no fourth
         check_eq(len(pool_workers(b)), 3, "workers across both pools")
-        check_in("WARNING: The maximum number of processes has been reached. Please review your configuration "
-                 "and consider raising 'process.max'", b.log(), "warning")
     finally:
         b.stop()
         b.close()
