@@ -62,6 +62,7 @@ class OutputBuffer {
     // Everything to write (closes the open record).
     std::string_view bytes();
     size_t size() const { return buf_.size(); }
+    void reserve(size_t n) { buf_.reserve(n); }
     void clear();
 
   private:

@@ -32,7 +32,12 @@ const char* role_name(unsigned role) {
 
 } // namespace
 
-Connection::Connection() : in_(std::make_unique_for_overwrite<unsigned char[]>(kInputBuffer)) {}
+Connection::Connection() : in_(std::make_unique_for_overwrite<unsigned char[]>(kInputBuffer)) {
+    // Once, at its largest (a full buffer, its last record's header and
+    // padding, END_REQUEST): grown by doubling, every smaller copy's pages
+    // stayed resident in the worker's heap (20 KB after an 18 KB response).
+    out_.reserve(kFlushSize + 64);
+}
 
 void Connection::attach(int fd, bool tcp) {
     fd_ = fd;
