@@ -2,6 +2,7 @@
 chdir and chroot of the workers, and pm = dynamic's warnings when it runs short
 of workers ('seems busy', 'server reached pm.max_children setting')."""
 import os
+import re
 import shutil
 import threading
 import time
@@ -103,6 +104,46 @@ def dynamic_seems_busy_and_max_children_warnings():
         check_eq(b.log().count("server reached pm.max_children"), 1, "said once while it lasts")
         for t in threads:
             t.join()
+    finally:
+        b.stop()
+        b.close()
+
+
+MARK_PHP = "<?php file_put_contents('php://stderr', 'served by ' . getmypid() . \"\\n\"); echo 'ok';"
+
+
+@test
+def workers_leave_symbol_binding_to_the_zygote():
+    """libc and libstdc++ bind their own calls lazily (Debian builds them without
+    BIND_NOW): a worker that makes such a call first looks the symbol up in every
+    loaded library and maps pages of their symbol tables, ~100 KB of PSS per
+    worker. The zygote makes those first calls (a thread, new[]) before it clones
+    workers. LD_DEBUG=bindings prints each lookup on the process's stderr, which
+    catch_workers_output brings to the error log."""
+    os.environ["LD_DEBUG"] = "bindings"
+    try:
+        b = Backend(pool={"pm.max_children": "1", "catch_workers_output": "yes"})
+        b.start()
+    finally:
+        del os.environ["LD_DEBUG"]
+    try:
+        script = b.tmp.join("mark.php")
+        util.write_file(script, MARK_PHP)
+        params = {"REQUEST_METHOD": "GET", "SCRIPT_FILENAME": script, "SCRIPT_NAME": "/mark.php"}
+        with fcgi.Connection(b.address) as c:  # a kept connection, then a fresh one
+            for _ in range(2):
+                check_eq(c.request(params, keep_conn=True).body, b"ok")
+        check_eq(request(b, script, "/mark.php").body, b"ok")
+        worker = pool_workers(b)[0]
+        # The worker's stderr is one pipe: once its last line is logged, all is.
+        said = f'child {worker} said into stderr: "served by {worker}"'
+        wait_for(lambda: b.log().count(said) == 3, 10, what="the worker's three lines in the log")
+        # The sanitizer build's runtime (libasan, libubsan) binds its own hooks
+        # lazily on their first use: not lowphp-fpm's, and absent from the package.
+        lookups = [line for line in b.log().splitlines()
+                   if f"child {worker} said into stderr" in line and "binding file" in line
+                   and not re.search(r"binding file \S*/lib(asan|ubsan)\.so", line)]
+        check_eq(lookups, [], "symbol lookups made by the worker")
     finally:
         b.stop()
         b.close()
