@@ -8,6 +8,7 @@ gives the same responses for every pool."""
 import os
 import re
 import signal
+import socket
 import subprocess
 
 from lowphp_test import (TempDir, check, check_eq, check_in, fcgi, free_port, lowphp_bin, phpfpm_bin,
@@ -18,6 +19,21 @@ STOCK_DIR = "/etc/php/8.2/fpm"
 
 def migrate(*args):
     return subprocess.run([lowphp_bin(), "--migrate", *args], capture_output=True, text=True, timeout=60)
+
+
+def port_with_free_successor():
+    """A free port P whose P + 1000 is free too: --migrate moves a TCP listener
+    there (php-fpm keeps P while both run side by side)."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port + 1000))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no free port P with P + 1000 free")
 
 
 @test
@@ -188,7 +204,7 @@ def stop(proc):
 def realistic_setup_converts_and_serves_like_php_fpm():
     with TempDir() as td:
         os.chmod(td.path, 0o755)
-        ports = {"shop": free_port(), "legacy": free_port()}
+        ports = {"shop": port_with_free_successor(), "legacy": port_with_free_successor()}
         source = write_php_fpm_setup(td.path, ports)
         out = td.join("lowphp")
         run_dir = td.join("run-lowphp")
