@@ -120,9 +120,9 @@ void* nothing(void*) {
 // BIND_NOW), so each worker's first thread and first new[] would look the
 // symbol up in every loaded object (~40) and fault in pages of each one's
 // symbol tables (~110 KB of PSS per worker, measured by smaps after hello.php).
-// Made here, the workers inherit them bound. Two threads: the
-// first stack is new, the second comes from the stack cache, as a worker's
-// does (the zygote's cached stack is inherited).
+// Made here, the workers inherit them bound. Two threads: the first stack is
+// new, the second comes from the stack cache, as a worker's does (the zygote's
+// cached stack is inherited).
 void bind_first_uses() {
     for (int i = 0; i < 2; ++i) {
         pthread_t thread;

@@ -116,7 +116,7 @@ MARK_PHP = "<?php file_put_contents('php://stderr', 'served by ' . getmypid() . 
 def workers_leave_symbol_binding_to_the_zygote():
     """libc and libstdc++ bind their own calls lazily (Debian builds them without
     BIND_NOW): a worker that makes such a call first looks the symbol up in every
-    loaded library and maps pages of their symbol tables, ~100 KB of PSS per
+    loaded library and maps pages of their symbol tables, ~110 KB of PSS per
     worker. The zygote makes those first calls (a thread, new[]) before it clones
     workers. LD_DEBUG=bindings prints each lookup on the process's stderr, which
     catch_workers_output brings to the error log."""
