@@ -355,6 +355,10 @@ pm.max_requests = 0
 """
 
 
+def upstream_log(name, backend):
+    return f"{tmp}/{name}-{backend}-upstream.log"
+
+
 def nginx_conf(name, port, keepalive, www):
     ups, locs = "", ""
     for b in BACKENDS:
@@ -371,6 +375,7 @@ def nginx_conf(name, port, keepalive, www):
             fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
             fastcgi_pass {target};
             {extra}
+            access_log {upstream_log(name, b)} upstream_wait buffer=64k flush=100ms;
         }}"""
     return f"""user root;
 worker_processes 2;
@@ -380,6 +385,8 @@ error_log {tmp}/{name}.error.log warn;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
+    # the backend's share of the latency (see upstream_wait)
+    log_format upstream_wait '$status $upstream_header_time';
     client_body_temp_path {tmp}/{name}-body;
     fastcgi_temp_path {tmp}/{name}-fastcgi;
     proxy_temp_path {tmp}/{name}-proxy;
@@ -422,6 +429,30 @@ def parse_wrk(out):
     if m:
         r["errors"] += sum(int(x) for x in m.groups())
     return r
+
+
+def upstream_wait(path, offset):
+    """p99 and max in ms of nginx's $upstream_header_time over the answered (200)
+    requests logged after `offset`: from nginx starting on the request (connect
+    and backlog included) to the backend's response header, the part of the
+    latency the backend owns, 1 ms resolution. Raw percentiles: wrk's own are
+    corrected for coordinated omission (each slow response also counts for the
+    requests its connection could not send meanwhile), these are not, so a
+    starved connection shows in the max. Returns (p99, max, requests, new offset)."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read()
+    times = []
+    for line in data.decode(errors="replace").splitlines():
+        status, _, t = line.partition(" ")
+        last = t.split(",")[-1].strip()     # several values if nginx tried again
+        if status == "200" and last not in ("", "-"):
+            times.append(float(last) * 1000)
+    if not times:
+        return float("nan"), float("nan"), 0, offset + len(data)
+    times.sort()
+    p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+    return p99, times[-1], len(times), offset + len(data)
 
 
 def cpu_ticks(pids):
@@ -592,6 +623,14 @@ def summarize(runs):
     return med, f"{med:.0f}{spread}", f"{fmt_ms(p50)} / {fmt_ms(p99)}{starved}", errs
 
 
+def backend_wait(runs):
+    """'p99 / max' of the backend's share of the latency, medians over runs."""
+    runs = [r for r in runs if r.get("up_n")]
+    if not runs:
+        return "-"
+    return " / ".join(fmt_ms(statistics.median(r[k] for r in runs)) for k in ("up_p99", "up_max"))
+
+
 def paired_spread(fpm_runs, low_runs):
     """min–max of low/fpm over the interleaved pairs of runs (run i of each). A
     slow spell of the machine that lasts a pair moves both of its runs, so when
@@ -677,6 +716,13 @@ def header(args, bins, dur, runs, quick, opcache, ceiling, waited):
         f"({CONNS} connections ÷ req/s): some connections were starved (waited in the backlog, "
         "e.g. behind php-fpm workers pinned to other kept-alive nginx connections) and wrk "
         "records only answered requests, so the percentiles flatter that backend",
+        "- p50 / p99 are wrk's, which corrects them for coordinated omission (a response that took "
+        "L also counts for the requests its connection could not send meanwhile, one per mean "
+        "interval between requests: a single 30 ms stall at a 3 ms mean weighs ~10 samples)",
+        "- backend p99 / max: nginx's `$upstream_header_time` of the answered requests (medians "
+        "over runs), from nginx starting on a request (connect and backlog included) to the "
+        "backend's response header, 1 ms resolution, not corrected: the part of the latency the "
+        "backend owns; a connection starved in the backlog shows in the max",
         f"- before each run, waited for other load on the machine to drop below 25% "
         f"(at most {0 if quick else QUIET_WAIT} s per run): {waited:.0f} s in all; "
         "what remained shows as \"other %\" in the CPU table",
@@ -696,14 +742,16 @@ def report(args, bins, dur, runs, quick, opcache, ceiling, waited, results, mem,
             continue
         lines += ["", f"## {MODE_TITLES[mode]}", "",
                   "| script | php-fpm req/s | lowphp req/s | ratio low/fpm | run by run "
-                  "| php-fpm p50 / p99 ms | lowphp p50 / p99 ms | errors fpm / low |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| php-fpm p50 / p99 ms | lowphp p50 / p99 ms | php-fpm backend p99 / max ms "
+                  "| lowphp backend p99 / max ms | errors fpm / low |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for s in rows:
             fm, fr, fl, fe = summarize(results[(mode, s, "fpm")])
             lm, lr, ll, le = summarize(results[(mode, s, "low")])
             ratio = f"{lm / fm:.2f}" if fm else "-"
             pairs = paired_spread(results[(mode, s, "fpm")], results[(mode, s, "low")])
-            lines.append(f"| {s} | {fr} | {lr} | **{ratio}** | {pairs} | {fl} | {ll} | {fe} / {le} |")
+            up = " | ".join(backend_wait(results[(mode, s, b)]) for b in BACKENDS)
+            lines.append(f"| {s} | {fr} | {lr} | **{ratio}** | {pairs} | {fl} | {ll} | {up} | {fe} / {le} |")
 
     odd = odd_runs(results)
     if odd:
@@ -813,6 +861,7 @@ def main():
             os.makedirs(f"{tmp}/{name}-{d}", exist_ok=True)
         ng = start(name, ["nginx", "-p", tmp, "-c", f"{tmp}/{name}.conf"])
         wait_port(port)
+        log_at = {b: 0 for b in BACKENDS}     # where each backend's next run starts in its log
         base = f"http://127.0.0.1:{port}"
 
         for b in BACKENDS:
@@ -836,10 +885,14 @@ def main():
                         continue
                     waited += wait_quiet(0 if quick else QUIET_WAIT)
                     r = wrk(f"{base}/{b}/{s}.php", dur, lua, ng, masters[b])
+                    time.sleep(0.3)        # nginx writes its buffered log lines (flush=100ms)
+                    r["up_p99"], r["up_max"], r["up_n"], log_at[b] = upstream_wait(upstream_log(name, b),
+                                                                                   log_at[b])
                     results.setdefault((mode, s, b), []).append(r)
                     raw.append(f"=== {mode} {s} {NAMES[b]} run {i + 1}\n{r['raw']}")
                     log(f"{mode:13} {s:10} {NAMES[b]:8} run {i + 1}: {r['rps']:9.0f} req/s "
-                        f"p50 {fmt_ms(r['p50'])} p99 {fmt_ms(r['p99'])} ms errors {r['errors']} "
+                        f"p50 {fmt_ms(r['p50'])} p99 {fmt_ms(r['p99'])} ms "
+                        f"backend p99 {fmt_ms(r['up_p99'])} max {fmt_ms(r['up_max'])} ms errors {r['errors']} "
                         f"cpu " + " ".join(f"{k} {v:.2f}s" for k, v in r["cpu"].items()))
                     if r["errors"] < 0:
                         log(r["raw"])
