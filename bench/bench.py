@@ -771,7 +771,10 @@ def report(args, bins, dur, runs, quick, opcache, ceiling, waited, results, mem,
                 continue
             f, lw = results[(mode, s, "fpm")], results[(mode, s, "low")]
             fb, lb = us_per_req(f, "backend"), us_per_req(lw, "backend")
-            lines.append(f"| {mode} | {s} | {fb:.0f} | {lb:.0f} | {lb / fb:.2f} | "
+            # A cell with no answered request (php-fpm's pinned workers can stall every
+            # kept connection for a whole short run) has no CPU per request.
+            ratio = f"{lb / fb:.2f}" if fb > 0 and lb == lb else "-"
+            lines.append(f"| {mode} | {s} | {fb:.0f} | {lb:.0f} | {ratio} | "
                          f"{us_per_req(f, 'nginx'):.0f} / {us_per_req(lw, 'nginx'):.0f} | "
                          f"{us_per_req(f, 'wrk'):.0f} / {us_per_req(lw, 'wrk'):.0f} | "
                          f"{other_pct(f):.0f} / {other_pct(lw):.0f} | "
