@@ -32,10 +32,6 @@ void init_worker(const config::PoolConfig& pool, Scoreboard& board, size_t pool_
 // `slowlog_fd` when the master asks (see slowlog.cpp). No-op without a slowlog.
 void start_slowlog_thread(const config::PoolConfig& pool, WorkerSlot* slot, int slowlog_fd);
 
-// Whether the worker's connections come from a unix socket (no TCP reset to
-// guard against when closing one).
-void set_connection_kind(bool unix_socket);
-
 // fastcgi_finish_request() on a connection nginx keeps answers nginx, which may
 // send its next request on that connection while the script runs on. php-fpm
 // leaves that request waiting for the script; lowphp-fpm hands the connection

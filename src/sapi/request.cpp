@@ -89,12 +89,6 @@ void log_to_fastcgi(config::LogLevel, const char* msg, size_t len) {
     ctx->conn->write(fastcgi::kStderr, msg, len);
 }
 
-bool unix_connections = true;
-
-void set_connection_kind(bool unix_socket) {
-    unix_connections = unix_socket;
-}
-
 void finish_fastcgi_request(RequestContext& ctx) {
     if (ctx.closed) return;
     ctx.closed = true;
@@ -103,9 +97,12 @@ void finish_fastcgi_request(RequestContext& ctx) {
     ctx.kept_after_finish = conn.keep();
     // A connection nginx does not keep: php-fpm shuts down its side, then waits
     // for nginx to close first, holding the worker a round trip per request.
-    // That lingering only protects unread input from a TCP reset; a unix socket
-    // has none, and PHP has read the body when STDIN's end was seen.
-    if (!conn.keep()) conn.close(!unix_connections && !conn.stdin_ended());
+    // That lingering protects unread input: closing with some (the body's end
+    // record, which can arrive after PHP read CONTENT_LENGTH bytes) resets the
+    // connection, TCP and unix socket alike, and nginx, reading on after
+    // END_REQUEST, drops the response body it holds. Once STDIN's end was seen
+    // there is nothing left to read: no round trip then.
+    if (!conn.keep()) conn.close(!conn.stdin_ended());
 }
 
 namespace {

@@ -277,7 +277,6 @@ void run(const Params& params) {
     sapi::init_worker(pool, *z.scoreboard, z.pool_index, params.slot,
                       pool_address.is_unix ? -1 : z.listen_fd, params.access_log_fd);
     sapi::start_slowlog_thread(pool, slot, params.slowlog_fd);
-    sapi::set_connection_kind(address.is_unix);
     fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
     // allowed_clients applies to inet listeners only, as in php-fpm.
     ConnectionSource source(listen_fd, status ? -1 : z.handoff_fd, status ? -1 : z.handoff_send_fd,

@@ -87,6 +87,31 @@ def stdin_in_many_records(backend, root):
     return {"len": d["len"]}
 
 
+def late_end_of_body(backend, root):
+    """The web server's empty STDIN record (end of the body) arrives after PHP
+    has read CONTENT_LENGTH bytes. A backend that closes with it unread resets
+    the connection, and nginx, reading on after END_REQUEST, drops the response
+    body it holds ("readv() failed (104: Connection reset by peer)"): a 200 with
+    an empty body. php-fpm shuts its side down and reads until nginx closes."""
+    with conn(backend) as c:
+        c.send(fcgi.record(fcgi.BEGIN_REQUEST, 1, fcgi.begin_body()))
+        c.params(1, params(root, "input_then_wait.php", method="POST",
+                           content_type="application/octet-stream", content_length=5))
+        c.send(fcgi.record(fcgi.STDIN, 1, b"hello"))
+        time.sleep(0.1)                     # PHP has the body and waits 300 ms
+        c.stdin(1)
+        r = c.read_response(1)
+        check(r.complete, f"no END_REQUEST: {r!r}")
+        check_eq(r.body, b"5\n", "body")
+        c.sock.settimeout(5)
+        try:
+            end = "eof" if c.sock.recv(4096) == b"" else "more data"
+        except ConnectionResetError:
+            end = "reset"
+        check_eq(end, "eof", "after END_REQUEST")
+    return {"end": end}
+
+
 def big_params(backend, root):
     """Long names/values (4-byte length encoding) and many PARAMS records.
     php-fpm parses each PARAMS record on its own, so a name-value pair must
@@ -389,6 +414,6 @@ def php_value_extension(backend, root):
     return seen
 
 
-ALL = [simple_request, keep_conn_multiple, stdin_in_many_records, big_params, get_values,
+ALL = [simple_request, keep_conn_multiple, stdin_in_many_records, late_end_of_body, big_params, get_values,
        second_request_id_in_flight, second_request_id_after_stdin, abort_request,
        malformed_records, client_gone_mid_response, startup_failure, php_value_extension]

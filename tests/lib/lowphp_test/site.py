@@ -107,6 +107,12 @@ header_remove('X-Drop');
 header_remove('X-Powered-By');
 echo "headers\n";
 """,
+    # reads the body (CONTENT_LENGTH bytes: PHP stops there), answers later
+    "input_then_wait.php": r"""<?php
+$body = file_get_contents('php://input');
+usleep(300000);
+echo strlen($body), "\n";
+""",
     "input.php": r"""<?php
 $in = fopen('php://input', 'rb');
 $ctx = hash_init('md5');
