@@ -132,6 +132,7 @@ class Connection {
     bool ensure(size_t n);  // at least n unread bytes in the buffer (blocking)
     int fill_nonblocking(); // > 0 bytes read, 0 peer closed, -1 nothing yet
     void note_stdin_end();  // consume a buffered empty STDIN record
+    void take_stdin_end();  // the same, after reading what has arrived
     void consume(size_t n) { pos_ += n; }
     const unsigned char* at() const { return in_.get() + pos_; }
     bool read_params(Request& req);

@@ -274,8 +274,21 @@ bool Connection::end_request() {
     if (broken_) return false;
     out_.end_request(id_);
     bool sent = flush();
-    note_stdin_end();
+    take_stdin_end();
     return sent;
+}
+
+// PHP stops reading at CONTENT_LENGTH, and a body read straight into its
+// buffer leaves the closing record in the socket: take what has arrived, so
+// that record is seen (a connection closed with it unread is reset, and a
+// kept one cannot be handed over).
+void Connection::take_stdin_end() {
+    if (!stdin_ended_ && stdin_left_ == 0 && !has_input()) {
+        pos_ = end_ = 0;
+        ssize_t r = recv(fd_, in_.get(), kInputBuffer, MSG_DONTWAIT);
+        if (r > 0) end_ = static_cast<size_t>(r);
+    }
+    note_stdin_end();
 }
 
 void Connection::close(bool linger) {
@@ -303,14 +316,9 @@ void Connection::close(bool linger) {
 
 int Connection::release() {
     if (fd_ < 0 || broken_) return -1;
-    if (!stdin_ended_ && stdin_left_ == 0 && !has_input()) {
-        // The body's closing record may have come in a later packet: take
-        // what has arrived (anything more than that record keeps the fd here).
-        pos_ = end_ = 0;
-        ssize_t r = recv(fd_, in_.get(), kInputBuffer, MSG_DONTWAIT);
-        if (r > 0) end_ = static_cast<size_t>(r);
-    }
-    note_stdin_end();
+    // The body's closing record may have come in a later packet (anything
+    // more than that record keeps the fd here).
+    take_stdin_end();
     if (!stdin_ended_ || has_input()) return -1;
     int fd = fd_;
     fd_ = -1;
