@@ -2,10 +2,12 @@
 // the hand-over to the master.
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <grp.h>
 #include <pwd.h>
 #include <string>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lowphp/config.h"
@@ -188,8 +190,9 @@ CommandLine parse(int argc, char** argv) {
     return cl;
 }
 
-void log_messages(const std::vector<lowphp::config::Message>& messages) {
-    for (const auto& m : messages) {
+void log_messages(const std::vector<lowphp::config::Message>& messages, size_t from, size_t to) {
+    for (size_t i = from; i < to && i < messages.size(); ++i) {
+        const auto& m = messages[i];
         if (m.raw) // the INI scanner's own lines carry no log prefix in php-fpm
             fprintf(stderr, "%s\n", m.text.c_str());
         else
@@ -197,9 +200,37 @@ void log_messages(const std::vector<lowphp::config::Message>& messages) {
     }
 }
 
+// fpm_unix_conf_wp: the uid and gid a pool's workers get. A numeric user
+// takes its gid from the passwd entry when there is one (else 0), and `group`
+// overrides it; either being 0 means root.
+bool runs_as_root(const lowphp::config::PoolConfig& pool) {
+    using lowphp::config::is_numeric_id;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    if (!pool.user.empty()) {
+        const struct passwd* pw = nullptr;
+        if (is_numeric_id(pool.user)) {
+            uid = static_cast<uid_t>(strtoul(pool.user.c_str(), nullptr, 10));
+            pw = getpwuid(uid);
+        } else {
+            pw = getpwnam(pool.user.c_str());
+            if (pw) uid = pw->pw_uid;
+        }
+        if (pw) gid = pw->pw_gid;
+    }
+    if (!pool.group.empty()) {
+        if (is_numeric_id(pool.group)) {
+            gid = static_cast<gid_t>(strtoul(pool.group.c_str(), nullptr, 10));
+        } else if (const struct group* gr = getgrnam(pool.group.c_str())) {
+            gid = gr->gr_gid;
+        }
+    }
+    return uid == 0 || gid == 0;
+}
+
 // fpm_unix_resolve_socket_premissions and fpm_unix_conf_wp: names are looked
 // up at start-up and by -t (so a typo fails the test), digits are ids.
-bool check_identities(const lowphp::config::Config& cfg) {
+bool check_identities(const lowphp::config::Config& cfg, bool run_as_root) {
     bool root = getuid() == 0;
     using lowphp::config::is_numeric_id;
     for (const auto& pool : cfg.pools) {
@@ -235,6 +266,11 @@ bool check_identities(const lowphp::config::Config& cfg) {
             ZLOG_ERROR("[pool %s] cannot get gid for group '%s'", name, pool.group.c_str());
             return false;
         }
+        // At start-up only (fpm_unix_conf_wp): -t passes such a pool.
+        if (!run_as_root && runs_as_root(pool)) {
+            ZLOG_ERROR("[pool %s] please specify user and group other than root", name);
+            return false;
+        }
     }
     return true;
 }
@@ -256,6 +292,13 @@ int main(int argc, char** argv) {
     if (cl.info) return lowphp::sapi::print_info(lowphp::sapi::InfoMode::Info, cl.opts.ini);
 
     auto& opts = cl.opts;
+    if (struct stat st;
+        !opts.prefix.empty() && (stat(opts.prefix.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))) {
+        ZLOG_ERROR("the global prefix '%s' does not exist or is not a directory",
+                   opts.prefix.c_str());
+        ZLOG_ERROR("FPM initialization failed");
+        return kExitConfig;
+    }
     if (opts.config_path.empty()) opts.config_path = kDefaultConfig;
     lowphp::config::ParseOptions po;
     po.prefix = opts.prefix;
@@ -263,13 +306,23 @@ int main(int argc, char** argv) {
     po.require_user = geteuid() == 0 && !opts.run_as_root;
     po.open_log_files = true;
     lowphp::config::ParseResult parsed = lowphp::config::load(opts.config_path, po);
-    if (parsed.config) { // its own notices already obey its log_level (as php-fpm's)
+    if (parsed.global) { // its own notices already obey its log_level (as php-fpm's)
         lowphp::log::Settings ls = lowphp::log::settings();
-        ls.level = parsed.config->global.log_level;
+        ls.level = parsed.global->log_level;
         lowphp::log::configure(ls);
     }
-    log_messages(parsed.messages);
-    if (!parsed.config || !check_identities(*parsed.config)) {
+    log_messages(parsed.messages, 0, parsed.error_log_from);
+    if (parsed.global) {
+        // php-fpm opens error_log once [global] checked out: what follows (the
+        // pools' errors, -t's verdict) is written there too, and to stderr
+        // until start-up ends.
+        const auto& g = *parsed.global;
+        bool daemon = opts.force_daemon >= 0 ? opts.force_daemon == 1 : g.daemonize;
+        if (lowphp::log::use_error_log(daemon, opts.force_stderr))
+            lowphp::log::open_target(g.error_log, g.syslog_ident, g.syslog_facility);
+        log_messages(parsed.messages, parsed.error_log_from, parsed.messages.size());
+    }
+    if (!parsed.config || !check_identities(*parsed.config, opts.run_as_root || cl.test)) {
         ZLOG_ERROR("FPM initialization failed");
         return kExitConfig;
     }

@@ -135,6 +135,10 @@ struct ParseOptions {
 struct ParseResult {
     std::optional<Config> config;  // set when parsing (and validation) succeeded
     std::vector<Message> messages; // warnings and errors in order
+    // Set once [global] passed its checks: php-fpm opens error_log at that
+    // point, so messages from index `error_log_from` on are logged there too.
+    std::optional<GlobalConfig> global;
+    size_t error_log_from = SIZE_MAX;
 };
 
 // Parse the main file with its includes, then validate and fill defaults as

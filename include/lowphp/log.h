@@ -42,6 +42,9 @@ struct Settings {
 
 void configure(const Settings& s);
 const Settings& settings();
+// php-fpm's fpm_use_error_log: the error log is written unless the master
+// runs in the foreground on a terminal, or with -O.
+bool use_error_log(bool daemonize, bool force_stderr);
 // Open error_log ("syslog" selects syslog). Returns false with errno set on failure.
 bool open_target(const std::string& error_log, const std::string& syslog_ident,
                  const std::string& syslog_facility);

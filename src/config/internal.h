@@ -19,8 +19,10 @@ struct ParseState {
 };
 
 // fpm_conf_post_process + fpm_conf_process_all_pools: defaults, paths, checks.
+// The [global] checks come first; `global_ok` tells whether they passed (php-fpm
+// opens error_log then, and logs what follows there too).
 bool post_process(Config& cfg, const ParseState& state, const ParseOptions& opts,
-                  std::vector<Message>& messages);
+                  std::vector<Message>& messages, bool& global_ok);
 
 // syslog.facility name -> LOG_* value as -tt prints it; -1 when unknown.
 int syslog_facility_number(const std::string& name);

@@ -362,7 +362,10 @@ bool read_lines(Context& c, const std::string& path, FILE* fp) {
     for (ssize_t n; (n = getline(&buf.data, &buf.cap, fp)) >= 0;) {
         ++c.lineno;
         ended_with_newline = n > 0 && buf.data[n - 1] == '\n';
-        if (!on_line(c, path, buf.data)) return false;
+        // A UTF-8 byte order mark (editors on Windows) is not part of the text.
+        const char* line = buf.data;
+        if (c.lineno == 1 && strncmp(line, "\xEF\xBB\xBF", 3) == 0) line += 3;
+        if (!on_line(c, path, line)) return false;
     }
     // php-fpm parses the empty remainder after the last newline as one more line.
     if (ended_with_newline) ++c.lineno;
@@ -403,7 +406,14 @@ ParseResult load(const std::string& path, const ParseOptions& opts) {
             {LogLevel::Error, "failed to load configuration file '" + path + "'", false});
         return r;
     }
-    if (!post_process(c.cfg, c.state, opts, r.messages)) {
+    size_t before = r.messages.size();
+    bool global_ok = false;
+    bool processed = post_process(c.cfg, c.state, opts, r.messages, global_ok);
+    if (global_ok) {
+        r.global = c.cfg.global;
+        r.error_log_from = before;
+    }
+    if (!processed) {
         r.messages.push_back({LogLevel::Error, "failed to post process the configuration", false});
         return r;
     }

@@ -234,6 +234,11 @@ bool check_global(Checker& ck, GlobalConfig& g, const ParseOptions& opts) {
             return ck.fail(LogLevel::Error,
                            "failed to open error_log (" + g.error_log + ")" + *err);
     }
+    return true;
+}
+
+// fpm_event_pre_init, after error_log is open.
+bool check_events_mechanism(Checker& ck, const GlobalConfig& g) {
     const std::string& ev = g.events_mechanism;
     if (!ev.empty() && strcasecmp(ev.c_str(), "epoll") && strcasecmp(ev.c_str(), "poll") &&
         strcasecmp(ev.c_str(), "select"))
@@ -269,9 +274,10 @@ int syslog_facility_number(const std::string& name) {
 }
 
 bool post_process(Config& cfg, const ParseState& state, const ParseOptions& opts,
-                  std::vector<Message>& messages) {
+                  std::vector<Message>& messages, bool& global_ok) {
     Checker ck{messages};
-    if (!check_global(ck, cfg.global, opts)) return false;
+    global_ok = check_global(ck, cfg.global, opts);
+    if (!global_ok || !check_events_mechanism(ck, cfg.global)) return false;
     if (cfg.pools.empty())
         return ck.fail(
             LogLevel::Error,

@@ -215,6 +215,9 @@ Line section(const std::string& t) {
     if (end == std::string::npos)
         return {Line::SyntaxError, "", std::nullopt,
                 "syntax error, unexpected end of file, expecting ']'" + kUnknown + "1"};
+    // Anything but a comment after the section is an entry without a value.
+    std::string rest = trim(t.substr(end + 1));
+    if (!rest.empty() && rest[0] != ';') return {Line::NoValue, rest, std::nullopt, ""};
     return {Line::Section, t.substr(1, end - 1), std::nullopt, ""};
 }
 

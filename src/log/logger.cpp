@@ -88,9 +88,16 @@ void set_external_logger(ExternalLogger logger) {
     state().external = logger;
 }
 
+bool use_error_log(bool daemonize, bool force_stderr) {
+    // php-fpm logs to stderr only when in the foreground on a terminal (or -O).
+    return daemonize || (!isatty(STDERR_FILENO) && !force_stderr);
+}
+
 bool open_target(const std::string& error_log, const std::string& ident,
                  const std::string& facility) {
     State& s = state();
+    // Opened once already, by the configuration check: keep that descriptor.
+    if (!s.syslog && s.fd >= 0 && s.path == error_log) return true;
     if (error_log == "syslog") {
         static std::string kept_ident; // openlog keeps the pointer
         kept_ident = ident;

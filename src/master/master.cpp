@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <map>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -43,11 +44,6 @@ long heartbeat_ms(const config::Config& cfg) {
     return ms == 0 ? 0 : std::max(ms, 130L);
 }
 
-bool use_error_log(bool daemonize, bool force_stderr) {
-    // php-fpm logs to stderr only when in the foreground on a terminal (or -O).
-    return daemonize || (!isatty(STDERR_FILENO) && !force_stderr);
-}
-
 } // namespace
 
 bool Master::setup_logging() {
@@ -57,7 +53,7 @@ bool Master::setup_logging() {
     log::configure(s);
     // Logging to stderr (-O, -F): the configuration check has already created
     // error_log, as php-fpm does (ParseOptions::open_log_files).
-    if (!use_error_log(cfg_.global.daemonize, opts_.force_stderr)) return true;
+    if (!log::use_error_log(cfg_.global.daemonize, opts_.force_stderr)) return true;
     if (!log::open_target(cfg_.global.error_log, cfg_.global.syslog_ident,
                           cfg_.global.syslog_facility)) {
         ZLOG_SYSERROR("failed to open error_log (%s)", cfg_.global.error_log.c_str());
@@ -131,6 +127,19 @@ bool Master::create_listeners() {
     return true;
 }
 
+namespace {
+
+// fpm_pctl_exec's line: execvp("PATH", {"ARGV0", "ARG1", ...}), at most ten
+// arguments after argv[0] shown.
+std::string reload_line(const std::string& path, const std::vector<std::string>& argv) {
+    std::string line = "reloading: execvp(\"" + path + "\", {";
+    for (size_t i = 0; i < argv.size() && i <= 10; ++i)
+        line += (i ? ", \"" : "\"") + argv[i] + "\"";
+    return line + "})";
+}
+
+} // namespace
+
 // php-fpm's reload: the same pid re-executes the binary on disk, handing over
 // the listening sockets by number, and (beyond php-fpm) the idle kept-alive
 // connections nginx still holds, so none of them is reset under it. The path
@@ -154,7 +163,7 @@ void Master::reexec() {
     for (auto& a : opts_.argv)
         args.push_back(a.data());
     args.push_back(nullptr);
-    ZLOG_NOTICE("reloading: execv(\"%s\")", exe_path_.c_str());
+    ZLOG_NOTICE("%s", reload_line(exe_path_, opts_.argv).c_str());
     // A signal arriving between execv and the new image's handlers would kill
     // the master (default action): they stay blocked, and pending, until the
     // new image has installed its handlers (fpm_signals_block). And stderr goes
@@ -177,25 +186,39 @@ void Master::reexec() {
 }
 
 // [global] process.priority, rlimit_files, rlimit_core (fpm_unix_init_main).
-// The workers inherit them unless their pool sets its own.
-void Master::apply_master_limits() {
+// The workers inherit them unless their pool sets its own. A limit the system
+// refuses ends the start-up, as in php-fpm; the priority only warns.
+bool Master::apply_master_limits() {
     const auto& g = cfg_.global;
     if (g.process_priority && setpriority(PRIO_PROCESS, 0, *g.process_priority) < 0)
         ZLOG_SYSERROR("Unable to set priority for the master process");
     if (g.rlimit_files) {
         struct rlimit r = {static_cast<rlim_t>(*g.rlimit_files),
                            static_cast<rlim_t>(*g.rlimit_files)};
-        if (setrlimit(RLIMIT_NOFILE, &r) < 0) ZLOG_SYSERROR("failed to set rlimit_files");
+        if (setrlimit(RLIMIT_NOFILE, &r) < 0) {
+            ZLOG_SYSERROR("failed to set rlimit_files for this pool. Please check your system "
+                          "limits or decrease rlimit_files. setrlimit(RLIMIT_NOFILE, %d)",
+                          *g.rlimit_files);
+            return false;
+        }
     }
     if (g.rlimit_core) {
         rlim_t v = *g.rlimit_core < 0 ? RLIM_INFINITY : static_cast<rlim_t>(*g.rlimit_core);
         struct rlimit r = {v, v};
-        if (setrlimit(RLIMIT_CORE, &r) < 0) ZLOG_SYSERROR("failed to set rlimit_core");
+        if (setrlimit(RLIMIT_CORE, &r) < 0) {
+            ZLOG_SYSERROR("failed to set rlimit_core for this pool. Please check your system "
+                          "limits or decrease rlimit_core. setrlimit(RLIMIT_CORE, %d)",
+                          static_cast<int>(*g.rlimit_core));
+            return false;
+        }
     }
+    return true;
 }
 
 bool Master::write_pid_file() {
-    pid_path_ = opts_.pid_path.empty() ? cfg_.global.pid : opts_.pid_path;
+    // The configuration's `pid` wins; -g only names one where it has none
+    // (what php-fpm 8.2 does, whatever its --help says).
+    pid_path_ = cfg_.global.pid.empty() ? opts_.pid_path : cfg_.global.pid;
     if (pid_path_.empty()) return true;
     UniqueFd fd(open(pid_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (!fd) {
@@ -209,6 +232,30 @@ bool Master::write_pid_file() {
     }
     return true;
 }
+
+namespace {
+
+// The calling process of -D: 0 once the daemon says it is ready, else 70
+// (FPM_EXIT_SOFTWARE), with php-fpm's lines when the daemon said nothing.
+int wait_for_daemon(int fd) {
+    struct pollfd p = {fd, POLLIN, 0};
+    int ready;
+    while ((ready = poll(&p, 1, 10000)) < 0 && errno == EINTR) {
+    }
+    if (ready == 0) {
+        ZLOG_ERROR("the master process didn't send back its status (via the pipe to the calling "
+                   "process)");
+        return kExitSoftware;
+    }
+    char ok = 0;
+    ssize_t n;
+    while ((n = read(fd, &ok, 1)) < 0 && errno == EINTR) {
+    }
+    if (n == 0) ZLOG_ERROR("no data have been read from pipe");
+    return n == 1 && ok == 1 ? kExitOk : kExitSoftware;
+}
+
+} // namespace
 
 // php-fpm's daemon mode: the parent waits until the child reports start-up
 // success, so `php-fpm -D` exits 0 only once the server is ready.
@@ -230,12 +277,7 @@ bool Master::daemonize_if_asked() {
     }
     if (pid > 0) {
         close(fds[1]);
-        char ok = 0;
-        ssize_t n;
-        do
-            n = read(fds[0], &ok, 1);
-        while (n < 0 && errno == EINTR);
-        _exit(n == 1 && ok == 1 ? kExitOk : kExitConfig);
+        _exit(wait_for_daemon(fds[0]));
     }
     close(fds[0]);
     daemon_pipe_ = fds[1];
@@ -284,9 +326,12 @@ int Master::run() {
     for (size_t i = 0; i < cfg_.pools.size(); ++i)
         pools_[i].cfg = cfg_.pools[i];
     signal(SIGPIPE, SIG_IGN);
+    if (!apply_master_limits()) {
+        ZLOG_ERROR("FPM initialization failed");
+        return kExitConfig;
+    }
     if (!daemonize_if_asked()) return kExitConfig;
     proctitle::set("lowphp-fpm: master process (" + cfg_.path + ")");
-    apply_master_limits();
     started_us_ = now_us();
     std::vector<std::string> names;
     std::vector<uint32_t> slots;
@@ -425,16 +470,17 @@ void Master::quit_worker(Worker& w) {
 
 // QUIT: workers finish what they are serving, then exit. TERM/INT: workers are
 // told to stop now and are killed a second later if they have not.
-void Master::begin_stop(State how) {
+void Master::begin_stop(State how, bool announce) {
     if (state_ == State::Terminating || state_ == how ||
         (state_ == State::Reloading && how == State::Finishing))
         return;
     if (state_ == State::Starting && how == State::Reloading) return; // not up yet: ignore
     state_ = how;
     systemd_notify::stopping(how == State::Reloading);
-    ZLOG_NOTICE(how == State::Finishing   ? "Finishing ..."
-                : how == State::Reloading ? "Reloading in progress ..."
-                                          : "Terminating ...");
+    if (announce)
+        ZLOG_NOTICE(how == State::Finishing   ? "Finishing ..."
+                    : how == State::Reloading ? "Reloading in progress ..."
+                                              : "Terminating ...");
     int signo = how == State::Terminating ? SIGTERM : SIGQUIT;
     signal_workers(signo);
     stop_signal_sent_ = signo;

@@ -5,6 +5,7 @@
 #include <event2/event.h>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -81,6 +82,7 @@ struct PoolRuntime {
     // Pending output pipes per slot while the zygote forks the worker.
     std::map<uint32_t, std::pair<std::unique_ptr<OutputPipe>, std::unique_ptr<OutputPipe>>>
         pending_pipes;
+    std::set<uint32_t> announced_spawns; // pending slots replacing a worker that exited
 };
 
 // Reloading: like Finishing, then the master re-executes itself keeping its
@@ -96,7 +98,9 @@ class Master {
     void on_signal(int signo);
     void on_tick();
     void check_request_timeouts(); // request_terminate_timeout, request_slowlog_timeout
-    void begin_stop(State how);
+    // `announce`: log what a signal asked for ("Finishing ...", "Reloading in
+    // progress ...", "Terminating ..."); php-fpm's emergency restart does not.
+    void begin_stop(State how, bool announce = true);
     bool stopping() const {
         return state_ == State::Finishing || state_ == State::Terminating ||
                state_ == State::Reloading;
@@ -107,7 +111,7 @@ class Master {
     // Zygotes (zygote_control.cpp).
     bool start_zygote(size_t pool);
     void on_zygote_message(size_t pool);
-    void request_spawn(size_t pool, bool status_worker = false);
+    void request_spawn(size_t pool, bool status_worker = false, bool replacement = false);
     void maybe_ready();
     void count_new_worker_active(size_t pool);
 
@@ -142,7 +146,7 @@ class Master {
     bool listen_on(const config::PoolConfig& cfg, net::Listener& out,
                    std::map<std::string, int>& inherited);
     bool write_pid_file();
-    void apply_master_limits();
+    bool apply_master_limits();
     bool open_pool_logs(bool reopen);
     bool daemonize_if_asked();
     void notify_parent(bool ok);
@@ -153,6 +157,7 @@ class Master {
     void on_worker_exit(Worker& w, int status);
     void count_failure();
     void on_zygote_exit(size_t pool, int status);
+    Worker* first_started_idle(size_t pool);
     void kill_idle_worker(size_t pool);
     uint32_t free_slot(size_t pool);
 

@@ -140,14 +140,15 @@ void Master::manage_pools() {
             // The accept event is edge-triggered; connections still waiting are seen here.
             struct pollfd pfd = {pool.listener.fd.get(), POLLIN, 0};
             if (poll(&pfd, 1, 0) == 1) on_ondemand_connection(i);
-            uint64_t limit = static_cast<uint64_t>(cfg.pm_process_idle_timeout) * 1000000u;
-            for (auto& [pid, w] : workers_) {
-                WorkerSlot& s = scoreboard_.slot(w.slot);
-                if (w.pool == i && !w.idle_kill && !w.status &&
-                    s.state.load() == static_cast<int>(WorkerState::Idle) &&
-                    now_us() - std::max(w.started_us, s.idle_since_us.load()) > limit) {
-                    w.idle_kill = true;
-                    quit_worker(w);
+            // One per tick, the first started idle worker, idle for more than
+            // process_idle_timeout in whole seconds (php-fpm's comparison).
+            if (Worker* w = first_started_idle(i)) {
+                WorkerSlot& s = scoreboard_.slot(w->slot);
+                uint64_t last_s = std::max(w->started_us, s.idle_since_us.load()) / 1000000u;
+                uint64_t now_s = now_us() / 1000000u;
+                if (last_s + static_cast<uint64_t>(cfg.pm_process_idle_timeout) < now_s) {
+                    w->idle_kill = true;
+                    quit_worker(*w);
                 }
             }
             continue;
@@ -180,30 +181,31 @@ void Master::manage_pools() {
             ZLOG_WARNING("[pool %s] seems busy (you may need to increase pm.start_servers, or "
                          "pm.min/max_spare_servers), spawning %d children, there are %d idle, and "
                          "%d total children",
-                         cfg.name.c_str(), children_to_fork, idle, total);
+                         cfg.name.c_str(), pool.idle_spawn_rate, idle, total);
         for (int k = 0; k < children_to_fork; ++k)
             request_spawn(i);
         pool.idle_spawn_rate = std::min(pool.idle_spawn_rate * 2, cfg.pm_max_spawn_rate);
     }
 }
 
-// Dynamic pm shrinks by retiring the idle worker that has been idle longest.
-void Master::kill_idle_worker(size_t index) {
-    Worker* oldest = nullptr;
-    uint64_t oldest_at = UINT64_MAX;
+// php-fpm's last_idle_child: of the pool's idle workers, the one started first.
+Worker* Master::first_started_idle(size_t index) {
+    Worker* first = nullptr;
     for (auto& [pid, w] : workers_) {
         if (w.pool != index || w.idle_kill || w.status) continue;
         WorkerSlot& s = scoreboard_.slot(w.slot);
         if (s.state.load() != static_cast<int>(WorkerState::Idle)) continue;
-        uint64_t since = std::max(w.started_us, s.idle_since_us.load());
-        if (since < oldest_at) {
-            oldest_at = since;
-            oldest = &w;
-        }
+        if (!first || w.started_us < first->started_us) first = &w;
     }
-    if (!oldest) return;
-    oldest->idle_kill = true;
-    quit_worker(*oldest);
+    return first;
+}
+
+// Dynamic pm shrinks by one worker a tick: the first started idle one.
+void Master::kill_idle_worker(size_t index) {
+    Worker* w = first_started_idle(index);
+    if (!w) return;
+    w->idle_kill = true;
+    quit_worker(*w);
 }
 
 void Master::reap_children() {
@@ -252,7 +254,7 @@ void Master::on_worker_exit(Worker& w, int status) {
 
     bool is_stopping = stopping();
     log::LogLevel severity = log::LogLevel::Notice;
-    bool restart = !is_stopping;
+    bool restart = true;
     char how[128];
     if (WIFEXITED(status)) {
         snprintf(how, sizeof how, "with code %d", WEXITSTATUS(status));
@@ -265,17 +267,27 @@ void Master::on_worker_exit(Worker& w, int status) {
         if (w.idle_kill && sig == SIGQUIT) restart = false;
         if (sig != SIGQUIT) severity = log::LogLevel::Warning;
     }
-    if (is_stopping) severity = log::LogLevel::Debug;
     uint64_t lived = now_us() - w.started_us;
-    log::write(severity, __func__, __LINE__, false,
-               "[pool %s] child %d exited %s after %lu.%06lu seconds from start",
-               pool.cfg.name.c_str(), static_cast<int>(w.pid), how,
-               static_cast<unsigned long>(lived / 1000000u),
-               static_cast<unsigned long>(lived % 1000000u));
-    // ondemand workers are spawned on demand, not replaced.
-    if (restart && (w.status || pool.cfg.pm != config::PmStyle::Ondemand))
-        request_spawn(w.pool, w.status);
-    if (WIFSIGNALED(status) && WTERMSIG(status) != SIGQUIT && !is_stopping) count_failure();
+    auto secs = static_cast<unsigned long>(lived / 1000000u);
+    auto usecs = static_cast<unsigned long>(lived % 1000000u);
+    // fpm_children_bury: a worker the process manager retired is not news.
+    if (!restart) {
+        ZLOG_DEBUG("[pool %s] child %d has been killed by the process management after "
+                   "%lu.%06lu seconds from start",
+                   pool.cfg.name.c_str(), static_cast<int>(w.pid), secs, usecs);
+    } else {
+        if (is_stopping) severity = log::LogLevel::Debug;
+        log::write(severity, __func__, __LINE__, false,
+                   "[pool %s] child %d exited %s after %lu.%06lu seconds from start",
+                   pool.cfg.name.c_str(), static_cast<int>(w.pid), how, secs, usecs);
+        // Replaced in every pm mode (an ondemand pool too, as fpm_children_make
+        // does in the event loop), and announced: php-fpm logs it at NOTICE.
+        if (!is_stopping) request_spawn(w.pool, w.status, true);
+    }
+    // Only crashes count towards emergency_restart_threshold (php-fpm: SEGV, BUS).
+    if (WIFSIGNALED(status) && (WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS) &&
+        !is_stopping)
+        count_failure();
 }
 
 // emergency_restart_threshold failures within emergency_restart_interval: the
@@ -294,7 +306,7 @@ void Master::count_failure() {
     failures_us_.clear();
     ZLOG_WARNING("failed processes threshold (%d in %d sec) is reached, initiating reload",
                  threshold, interval);
-    begin_stop(State::Reloading);
+    begin_stop(State::Reloading, false);
 }
 
 void Master::on_zygote_exit(size_t index, int status) {
@@ -310,6 +322,7 @@ void Master::on_zygote_exit(size_t index, int status) {
         (void)pipes;
     }
     pool.pending_pipes.clear();
+    pool.announced_spawns.clear();
     if (stopping()) return;
     // Back off 1, 2, 4 ... 30 s between restarts so a broken php.ini does not spin;
     // a zygote that ran for a while was healthy: the next restart is immediate again.

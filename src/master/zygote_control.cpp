@@ -142,6 +142,7 @@ void Master::on_zygote_message(size_t index) {
     pool.pending_spawns--;
     auto pipes = std::move(pool.pending_pipes[reply.slot]);
     pool.pending_pipes.erase(reply.slot);
+    bool announce = pool.announced_spawns.erase(reply.slot) > 0;
     uint32_t rel = reply.slot - scoreboard_.pool(index).first_slot;
     if (reply.pid <= 0) {
         errno = -reply.pid;
@@ -158,10 +159,12 @@ void Master::on_zygote_message(size_t index) {
         w.err = std::move(pipes.second);
         watch_output(w);
         if (!w.status) count_new_worker_active(index);
-        if (state_ == State::Starting)
-            ZLOG_DEBUG("[pool %s] child %d started", pool.cfg.name.c_str(), reply.pid);
-        else
+        // fpm_children_make's is_debug: only a replacement is announced; the
+        // initial workers and those the pool's pm adds are logged at DEBUG.
+        if (announce)
             ZLOG_NOTICE("[pool %s] child %d started", pool.cfg.name.c_str(), reply.pid);
+        else
+            ZLOG_DEBUG("[pool %s] child %d started", pool.cfg.name.c_str(), reply.pid);
         if (auto early = early_exits_.find(reply.pid); early != early_exits_.end()) {
             int status = early->second; // it already exited: account for it now
             early_exits_.erase(early);
@@ -241,7 +244,7 @@ bool send_spawn(int ctl, const zygote::SpawnCommand& cmd, const int* fds, int nf
 
 } // namespace
 
-void Master::request_spawn(size_t index, bool status_worker) {
+void Master::request_spawn(size_t index, bool status_worker, bool replacement) {
     PoolRuntime& pool = pools_[index];
     if (!pool.zygote_ready || !pool.zygote_ctl) return;
     uint32_t slot = status_worker ? scoreboard_.pool(index).status_slot : free_slot(index);
@@ -293,6 +296,7 @@ void Master::request_spawn(size_t index, bool status_worker) {
     pool.slot_busy[slot - scoreboard_.pool(index).first_slot] = true;
     pool.pending_spawns++;
     pool.pending_pipes[slot] = {std::move(out), std::move(err)};
+    if (replacement) pool.announced_spawns.insert(slot);
 }
 
 } // namespace lowphp::master

@@ -111,20 +111,22 @@ bool set_socket_acl(const config::PoolConfig& pool, const std::string& path, mod
     constexpr uint32_t kUndefined = 0xffffffffu;
     std::vector<Entry> entries = {{kUserObj, static_cast<uint16_t>((mode >> 6) & 7), kUndefined}};
     for (const auto& name : split_list(pool.listen_acl_users)) {
+        errno = 0; // not found leaves it 0: php-fpm's line then ends "Success (0)"
         struct passwd* pw = getpwnam(name.c_str());
         if (!pw) {
-            ZLOG_ERROR("[pool %s] failed to get uid for user '%s'", pool.name.c_str(),
-                       name.c_str());
+            ZLOG_SYSERROR("[pool %s] cannot get uid for user '%s'", pool.name.c_str(),
+                          name.c_str());
             return false;
         }
         entries.push_back({kUser, 6, pw->pw_uid});
     }
     entries.push_back({kGroupObj, static_cast<uint16_t>((mode >> 3) & 7), kUndefined});
     for (const auto& name : split_list(pool.listen_acl_groups)) {
+        errno = 0;
         struct group* gr = getgrnam(name.c_str());
         if (!gr) {
-            ZLOG_ERROR("[pool %s] failed to get gid for group '%s'", pool.name.c_str(),
-                       name.c_str());
+            ZLOG_SYSERROR("[pool %s] cannot get gid for group '%s'", pool.name.c_str(),
+                          name.c_str());
             return false;
         }
         entries.push_back({kGroup, 6, gr->gr_gid});

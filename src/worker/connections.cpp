@@ -17,7 +17,7 @@
 namespace lowphp::worker {
 namespace {
 
-constexpr uint64_t kListen = 1, kHandoff = 2, kHome = 3;
+constexpr uint64_t kListen = 1, kHandoff = 2, kHome = 3, kWakeup = 4;
 
 bool add(int epfd, int fd, uint64_t tag, uint32_t extra) {
     struct epoll_event ev {};
@@ -138,15 +138,22 @@ int ConnectionSource::take_next(const struct epoll_event* events, int n, bool& a
     return -1;
 }
 
-int ConnectionSource::next(const sigset_t& mask, volatile sig_atomic_t& stop, bool& accepted) {
-    struct epoll_event events[3];
+bool ConnectionSource::watch_wakeup(int fd) {
+    return add(epoll_.get(), fd, kWakeup, 0);
+}
+
+// A SIGQUIT between the check of `stop` and the wait is not lost: its handler
+// also makes the wakeup eventfd readable.
+int ConnectionSource::next(volatile sig_atomic_t& stop, bool& accepted) {
+    struct epoll_event events[4];
     while (!stop) {
-        int n = epoll_pwait(epoll_.get(), events, 3, -1, &mask);
+        int n = epoll_wait(epoll_.get(), events, 4, -1);
         if (n < 0) {
             if (errno == EINTR) continue;
             ZLOG_SYSERROR("epoll_wait() failed");
             return -1;
         }
+        if (stop) return -1;
         if (int fd = take_next(events, n, accepted); fd >= 0) return fd;
     }
     return -1;

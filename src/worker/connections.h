@@ -21,10 +21,12 @@ class ConnectionSource {
                      const std::string& allowed_clients, bool inet);
     bool ok() const { return static_cast<bool>(epoll_); }
 
-    // Blocks (signals in `mask` deliverable) until a connection has work.
-    // Returns its fd, or -1 when `stop` became true. `accepted` tells whether it
-    // is a fresh connection from the listening socket.
-    int next(const sigset_t& mask, volatile sig_atomic_t& stop, bool& accepted);
+    // `fd` (an eventfd the SIGQUIT handler writes) ends a wait in next().
+    bool watch_wakeup(int fd);
+    // Blocks until a connection has work. Returns its fd, or -1 when `stop`
+    // became true. `accepted` tells whether it is a fresh connection from the
+    // listening socket.
+    int next(volatile sig_atomic_t& stop, bool& accepted);
 
     // The connection just served stays open (FCGI_KEEP_CONN): it becomes this
     // worker's home until the worker takes other work, then it is set aside

@@ -8,6 +8,7 @@
 #include <grp.h>
 #include <poll.h>
 #include <pwd.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -31,30 +32,44 @@ namespace {
 // master starts another in its place.
 
 volatile sig_atomic_t quit_requested = 0;
+int quit_wakeup_fd = -1; // eventfd in the worker's epoll set (see ConnectionSource::next)
 
 // How long a fresh connection may keep its worker before sending anything
 // (php-fpm's worker waits for ever: one silent connection holds it).
 constexpr int kFirstRequestWaitMs = 100;
 
 void on_quit(int) {
+    int saved = errno;
     quit_requested = 1;
+    uint64_t one = 1;
+    if (quit_wakeup_fd >= 0) (void)!write(quit_wakeup_fd, &one, sizeof one);
+    errno = saved;
 }
 
-// SIGQUIT stays blocked while a request runs (no EINTR inside PHP or the
-// FastCGI reads); it is only deliverable inside epoll_pwait(), where the worker
-// waits for work. TERM and USR1 keep their default: they end the worker at once.
-sigset_t install_signals() {
+// SIGQUIT (graceful stop, reload, idle reaping) is never blocked: as in a
+// php-fpm child (fpm_signals_init_child), it cuts a running script's sleep()
+// short, the script finishes and the worker exits after the request. PHP
+// re-installs the handler per request through its deferred-signal layer
+// (without SA_RESTART), so our own blocking calls retry on EINTR. TERM and
+// USR1 keep their default: they end the worker at once.
+bool install_signals(UniqueFd& wakeup) {
     signal(SIGPIPE, SIG_IGN);
+    wakeup.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!wakeup) {
+        ZLOG_SYSERROR("eventfd() failed");
+        return false;
+    }
+    quit_wakeup_fd = wakeup.get();
     struct sigaction sa {};
     sa.sa_handler = on_quit;
+    sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGQUIT, &sa, nullptr);
-    sigset_t block, waiting;
-    sigemptyset(&block);
-    sigaddset(&block, SIGQUIT);
-    sigprocmask(SIG_BLOCK, &block, &waiting);
-    sigdelset(&waiting, SIGQUIT);
-    return waiting;
+    sigset_t quit;
+    sigemptyset(&quit);
+    sigaddset(&quit, SIGQUIT);
+    sigprocmask(SIG_UNBLOCK, &quit, nullptr);
+    return true;
 }
 
 void redirect_stdio(int out, int err) {
@@ -90,14 +105,17 @@ void set_limits(const config::PoolConfig& pool) {
         struct rlimit r = {static_cast<rlim_t>(*pool.rlimit_files),
                            static_cast<rlim_t>(*pool.rlimit_files)};
         if (setrlimit(RLIMIT_NOFILE, &r) < 0)
-            ZLOG_SYSWARNING("[pool %s] failed to set rlimit_files for this pool",
-                            pool.name.c_str());
+            ZLOG_SYSERROR("[pool %s] failed to set rlimit_files for this pool. Please check your "
+                          "system limits or decrease rlimit_files. setrlimit(RLIMIT_NOFILE, %d)",
+                          pool.name.c_str(), *pool.rlimit_files);
     }
     if (pool.rlimit_core) {
         rlim_t v = *pool.rlimit_core < 0 ? RLIM_INFINITY : static_cast<rlim_t>(*pool.rlimit_core);
         struct rlimit r = {v, v};
         if (setrlimit(RLIMIT_CORE, &r) < 0)
-            ZLOG_SYSWARNING("[pool %s] failed to set rlimit_core for this pool", pool.name.c_str());
+            ZLOG_SYSERROR("[pool %s] failed to set rlimit_core for this pool. Please check your "
+                          "system limits or decrease rlimit_core. setrlimit(RLIMIT_CORE, %d)",
+                          pool.name.c_str(), static_cast<int>(*pool.rlimit_core));
     }
 }
 
@@ -202,7 +220,6 @@ struct RequestSource {
     ConnectionSource& source;
     fastcgi::Connection& conn;
     WorkerSlot& slot;
-    const sigset_t& waiting;
     bool inet;
 
     bool stopping() const { return quit_requested || slot.quit.load(std::memory_order_relaxed); }
@@ -216,7 +233,7 @@ struct RequestSource {
             bool accepted = false;
             if (fd < 0 || !conn.has_input()) {
                 slot.state.store(static_cast<int>(WorkerState::Idle), std::memory_order_relaxed);
-                fd = source.next(waiting, quit_requested, accepted);
+                fd = source.next(quit_requested, accepted);
                 if (fd < 0) return false;
                 conn.attach(fd, inet);
             }
@@ -258,7 +275,8 @@ void run(const Params& params) {
     // runs fpm_unix_init_child before fpm_env_init_child names the process):
     // whoever finds "pool NAME" sees a worker that is set up.
     proctitle::set("lowphp-fpm: pool " + pool.name);
-    sigset_t waiting = install_signals();
+    UniqueFd quit_wakeup;
+    if (!install_signals(quit_wakeup)) _exit(kExitSoftware);
     WorkerSlot* slot = z.scoreboard->slot_ptr(params.slot);
     slot->pid = getpid();
     slot->process_started_us = now_us();
@@ -281,13 +299,13 @@ void run(const Params& params) {
     // allowed_clients applies to inet listeners only, as in php-fpm.
     ConnectionSource source(listen_fd, status ? -1 : z.handoff_fd, status ? -1 : z.handoff_send_fd,
                             status ? -1 : z.park_fd, pool.listen_allowed_clients, !address.is_unix);
-    if (!source.ok()) _exit(kExitSoftware);
+    if (!source.ok() || !source.watch_wakeup(quit_wakeup.get())) _exit(kExitSoftware);
     g_source = &source;
     sapi::set_release_connection([](int fd) { g_source->release(fd); });
 
     fastcgi::Connection conn;
     fastcgi::Request request;
-    RequestSource next{source, conn, *slot, waiting, !address.is_unix};
+    RequestSource next{source, conn, *slot, !address.is_unix};
     int served = 0;
     int exit_code = 0;
     while (next.read(request)) {

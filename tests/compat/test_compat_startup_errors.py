@@ -43,6 +43,19 @@ CASES = {
     "include matches nothing": (POOL, "include = {tmp}/nodir/*.conf\n"),
     "log_level unknown": (POOL, "log_level = loud\n"),
     "events.mechanism unavailable": (POOL, "events.mechanism = kqueue\n"),
+    "text after a section": (None, "[www] junk\n" + POOL),
+    "section closed twice": (None, "[www]]\n" + POOL),
+}
+
+# Refused by one run only -> (pool section, arguments). Pools that would run as
+# root (whatever way the user or group says so) fail at start-up without -R
+# (-t passes them); a -p prefix that does not exist fails anything.
+ONE_RUN = {
+    "user root": (POOL + "user = root\n", ["-F", "-O"]),
+    "user 0": (POOL + "user = 0\n", ["-F", "-O"]),
+    "group root": (POOL + "user = nobody\ngroup = root\n", ["-F", "-O"]),
+    "numeric user without passwd entry (gid 0)": (POOL + "user = 54321\n", ["-F", "-O"]),
+    "prefix missing": (POOL + "user = nobody\n", ["-t", "-p", "{tmp}/nope"]),
 }
 
 
@@ -62,10 +75,17 @@ def outcome(binary, pool, extra):
         with open(path, "w") as f:
             f.write(conf)
         runs = {}
+        log = tmp.join("err.log")
         for what, args in (("start", ["-F", "-R", "-O"]), ("-t", ["-t"])):
+            if os.path.exists(log):
+                os.unlink(log)
             r = subprocess.run([binary, *args, "-y", path, "-p", tmp.path],
                                capture_output=True, text=True, timeout=20)
-            runs[what] = (r.returncode, normalise(r.stdout + r.stderr, tmp.path, binary))
+            # stderr is no terminal: without -O php-fpm also writes what follows
+            # the [global] checks to error_log
+            written = open(log).read() if os.path.exists(log) else None
+            runs[what] = (r.returncode, normalise(r.stdout + r.stderr, tmp.path, binary),
+                          None if written is None else normalise(written, tmp.path, binary))
         return runs
     finally:
         tmp.cleanup()
@@ -86,6 +106,46 @@ def make(name, pool, extra):
 
 for name, (pool, extra) in CASES.items():
     test(make(name, pool, extra))
+
+
+def one_run(binary, pool, args):
+    with TempDir(prefix="lowphp-starterr-") as tmp:
+        path = tmp.join("c.conf")
+        with open(path, "w") as f:
+            f.write(f"[global]\npid = {tmp.path}/x.pid\nerror_log = {tmp.path}/err.log\n[www]\n" +
+                    pool.format(tmp=tmp.path))
+        extra = [a.format(tmp=tmp.path) for a in args]
+        r = subprocess.run([binary, "-y", path, "-p", tmp.path, *extra],
+                           capture_output=True, text=True, timeout=20)
+        log = tmp.join("err.log")
+        written = normalise(open(log).read(), tmp.path, binary) if os.path.exists(log) else None
+        return r.returncode, normalise(r.stdout + r.stderr, tmp.path, binary), written
+
+
+def make_one_run(name, pool, args):
+    def t():
+        ref = one_run(phpfpm_bin(), pool, args)
+        sub = one_run(lowphp_bin(), pool, args)
+        print(f"  php-fpm8.2 {' '.join(args)}: exit {ref[0]}: {ref[1]!r}"[:400])
+        check(ref[0] == 78, f"php-fpm8.2 did not fail: {ref}")
+        check(sub == ref, f"differs:\n  php-fpm8.2: {ref}\n  lowphp-fpm: {sub}")
+    t.__name__ = f"refused ({' '.join(args)}): {name}"
+    return t
+
+
+for name, (pool, args) in ONE_RUN.items():
+    test(make_one_run(name, pool, args))
+
+
+@test
+def a_good_configuration_tested():
+    """-t's verdict (and -tt's dump) goes to stderr and to error_log, as in php-fpm."""
+    for args in (["-t"], ["-tt"]):
+        ref = one_run(phpfpm_bin(), POOL + "user = nobody\n", args)
+        sub = one_run(lowphp_bin(), POOL + "user = nobody\n", args)
+        print(f"  php-fpm8.2 {args[0]}: exit {ref[0]}, error_log: {(ref[2] or '')[:200]!r}")
+        check(ref[0] == 0 and ref[2] and "test is successful" in ref[2], f"php-fpm8.2: {ref}")
+        check(sub == ref, f"{args[0]} differs:\n  php-fpm8.2: {ref}\n  lowphp-fpm: {sub}")
 
 
 def setup():

@@ -288,6 +288,16 @@ TEST_CASE("config: sections, unknown entries and their file:line") {
           std::string::npos);
     CHECK(one_error(kPool + "# hash = 1\n").find(":5] unknown entry '# hash'") !=
           std::string::npos);
+    // After a section only a comment may follow (php-fpm: an entry without value).
+    CHECK(one_error("[www] junk\n" + kPool).find(":1] value is NULL for a ZEND_INI_PARSER_ENTRY") !=
+          std::string::npos);
+    CHECK(one_error("[www]]\n" + kPool).find(":1] value is NULL for a ZEND_INI_PARSER_ENTRY") !=
+          std::string::npos);
+    REQUIRE(load_text("[global] ; the globals\n" + kPool).r.config);
+    // A UTF-8 byte order mark (a file saved by a Windows editor) is not text.
+    Loaded bom = load_text("\xEF\xBB\xBF" + kPool);
+    REQUIRE(bom.r.config);
+    CHECK(bom.r.config->pools.at(0).name == "www");
     // A section seen twice is the same pool; names keep their blanks.
     Loaded again = load_text(
         kPool + "[ sp ]\nlisten = 9005\npm = static\npm.max_children = 1\n[www]\nlisten = 9001\n");

@@ -1,0 +1,71 @@
+"""What the process manager writes to the error log at notice level, against
+php-fpm8.2: growing and shrinking a dynamic or ondemand pool is logged at
+DEBUG ("child N started" for a worker the pm adds, "has been killed by the
+process management" for one it retires); a worker replaced after it exited
+is announced at NOTICE; the "seems busy" warning names the spawn rate.
+Both backends get the same pool and the same requests; the distinct log
+lines (timestamps, pids and durations normalised) must be the same."""
+import os
+import re
+import threading
+import time
+
+from lowphp_test import check, fcgi, run, test, util
+from lowphp_test.backend import Backend, lowphp_bin, phpfpm_bin
+
+DYNAMIC = {"pm": "dynamic", "pm.max_children": "4", "pm.start_servers": "1",
+           "pm.min_spare_servers": "1", "pm.max_spare_servers": "1"}
+ONDEMAND = {"pm": "ondemand", "pm.max_children": "3", "pm.process_idle_timeout": "1s",
+            "pm.max_requests": "2"}
+
+
+def normalise(log):
+    lines = set()
+    for line in log.splitlines():
+        line = re.sub(r"^\[[^\]]+\] ", "", line)
+        line = re.sub(r"\d+\.\d+ seconds", "X seconds", line)
+        line = re.sub(r"\b\d{2,}\b", "N", line)
+        lines.add(line)
+    return sorted(lines)
+
+
+def exercise(binary, pool, requests, tmp):
+    root = os.path.join(tmp, "www")
+    os.makedirs(root, exist_ok=True)
+    util.write_file(os.path.join(root, "nap.php"), "<?php usleep(700000); echo 'ok';")
+    with Backend(binary, pool=pool, global_conf={"log_level": "notice"}) as be:
+        params = fcgi.php_params(os.path.join(root, "nap.php"), document_root=root)
+        answers = []
+
+        def one():
+            with fcgi.Connection(be.address, timeout=10) as c:
+                answers.append(c.request(params).body)
+
+        for wave in requests:
+            threads = [threading.Thread(target=one) for _ in range(wave)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        time.sleep(4.5)  # the pm retires what is idle
+        be.stop()
+        check(answers == [b"ok"] * sum(requests), f"{be.name}: answers {answers}")
+        return normalise(be.log())
+
+
+def make(name, pool, requests):
+    def t():
+        with util.TempDir(prefix="lowphp-compat-pm-") as tmp:
+            ref = exercise(phpfpm_bin(), pool, requests, tmp.join("ref"))
+            sub = exercise(lowphp_bin(), pool, requests, tmp.join("sub"))
+        print("  php-fpm8.2:\n    " + "\n    ".join(ref))
+        check(ref == sub, "lowphp-fpm's lines differ:\n    " + "\n    ".join(sub))
+    t.__name__ = f"pm log lines: {name}"
+    return t
+
+
+test(make("dynamic pool grows to max_children and shrinks", DYNAMIC, [6]))
+test(make("ondemand pool, a worker replaced after max_requests", ONDEMAND, [1, 1, 1]))
+
+if __name__ == "__main__":
+    run()
