@@ -57,6 +57,13 @@ void encode_param(std::string& out, std::string_view name, std::string_view valu
 class OutputBuffer {
   public:
     void append(uint8_t type, uint16_t request_id, const char* data, size_t len);
+    // A closed record's header alone: its `len` bytes of content are written
+    // after the buffer, straight from the caller's memory.
+    void append_header(uint8_t type, uint16_t request_id, uint16_t len);
+    bool record_open() const { return open_type_ != 0; }
+    uint8_t open_type() const { return open_type_; }
+    // Pads the open record and writes its header.
+    void close_record();
     // Closes the open record and adds END_REQUEST (appStatus 0, REQUEST_COMPLETE).
     void end_request(uint16_t request_id);
     // Everything to write (closes the open record).
@@ -66,7 +73,6 @@ class OutputBuffer {
     void clear();
 
   private:
-    void close_record();
     std::string buf_;
     size_t open_ = 0; // offset of the open record's header, when open_type_ != 0
     uint8_t open_type_ = 0;
@@ -85,8 +91,10 @@ struct Request {
 // attaches it to each connection it serves, so its buffers are allocated once.
 class Connection {
   public:
-    // Output waiting in memory goes out once it reaches this size.
-    static constexpr size_t kFlushSize = 32 * 1024;
+    // php-fpm's output buffer (fcgi_request.out_buf): output leaves when
+    // php-fpm's would (fcgi_write's arithmetic), in the same records, so a
+    // script's output streams to the client as it does under php-fpm.
+    static constexpr size_t kOutputBuffer = 8192;
 
     Connection();
     // Serve `fd` (closing nothing: the worker owns the fd until close()).
@@ -112,8 +120,11 @@ class Connection {
     size_t read_stdin(char* buf, size_t len);
     bool stdin_ended() const { return stdin_ended_; }
 
-    // Buffered; false once the peer is gone (the connection is then not kept).
+    // fcgi_write(): buffered while it fits; false once the peer is gone (the
+    // connection is then not kept).
     bool write(uint8_t type, const char* data, size_t len);
+    // fcgi_flush(): what is buffered goes out; with nothing buffered, an empty
+    // write still tells whether the peer is gone (PHP's flush() aborts then).
     bool flush();
     // What is left and the END_REQUEST, in one write.
     bool end_request();
@@ -138,6 +149,9 @@ class Connection {
     bool read_params(Request& req);
     bool answer_get_values(const Header& h);
     bool send_all(std::string_view data);
+    // The buffer, then `len` bytes of `data`, in one sendmsg; the buffer empties.
+    bool send_buffer_and(const char* data, size_t len);
+    bool write_large(uint8_t type, const char* data, size_t len);
 
     int fd_ = -1;
     bool tcp_ = false, nodelay_ = false;

@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,7 +37,7 @@ Connection::Connection() : in_(std::make_unique_for_overwrite<unsigned char[]>(k
     // Once, at its largest (a full buffer, its last record's header and
     // padding, END_REQUEST): grown by doubling, every smaller copy's pages
     // stayed resident in the worker's heap (20 KB after an 18 KB response).
-    out_.reserve(kFlushSize + 64);
+    out_.reserve(kOutputBuffer + 64);
 }
 
 void Connection::attach(int fd, bool tcp) {
@@ -245,35 +246,92 @@ bool Connection::send_all(std::string_view data) {
     return true;
 }
 
+// fcgi_write(): what fits stays in the 8 KB buffer; what overflows it by less
+// than a buffer fills it, goes out with it, and the rest starts the next one;
+// more than that goes out at once in records of its own.
 bool Connection::write(uint8_t type, const char* data, size_t len) {
-    // In slices, so one large echo never grows the buffer (kept for the
-    // worker's life) much past kFlushSize.
-    while (len > 0) {
-        if (broken_) return false;
-        size_t room = kFlushSize > out_.size() ? kFlushSize - out_.size() : 0;
-        size_t n = std::min(len, std::max(room, size_t{1}));
-        out_.append(type, id_, data, n);
-        data += n;
-        len -= n;
-        if (out_.size() >= kFlushSize && !flush()) return false;
+    if (broken_) return false;
+    if (len == 0) return true;
+    if (out_.record_open() && out_.open_type() != type) out_.close_record();
+    size_t limit = kOutputBuffer > out_.size() ? kOutputBuffer - out_.size() : 0;
+    if (!out_.record_open()) limit = limit > kHeaderSize ? limit - kHeaderSize : 0;
+    if (len < limit) {
+        out_.append(type, id_, data, len);
+        return true;
     }
-    return !broken_;
+    if (len - limit >= kOutputBuffer - kHeaderSize) return write_large(type, data, len);
+    if (limit > 0) out_.append(type, id_, data, limit);
+    if (!send_buffer_and(nullptr, 0)) return false;
+    if (len > limit) out_.append(type, id_, data + limit, len - limit);
+    return true;
 }
 
-bool Connection::flush() {
-    if (broken_) return false;
-    std::string_view pending = out_.bytes();
-    if (pending.empty()) return true;
-    bool sent = send_all(pending);
+// fcgi_write's large case: records of 0xfff8 bytes, then one whose length is
+// a multiple of 8, each written with the buffer before it; the last few bytes
+// (fewer than 8) start the buffer again.
+bool Connection::write_large(uint8_t type, const char* data, size_t len) {
+    out_.close_record();
+    size_t pos = 0;
+    while (len - pos > kMaxRecord) {
+        out_.append_header(type, id_, static_cast<uint16_t>(kMaxOutputRecord));
+        if (!send_buffer_and(data + pos, kMaxOutputRecord)) return false;
+        pos += kMaxOutputRecord;
+    }
+    size_t rest = (len - pos) % 8;
+    size_t whole = len - pos - rest;
+    out_.append_header(type, id_, static_cast<uint16_t>(whole));
+    if (!send_buffer_and(data + pos, whole)) return false;
+    if (rest) out_.append(type, id_, data + pos + whole, rest);
+    return true;
+}
+
+bool Connection::send_buffer_and(const char* data, size_t len) {
+    std::string_view head = out_.bytes();
+    struct iovec iov[2] = {{const_cast<char*>(head.data()), head.size()},
+                           {const_cast<char*>(data), len}};
+    struct msghdr msg {};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = len ? 2 : 1;
+    size_t left = head.size() + len;
+    bool sent = fd_ >= 0;
+    while (sent && left > 0) {
+        ssize_t n = sendmsg(fd_, &msg, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            sent = false;
+            break;
+        }
+        left -= static_cast<size_t>(n);
+        for (size_t done = static_cast<size_t>(n); done > 0 && msg.msg_iovlen > 0;) {
+            size_t step = std::min(done, msg.msg_iov->iov_len);
+            msg.msg_iov->iov_base = static_cast<char*>(msg.msg_iov->iov_base) + step;
+            msg.msg_iov->iov_len -= step;
+            done -= step;
+            if (msg.msg_iov->iov_len == 0) ++msg.msg_iov, --msg.msg_iovlen;
+        }
+    }
     out_.clear();
     if (!sent) broken_ = true, keep_ = false;
     return sent;
 }
 
+bool Connection::flush() {
+    if (broken_) return false;
+    if (!out_.bytes().empty()) return send_buffer_and(nullptr, 0);
+    // php-fpm's fcgi_flush writes even 0 bytes: that write fails once the
+    // peer has closed a unix socket (or reset a TCP one).
+    if (fd_ < 0 || send(fd_, "", 0, MSG_NOSIGNAL) < 0) {
+        if (fd_ >= 0 && errno == EINTR) return true;
+        broken_ = true, keep_ = false;
+        return false;
+    }
+    return true;
+}
+
 bool Connection::end_request() {
     if (broken_) return false;
     out_.end_request(id_);
-    bool sent = flush();
+    bool sent = send_buffer_and(nullptr, 0);
     take_stdin_end();
     return sent;
 }
@@ -305,8 +363,13 @@ void Connection::close(bool linger) {
             long waited =
                 (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
             struct pollfd p = {fd_, POLLIN, 0};
-            if (waited >= 2000 || poll(&p, 1, static_cast<int>(2000 - waited)) <= 0) break;
-            if (recv(fd_, sink, sizeof sink, 0) <= 0) break;
+            if (waited >= 2000) break;
+            int ready = poll(&p, 1, static_cast<int>(2000 - waited));
+            if (ready < 0 && errno == EINTR) continue; // SIGQUIT: linger on
+            if (ready <= 0) break;
+            ssize_t r = recv(fd_, sink, sizeof sink, MSG_DONTWAIT);
+            if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+            if (r <= 0) break;
         }
     }
     ::close(fd_);

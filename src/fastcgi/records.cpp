@@ -116,6 +116,13 @@ void OutputBuffer::append(uint8_t type, uint16_t request_id, const char* data, s
     }
 }
 
+void OutputBuffer::append_header(uint8_t type, uint16_t request_id, uint16_t len) {
+    close_record();
+    size_t at = buf_.size();
+    buf_.append(kHeaderSize, '\0');
+    put_header(reinterpret_cast<unsigned char*>(buf_.data() + at), type, request_id, len, 0);
+}
+
 void OutputBuffer::end_request(uint16_t request_id) {
     close_record();
     size_t at = buf_.size();

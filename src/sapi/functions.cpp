@@ -51,7 +51,15 @@ ZEND_END_ARG_INFO()
 static PHP_FUNCTION(fastcgi_finish_request) {
     ZEND_PARSE_PARAMETERS_NONE();
     RequestContext* ctx = current_request;
-    if (!ctx || ctx->closed) RETURN_FALSE;
+    if (!ctx) RETURN_FALSE;
+    if (ctx->closed) {
+        // php-fpm keeps a kept connection's fd after the answer (fcgi_close
+        // without force), so fcgi_is_closed() stays false: a second call ends
+        // the output buffers again and succeeds. A closed one returns false.
+        if (!ctx->kept_after_finish) RETURN_FALSE;
+        php_output_end_all();
+        RETURN_TRUE;
+    }
     php_output_end_all();
     sapi_send_headers();
     finish_fastcgi_request(*ctx);

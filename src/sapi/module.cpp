@@ -4,6 +4,8 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
+#include <optional>
 #include <unistd.h>
 
 #include "lowphp/headers.h"
@@ -79,7 +81,29 @@ size_t read_post(char* buffer, size_t count) {
     if (!ctx || ctx->closed) return 0;
     size_t remaining = static_cast<size_t>(SG(request_info).content_length) - SG(read_post_bytes);
     if (remaining < count) count = remaining;
-    return ctx->conn->read_stdin(buffer, count);
+    // php-fpm's sapi_cgibin_read_post: with REQUEST_BODY_FILE the body is read
+    // from that file, not from the FastCGI stream.
+    if (!ctx->body_file) {
+        const std::string_view* file = ctx->params.find("REQUEST_BODY_FILE");
+        if (file && !file->empty()) {
+            ctx->body_file.reset(open(file->data(), O_RDONLY | O_CLOEXEC));
+            if (!ctx->body_file) {
+                int err = errno;
+                php_error(E_WARNING, "REQUEST_BODY_FILE: open('%s') failed: %s (%d)", file->data(),
+                          strerror(err), err);
+                return 0;
+            }
+        }
+    }
+    if (!ctx->body_file) return ctx->conn->read_stdin(buffer, count);
+    size_t done = 0;
+    while (done < count) {
+        ssize_t n = ::read(ctx->body_file.get(), buffer + done, count - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        done += static_cast<size_t>(n);
+    }
+    return done;
 }
 
 char* sapi_getenv(const char* name, size_t len) {
@@ -274,12 +298,56 @@ void choose_ini(const config::PoolConfig* pool, const zygote::PhpIniOptions& ini
         path_storage = rc;
     else
         path_storage = fpm_config_dir();
-    lowphp_sapi_module.php_ini_path_override = path_storage.data();
-    if (pool && !pool->php_ini_scan_dir.empty())
-        setenv("PHP_INI_SCAN_DIR", pool->php_ini_scan_dir.c_str(), 1);
-    else if (!getenv("PHP_INI_SCAN_DIR"))
-        setenv("PHP_INI_SCAN_DIR", (fpm_config_dir() + "/conf.d").c_str(), 1);
+    // -n: no php.ini, unless one is named (-c or the pool's php_ini), which PHP
+    // then still loads (php_init_config), as php-fpm's -n -c does.
+    bool named = (pool && !pool->php_ini.empty()) || !ini.ini_path.empty();
+    lowphp_sapi_module.php_ini_path_override = ini.no_ini && !named ? nullptr : path_storage.data();
 }
+
+// PHP reads its scan directories from PHP_INI_SCAN_DIR, else from the one built
+// into libphp (the embed SAPI's conf.d): php-fpm's is fpm/conf.d, so that one
+// is given, and where the variable names a blank directory (":/extra") PHP
+// would put its built-in one, php-fpm's goes instead. The variable is put back
+// as it was once PHP has started: scripts (getenv with clear_env = no) and
+// their child processes must not inherit our setting.
+class ScanDirForStartup {
+  public:
+    explicit ScanDirForStartup(const config::PoolConfig* pool) {
+        const char* env = getenv("PHP_INI_SCAN_DIR");
+        if (env) saved_ = env;
+        std::string dirs = pool && !pool->php_ini_scan_dir.empty() ? pool->php_ini_scan_dir
+                           : env                                   ? std::string(env)
+                                                                   : std::string();
+        std::string fpm_dir = fpm_config_dir() + "/conf.d";
+        if (!env && dirs.empty()) dirs = fpm_dir;
+        setenv("PHP_INI_SCAN_DIR", with_default_dir(dirs, fpm_dir).c_str(), 1);
+    }
+    ~ScanDirForStartup() {
+        if (saved_)
+            setenv("PHP_INI_SCAN_DIR", saved_->c_str(), 1);
+        else
+            unsetenv("PHP_INI_SCAN_DIR");
+    }
+    ScanDirForStartup(const ScanDirForStartup&) = delete;
+    ScanDirForStartup& operator=(const ScanDirForStartup&) = delete;
+
+  private:
+    // Blank entries of a ':' list become `dflt`; an empty list stays empty (no scan).
+    static std::string with_default_dir(const std::string& list, const std::string& dflt) {
+        if (list.empty()) return list;
+        std::string out;
+        size_t start = 0;
+        for (bool first = true;; first = false) {
+            size_t end = list.find(':', start);
+            std::string dir = list.substr(start, end == std::string::npos ? end : end - start);
+            out += (first ? "" : ":") + (dir.empty() ? dflt : dir);
+            if (end == std::string::npos) return out;
+            start = end + 1;
+        }
+    }
+
+    std::optional<std::string> saved_;
+};
 
 // -d entries as INI text, quoted the way php_ini_builder_define quotes them.
 char* build_ini_entries(const zygote::PhpIniOptions& ini) {
@@ -320,6 +388,7 @@ bool start_php(const config::PoolConfig* pool, const zygote::PhpIniOptions& ini)
     php_import_environment_original = php_import_environment_variables;
     php_import_environment_variables = import_environment;
     php_load_environment_variables = load_environment;
+    ScanDirForStartup scan_dir(pool);
     return lowphp_sapi_module.startup(&lowphp_sapi_module) == SUCCESS;
 }
 

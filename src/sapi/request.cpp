@@ -25,7 +25,9 @@ void ParamList::load(const fastcgi::Request& req) {
     // php-fpm's FastCGI layer records the role as the first param.
     items_.emplace_back("FCGI_ROLE", req.role);
     names_ = filter_bit("FCGI_ROLE");
-    for (const auto& [name, value] : req.params) {
+    for (auto [name, value] : req.params) {
+        // php-fpm hands values to PHP as C strings: a NUL ends them.
+        value = value.substr(0, value.find('\0'));
         if (Item* it = lookup(name)) {
             it->second = value; // a repeated param: last value wins
         } else {

@@ -20,6 +20,7 @@ extern "C" {
 #include "lowphp/config.h"
 #include "lowphp/fastcgi.h"
 #include "lowphp/scoreboard.h"
+#include "lowphp/unique_fd.h"
 #include "lowphp/zygote.h"
 
 namespace lowphp::sapi {
@@ -65,6 +66,8 @@ struct RequestContext {
     bool kept_after_finish = false;
     ClosedOutput after_finish;
     bool abort_after_log = false; // a message did not fit: abort once logged
+    // REQUEST_BODY_FILE: the body nginx wrote to a file (fastcgi_pass_request_body off).
+    UniqueFd body_file;
     // ini entries locked by PHP_ADMIN_VALUE for this request only.
     std::vector<std::pair<zend_ini_entry*, uint8_t>> locked_entries;
 };

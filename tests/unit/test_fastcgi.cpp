@@ -269,7 +269,7 @@ TEST_CASE("fastcgi: one large write goes out in flushes of the buffer size, inta
     p.send(begin(1, false) + record(fcgi::kParams, 1, "") + record(fcgi::kStdin, 1, ""));
     fcgi::Request req;
     REQUIRE(p.conn.read_request(req) == fcgi::Connection::Next::Request);
-    std::string big(3 * fcgi::Connection::kFlushSize + 123, 'y');
+    std::string big(3 * 65536 + 123, 'y');
     for (size_t i = 0; i < big.size(); ++i)
         big[i] = static_cast<char>('a' + i % 26);
     // Read concurrently: the socket buffer cannot hold it all.
@@ -295,6 +295,54 @@ TEST_CASE("fastcgi: one large write goes out in flushes of the buffer size, inta
     CHECK(body == big);
 }
 
+// What the peer can read right now, without waiting.
+std::string available(int fd) {
+    std::string got;
+    char buf[65536];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+        got.append(buf, static_cast<size_t>(n));
+    return got;
+}
+
+TEST_CASE("fastcgi: output leaves when php-fpm's 8 KB buffer would send it, in its records") {
+    Pair p;
+    p.send(begin(1, false) + record(fcgi::kParams, 1, "") + record(fcgi::kStdin, 1, ""));
+    fcgi::Request req;
+    REQUIRE(p.conn.read_request(req) == fcgi::Connection::Next::Request);
+    std::string small(100, 's');
+    CHECK(p.conn.write(fcgi::kStdout, small.data(), small.size()));
+    CHECK(available(p.fds[1]).empty()); // it fits: held
+    // Overflowing by less than a buffer: the buffer is filled and sent, the
+    // rest starts the next one (fcgi_write).
+    std::string more(9000, 'm');
+    CHECK(p.conn.write(fcgi::kStdout, more.data(), more.size()));
+    std::string first = available(p.fds[1]);
+    CHECK(first == record(fcgi::kStdout, 1, small + more.substr(0, 8084)));
+    // More than a buffer beyond: straight out, in a record of a multiple of 8
+    // bytes; the last 3 bytes stay buffered.
+    std::string big(20003, 'b');
+    CHECK(p.conn.write(fcgi::kStdout, big.data(), big.size()));
+    std::string second = available(p.fds[1]);
+    CHECK(second == record(fcgi::kStdout, 1, more.substr(8084), 4) +
+                        record(fcgi::kStdout, 1, big.substr(0, 20000)));
+    CHECK(p.conn.end_request());
+    CHECK(available(p.fds[1]) == record(fcgi::kStdout, 1, big.substr(20000), 5) +
+                                     record(fcgi::kEndRequest, 1, std::string(8, '\0')));
+}
+
+TEST_CASE("fastcgi: a flush with nothing buffered still finds the peer gone") {
+    Pair p;
+    p.send(begin(1, true) + record(fcgi::kParams, 1, "") + record(fcgi::kStdin, 1, ""));
+    fcgi::Request req;
+    REQUIRE(p.conn.read_request(req) == fcgi::Connection::Next::Request);
+    CHECK(p.conn.flush());
+    close(p.fds[1]);
+    p.fds[1] = -1;
+    CHECK_FALSE(p.conn.flush());
+    CHECK_FALSE(p.conn.keep());
+}
+
 TEST_CASE("fastcgi: output to a peer that is gone fails, and the connection is not kept") {
     Pair p;
     p.send(begin(1, true) + record(fcgi::kParams, 1, "") + record(fcgi::kStdin, 1, ""));
@@ -302,7 +350,7 @@ TEST_CASE("fastcgi: output to a peer that is gone fails, and the connection is n
     REQUIRE(p.conn.read_request(req) == fcgi::Connection::Next::Request);
     close(p.fds[1]);
     p.fds[1] = -1;
-    std::string big(fcgi::Connection::kFlushSize, 'x');
+    std::string big(fcgi::Connection::kOutputBuffer, 'x');
     CHECK_FALSE(p.conn.write(fcgi::kStdout, big.data(), big.size()));
     CHECK_FALSE(p.conn.end_request());
     CHECK_FALSE(p.conn.keep());

@@ -112,6 +112,61 @@ def late_end_of_body(backend, root):
     return {"end": end}
 
 
+def nul_in_param_values(backend, root):
+    """php-fpm hands param values to PHP as C strings: a NUL byte ends them
+    (nginx refuses %00 in a path, other FastCGI clients may send one)."""
+    p = params(root, "nul.php", extra={"HTTP_X_NUL": "a\x00b", "PATH_INFO": "/p\x00q"})
+    with conn(backend) as c:
+        r = c.request(p)
+        check(r.complete, f"no END_REQUEST: {r!r}")
+    seen = r.body.decode(errors="replace")
+    check_eq(seen, '["a","a","\\/p","\\/nul.php\\/p"]', "values as PHP sees them")
+    return {"seen": seen}
+
+
+def finish_request_twice(backend, root):
+    """fastcgi_finish_request() called again: on a kept connection php-fpm
+    still has the fd (fcgi_close without force) and answers true each time;
+    on a closed one the second call returns false."""
+    out = {}
+    for keep in (False, True):
+        mark = os.path.join(root, f"finish-{backend.name}-{keep}.json")
+        if os.path.exists(mark):
+            os.unlink(mark)
+        with conn(backend) as c:
+            r = c.request(params(root, "finish_thrice.php", query=f"m={mark}"), keep_conn=keep)
+            check_eq(r.body, b"answered", "answer")
+        deadline = time.time() + 5
+        while not os.path.exists(mark) and time.time() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.05)
+        out["kept" if keep else "closed"] = open(mark).read() if os.path.exists(mark) else None
+    check_eq(out["closed"], "[true,false,false]", "closed connection")
+    check_eq(out["kept"], "[true,true,true]", "kept connection")
+    return out
+
+
+def request_body_file(backend, root):
+    """REQUEST_BODY_FILE (nginx: client_body_in_file_only, fastcgi_pass_request_body
+    off): the body is read from that file; a file that cannot be opened gives
+    PHP's warning and no body."""
+    path = os.path.join(root, "request-body.txt")
+    with open(path, "wb") as f:
+        f.write(b"a=1&b=from_file")
+    out = {}
+    for name, file in (("file", path), ("missing", path + ".nope")):
+        p = params(root, "post_echo.php", method="POST", content_type="application/x-www-form-urlencoded",
+                   content_length=15, extra={"REQUEST_BODY_FILE": file})
+        with conn(backend) as c:
+            r = c.request(p)
+            check(r.complete, f"no END_REQUEST: {r!r}")
+        out[name] = {"body": r.body.decode(), "stderr": r.stderr.decode().replace(root, "ROOT")}
+    check_eq(out["file"]["body"], '{"post":{"a":"1","b":"from_file"},"input":"a=1&b=from_file"}',
+             "body read from the file")
+    check("REQUEST_BODY_FILE: open(" in out["missing"]["stderr"], f"warning: {out['missing']}")
+    return out
+
+
 def big_params(backend, root):
     """Long names/values (4-byte length encoding) and many PARAMS records.
     php-fpm parses each PARAMS record on its own, so a name-value pair must
@@ -333,6 +388,45 @@ def client_gone_mid_response(backend, root):
     return {"ok": True}
 
 
+def output_streams_like_php_fpm(backend, root):
+    """php-fpm's 8 KB FastCGI buffer: of 9000 bytes echoed before a pause, the
+    first 8 KB reach the client at once, in a record of 8184 bytes; the rest
+    comes with the end of the script."""
+    with conn(backend) as c:
+        c.send_request(params(root, "stream.php"))
+        start = time.time()
+        seen = []
+        while True:
+            rec = c.read_record()
+            check(rec is not None, f"connection closed before END_REQUEST: {seen}")
+            rtype, _rid, content, _version = rec
+            seen.append((fcgi.TYPE_NAMES[rtype], len(content), "early" if time.time() - start < 0.4 else "late"))
+            if rtype == fcgi.END_REQUEST:
+                break
+    check_eq(seen[0][2], "early", "the first 8 KB arrive before the pause")
+    return {"records": seen}
+
+
+def flush_finds_the_client_gone(backend, root):
+    """A long-poll loop (a space and flush() every 100 ms, output_buffering
+    holding the spaces) stops soon after the client goes: php-fpm's flush
+    writes even 0 bytes, and that write fails on a closed socket."""
+    mark = os.path.join(root, f"poll-{backend.name}.txt")
+    if os.path.exists(mark):
+        os.unlink(mark)
+    c = conn(backend)
+    c.send_request(params(root, "long_poll.php", query=f"m={mark}"))
+    time.sleep(0.35)
+    c.close()
+    deadline = time.time() + 6
+    while time.time() < deadline and not (os.path.exists(mark) and "shutdown" in open(mark).read()):
+        time.sleep(0.05)
+    steps = open(mark).read().split() if os.path.exists(mark) else []
+    check(steps and steps[-1] == "shutdown:1", f"the script saw no abort: {steps}")
+    check(len(steps) < 15, f"the script ran on after the client left: {steps}")
+    return {"aborted": steps[-1], "stopped early": len(steps) < 15}
+
+
 def _exit_lines(backend, mark, timeout=5.0):
     deadline = time.monotonic() + timeout
     while True:
@@ -415,5 +509,7 @@ def php_value_extension(backend, root):
 
 
 ALL = [simple_request, keep_conn_multiple, stdin_in_many_records, late_end_of_body, big_params, get_values,
+       nul_in_param_values, finish_request_twice, request_body_file, output_streams_like_php_fpm,
+       flush_finds_the_client_gone,
        second_request_id_in_flight, second_request_id_after_stdin, abort_request,
        malformed_records, client_gone_mid_response, startup_failure, php_value_extension]

@@ -108,6 +108,37 @@ header_remove('X-Powered-By');
 echo "headers\n";
 """,
     # reads the body (CONTENT_LENGTH bytes: PHP stops there), answers later
+    "nul.php": r"""<?php
+echo json_encode([$_SERVER['HTTP_X_NUL'] ?? null, getenv('HTTP_X_NUL'), $_SERVER['PATH_INFO'] ?? null,
+                  $_SERVER['PHP_SELF']]);
+""",
+    "post_echo.php": r"""<?php
+echo json_encode(['post' => $_POST, 'input' => file_get_contents('php://input')]);
+""",
+    "stream.php": r"""<?php
+echo str_repeat('x', 9000);
+usleep(600000);
+echo 'y';
+""",
+    "long_poll.php": r"""<?php
+// A long-poll loop: a space and flush() every 100 ms, PHP's own buffer
+// (output_buffering) holding the spaces. Records how far it got.
+$m = $_GET['m'];
+register_shutdown_function(function () use ($m) {
+    file_put_contents($m, " shutdown:" . connection_status(), FILE_APPEND);
+});
+for ($i = 0; $i < 30; $i++) {
+    echo ' ';
+    flush();
+    file_put_contents($m, " $i", FILE_APPEND);
+    usleep(100000);
+}
+""",
+    "finish_thrice.php": r"""<?php
+echo 'answered';
+$r = [fastcgi_finish_request(), fastcgi_finish_request(), fastcgi_finish_request()];
+file_put_contents($_GET['m'], json_encode($r));
+""",
     "input_then_wait.php": r"""<?php
 $body = file_get_contents('php://input');
 usleep(300000);
