@@ -138,6 +138,7 @@ void apply(CommandLine& cl, char c, const char* value) {
         o.force_stderr = true;
         break;
     case 'h':
+    case '?': // php-fpm: the usage, exit status 0
         cl.help = true;
         break;
     default:
@@ -146,9 +147,15 @@ void apply(CommandLine& cl, char c, const char* value) {
     }
 }
 
+// php-fpm acts on -h, -i, -m and -v as soon as getopt meets them: what
+// follows is not read (`-v -Z` prints the version, not the usage).
+bool acts_at_once(const CommandLine& cl) {
+    return cl.help || cl.info || cl.modules || cl.version;
+}
+
 CommandLine parse(int argc, char** argv) {
     CommandLine cl;
-    for (int i = 1; i < argc && !cl.bad; ++i) {
+    for (int i = 1; i < argc && !cl.bad && !acts_at_once(cl); ++i) {
         const char* arg = argv[i];
         if (arg[0] != '-' || arg[1] == '\0') {
             cl.bad = true; // php-fpm takes no operands
@@ -174,7 +181,7 @@ CommandLine parse(int argc, char** argv) {
             }
             continue;
         }
-        for (const char* p = arg + 1; *p && !cl.bad; ++p) {
+        for (const char* p = arg + 1; *p && !cl.bad && !acts_at_once(cl); ++p) {
             if (!takes_value(*p)) {
                 apply(cl, *p, nullptr);
                 continue;
@@ -292,6 +299,9 @@ int main(int argc, char** argv) {
     if (cl.info) return lowphp::sapi::print_info(lowphp::sapi::InfoMode::Info, cl.opts.ini);
 
     auto& opts = cl.opts;
+    // php-fpm's main() starts PHP before it reads its configuration: -t shows a
+    // broken php.ini or extension first (the test's verdict does not depend on it).
+    if (cl.test) lowphp::sapi::print_info(lowphp::sapi::InfoMode::Startup, opts.ini);
     if (struct stat st;
         !opts.prefix.empty() && (stat(opts.prefix.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))) {
         ZLOG_ERROR("the global prefix '%s' does not exist or is not a directory",

@@ -6,7 +6,9 @@
 
 namespace lowphp::sapi {
 
-enum class InfoMode { Version, Info, Modules };
+// Startup: PHP starts and stops, printing nothing of its own (-t: php-fpm's
+// test starts PHP, so a broken php.ini or extension shows there).
+enum class InfoMode { Version, Info, Modules, Startup };
 
 int print_info(InfoMode mode, const zygote::PhpIniOptions& ini);
 

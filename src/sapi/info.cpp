@@ -1,4 +1,5 @@
-// -v, -i and -m: PHP started in the invoking process, output to stdout.
+// -v, -i and -m: PHP started in the invoking process, output to stdout; -t
+// starts it too, for its start-up messages.
 #include "lowphp/exit_codes.h"
 #include "lowphp/php_cli.h"
 #include "sapi_internal.h"
@@ -44,7 +45,9 @@ void print_modules() {
 int print_info(InfoMode mode, const zygote::PhpIniOptions& ini) {
     if (mode == InfoMode::Info) lowphp_sapi_module.phpinfo_as_text = 1;
     if (!start_php(nullptr, ini)) return kExitSoftware;
-    if (mode == InfoMode::Modules) {
+    if (mode == InfoMode::Startup) {
+        // nothing to print: PHP's own start-up messages are the point
+    } else if (mode == InfoMode::Modules) {
         php_output_activate();
         SG(headers_sent) = 1;
         print_modules();

@@ -138,6 +138,18 @@ for name, (pool, args) in ONE_RUN.items():
 
 
 @test
+def php_start_up_messages_in_the_test():
+    """-t starts PHP as php-fpm's does: a missing extension or a php.ini
+    problem is printed by the test (which still passes), before its verdict."""
+    args = ["-t", "-d", "extension=no_such_ext_xyz.so", "-d", "memory_limit=abc"]
+    ref = one_run(phpfpm_bin(), POOL + "user = nobody\n", args)
+    sub = one_run(lowphp_bin(), POOL + "user = nobody\n", args)
+    print(f"  php-fpm8.2: exit {ref[0]}: {ref[1][:300]!r}")
+    check(ref[0] == 0 and "no_such_ext_xyz" in ref[1], f"php-fpm8.2: {ref}")
+    check(sub == ref, f"differs:\n  php-fpm8.2: {ref}\n  lowphp-fpm: {sub}")
+
+
+@test
 def a_good_configuration_tested():
     """-t's verdict (and -tt's dump) goes to stderr and to error_log, as in php-fpm."""
     for args in (["-t"], ["-tt"]):

@@ -179,5 +179,19 @@ def modules_flag():
         check(re.search(r"(?m)^%s$" % mod, out), f"module {mod} listed:\n{out}")
 
 
+
+@test
+def info_flags_act_where_php_fpm_meets_them():
+    """-h, -?, -v and -m act as soon as they are read, as php-fpm's getopt loop
+    does: what follows them is not looked at. Exit statuses as php8.2-fpm's."""
+    from lowphp_test.backend import phpfpm_bin
+    for args in (["-v", "-Z"], ["-m", "-Z"], ["-h", "-Z"], ["-?"], ["-Z"], ["-v", "-c"], ["--help", "--foo"]):
+        ref = run_cli(phpfpm_bin(), args)
+        sub = run_cli(lowphp_bin(), args)
+        check_eq(sub[0], ref[0], f"exit status of {' '.join(args)} (php-fpm8.2's)")
+        check_eq(bool(sub[1].startswith("PHP 8.2")), bool(ref[1].startswith("PHP 8.2")),
+                 f"{' '.join(args)} prints the version")
+
+
 if __name__ == "__main__":
     run()
