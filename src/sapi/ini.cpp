@@ -112,13 +112,26 @@ bool alter_master_ini(const std::string& name, const std::string& value, bool sy
     return true;
 }
 
+namespace {
+// Set in the zygote, inherited by every worker.
+std::vector<std::string> pool_value_errors;
+} // namespace
+
 void apply_pool_values(const config::PoolConfig& pool) {
     for (const auto& v : pool.php_values)
         if (!apply_define(v.name, v.value, false))
-            ZLOG_ERROR("Unable to set php_value '%s'", v.name.c_str());
+            pool_value_errors.push_back("Unable to set php_value '" + v.name + "'");
     for (const auto& v : pool.php_admin_values)
         if (!apply_define(v.name, v.value, true))
-            ZLOG_ERROR("Unable to set php_admin_value '%s'", v.name.c_str());
+            pool_value_errors.push_back("Unable to set php_admin_value '" + v.name + "'");
+}
+
+// php-fpm applies the pool's values in each child (fpm_php_init_child), which
+// says what it could not set on its stderr: seen in the log only through
+// catch_workers_output, once per worker.
+void report_pool_value_errors() {
+    for (const auto& e : pool_value_errors)
+        ZLOG_ERROR("%s", e.c_str());
 }
 
 bool session_path_unset(const config::PoolConfig& pool) {

@@ -3,8 +3,10 @@ php-fpm8.2: growing and shrinking a dynamic or ondemand pool is logged at
 DEBUG ("child N started" for a worker the pm adds, "has been killed by the
 process management" for one it retires); a worker replaced after it exited
 is announced at NOTICE; the "seems busy" warning names the spawn rate.
-Both backends get the same pool and the same requests; the distinct log
-lines (timestamps, pids and durations normalised) must be the same."""
+A php_value PHP refuses is said by each worker on its stderr (in the log
+only with catch_workers_output). Both backends get the same pool and the
+same requests; the distinct log lines (timestamps, pids and durations
+normalised) must be the same."""
 import os
 import re
 import threading
@@ -66,6 +68,10 @@ def make(name, pool, requests):
 
 test(make("dynamic pool grows to max_children and shrinks", DYNAMIC, [6]))
 test(make("ondemand pool, a worker replaced after max_requests", ONDEMAND, [1, 1, 1]))
+for catch in ("yes", "no"):
+    test(make(f"refused php_value, catch_workers_output {catch}",
+              {"pm": "static", "pm.max_children": "2", "catch_workers_output": catch,
+               "php_value[foo bar]": "1", "php_admin_value[nope]": "2"}, [1]))
 
 if __name__ == "__main__":
     run()
