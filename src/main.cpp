@@ -237,7 +237,7 @@ bool runs_as_root(const lowphp::config::PoolConfig& pool) {
 
 // fpm_unix_resolve_socket_premissions and fpm_unix_conf_wp: names are looked
 // up at start-up and by -t (so a typo fails the test), digits are ids.
-bool check_identities(const lowphp::config::Config& cfg, bool run_as_root) {
+bool check_identities(const lowphp::config::Config& cfg, bool root_allowed) {
     bool root = getuid() == 0;
     using lowphp::config::is_numeric_id;
     for (const auto& pool : cfg.pools) {
@@ -274,7 +274,7 @@ bool check_identities(const lowphp::config::Config& cfg, bool run_as_root) {
             return false;
         }
         // At start-up only (fpm_unix_conf_wp): -t passes such a pool.
-        if (!run_as_root && runs_as_root(pool)) {
+        if (!root_allowed && runs_as_root(pool)) {
             ZLOG_ERROR("[pool %s] please specify user and group other than root", name);
             return false;
         }
@@ -332,7 +332,8 @@ int main(int argc, char** argv) {
             lowphp::log::open_target(g.error_log, g.syslog_ident, g.syslog_facility);
         log_messages(parsed.messages, parsed.error_log_from, parsed.messages.size());
     }
-    if (!parsed.config || !check_identities(*parsed.config, opts.run_as_root || cl.test)) {
+    if (!parsed.config ||
+        !check_identities(*parsed.config, /*root_allowed=*/opts.run_as_root || cl.test)) {
         ZLOG_ERROR("FPM initialization failed");
         return kExitConfig;
     }

@@ -148,7 +148,6 @@ class Connection {
     const unsigned char* at() const { return in_.get() + pos_; }
     bool read_params(Request& req);
     bool answer_get_values(const Header& h);
-    bool send_all(std::string_view data);
     // The buffer, then `len` bytes of `data`, in one sendmsg; the buffer empties.
     bool send_buffer_and(const char* data, size_t len);
     bool write_large(uint8_t type, const char* data, size_t len);

@@ -173,14 +173,12 @@ bool Connection::answer_get_values(const Header& h) {
     std::string body;
     for (const auto& [name, value] : names)
         if (name == "FCGI_MPXS_CONNS") encode_param(body, name, "0");
-    OutputBuffer rec;
-    rec.append(kGetValuesResult, 0, body.data(), body.size());
-    if (body.empty()) { // an empty result is still one record
-        std::string empty(kHeaderSize, '\0');
-        put_header(reinterpret_cast<unsigned char*>(empty.data()), kGetValuesResult, 0, 0, 0);
-        return send_all(empty);
-    }
-    return send_all(rec.bytes());
+    // Between requests the output buffer is empty: the answer goes through it.
+    if (body.empty()) // an empty result is still one record
+        out_.append_header(kGetValuesResult, 0, 0);
+    else
+        out_.append(kGetValuesResult, 0, body.data(), body.size());
+    return send_buffer_and(nullptr, 0);
 }
 
 size_t Connection::read_stdin(char* buf, size_t len) {
@@ -233,17 +231,6 @@ size_t Connection::read_stdin(char* buf, size_t len) {
         }
     }
     return done;
-}
-
-bool Connection::send_all(std::string_view data) {
-    if (fd_ < 0) return false;
-    while (!data.empty()) {
-        ssize_t n = send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return false;
-        data.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
 }
 
 // fcgi_write(): what fits stays in the 8 KB buffer; what overflows it by less

@@ -129,6 +129,7 @@ class Master {
     void spawn_initial(size_t pool);
     void on_ondemand_connection(size_t pool);
     void watch_ondemand(size_t pool);
+    bool is_idle(const Worker& w, size_t pool);
     int idle_workers(size_t pool);
     int total_workers(size_t pool);
     bool spawning(size_t pool) const { return pools_[pool].pending_spawns > 0; }

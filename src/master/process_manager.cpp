@@ -49,13 +49,17 @@ int Master::total_workers(size_t index) {
     return n;
 }
 
+// A pool worker waiting for work, not already being retired.
+bool Master::is_idle(const Worker& w, size_t index) {
+    return w.pool == index && !w.idle_kill && !w.status &&
+           scoreboard_.slot(w.slot).state.load(std::memory_order_relaxed) ==
+               static_cast<int>(WorkerState::Idle);
+}
+
 int Master::idle_workers(size_t index) {
     int n = 0;
     for (auto& [pid, w] : workers_)
-        if (w.pool == index && !w.idle_kill && !w.status &&
-            scoreboard_.slot(w.slot).state.load(std::memory_order_relaxed) ==
-                static_cast<int>(WorkerState::Idle))
-            ++n;
+        if (is_idle(w, index)) ++n;
     return n;
 }
 
@@ -191,12 +195,8 @@ void Master::manage_pools() {
 // php-fpm's last_idle_child: of the pool's idle workers, the one started first.
 Worker* Master::first_started_idle(size_t index) {
     Worker* first = nullptr;
-    for (auto& [pid, w] : workers_) {
-        if (w.pool != index || w.idle_kill || w.status) continue;
-        WorkerSlot& s = scoreboard_.slot(w.slot);
-        if (s.state.load() != static_cast<int>(WorkerState::Idle)) continue;
-        if (!first || w.started_us < first->started_us) first = &w;
-    }
+    for (auto& [pid, w] : workers_)
+        if (is_idle(w, index) && (!first || w.started_us < first->started_us)) first = &w;
     return first;
 }
 
