@@ -2,6 +2,7 @@
 // management, zygote control, worker output capture).
 #pragma once
 
+#include <deque>
 #include <event2/event.h>
 #include <map>
 #include <memory>
@@ -79,6 +80,10 @@ struct PoolRuntime {
     UniqueFd access_log_fd, slowlog_fd;
     EventPtr park_ev;
     std::map<int, EventPtr> parked; // fd -> its one-shot read event
+    // Parked connections with a request that the full handoff queue refused,
+    // oldest first, and the event telling when the queue has room again.
+    std::deque<int> waiting_for_room;
+    EventPtr room_ev;
     // Pending output pipes per slot while the zygote forks the worker.
     std::map<uint32_t, std::pair<std::unique_ptr<OutputPipe>, std::unique_ptr<OutputPipe>>>
         pending_pipes;
@@ -119,6 +124,8 @@ class Master {
     bool open_parking(size_t pool);
     void on_park(size_t pool);
     void on_parked_readable(size_t pool, int fd);
+    void wait_for_room(size_t pool, int fd);
+    void on_handoff_room(size_t pool);
     void close_parked();
     void keep_parked_across_exec(); // reload: parked fds survive execv
     bool adopt_parked(size_t pool); // after a reload: take them back

@@ -33,6 +33,10 @@ void parked_cb(evutil_socket_t fd, short, void* arg) {
                                       static_cast<int>(fd));
 }
 
+void room_cb(evutil_socket_t, short, void* arg) {
+    g_park_master->on_handoff_room(static_cast<size_t>(reinterpret_cast<uintptr_t>(arg)));
+}
+
 bool pair(UniqueFd& a, UniqueFd& b) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) return false;
@@ -81,12 +85,41 @@ void Master::on_parked_readable(size_t index, int fd) {
     ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     // EOF or error: nginx dropped its cached connection; a request: hand it over.
     if (n > 0 && !net::send_fd(pool.handoff_tx.get(), fd)) {
-        // Queue full: every worker is busy and far behind; retry on the next event.
-        event_add(pool.parked[fd].get(), nullptr);
+        wait_for_room(index, fd);
         return;
     }
     pool.parked.erase(fd);
     close(fd);
+}
+
+// The queue is full: every worker is busy and far behind. The connection
+// waits for room in the queue; waiting for its readability again (immediate)
+// made the master retry in a loop, at 100% CPU for as long as the workers
+// stayed busy.
+void Master::wait_for_room(size_t index, int fd) {
+    PoolRuntime& pool = pools_[index];
+    pool.waiting_for_room.push_back(fd);
+    if (!pool.room_ev)
+        pool.room_ev.reset(event_new(base_.get(), pool.handoff_tx.get(), EV_WRITE, room_cb,
+                                     reinterpret_cast<void*>(static_cast<uintptr_t>(index))));
+    if (!event_pending(pool.room_ev.get(), EV_WRITE, nullptr))
+        event_add(pool.room_ev.get(), nullptr);
+}
+
+// Writable: the queue has drained to a quarter of its buffer.
+void Master::on_handoff_room(size_t index) {
+    PoolRuntime& pool = pools_[index];
+    if (state_ == State::Reloading) return; // they go to the next generation, parked
+    while (!pool.waiting_for_room.empty()) {
+        int fd = pool.waiting_for_room.front();
+        if (!net::send_fd(pool.handoff_tx.get(), fd)) {
+            event_add(pool.room_ev.get(), nullptr);
+            return;
+        }
+        pool.waiting_for_room.pop_front();
+        pool.parked.erase(fd);
+        close(fd);
+    }
 }
 
 namespace {
@@ -104,6 +137,8 @@ void Master::keep_parked_across_exec() {
         while (pool.handoff_rx && (fd = net::recv_fd(pool.handoff_rx.get())) >= 0) {
             pool.parked[fd] = nullptr;
         }
+        pool.room_ev.reset();
+        pool.waiting_for_room.clear(); // they are parked too
         for (auto& [fd, ev] : pool.parked) {
             ev.reset();
             fcntl(fd, F_SETFD, 0);
@@ -153,6 +188,8 @@ bool Master::adopt_parked(size_t index) {
 
 void Master::close_parked() {
     for (auto& pool : pools_) {
+        pool.room_ev.reset();
+        pool.waiting_for_room.clear(); // they are parked too
         for (auto& [fd, ev] : pool.parked)
             close(fd);
         pool.parked.clear();

@@ -202,5 +202,37 @@ def exiting_worker_leaves_idle_connections_open():
         check(r.complete and r.body == b"Hello, world!\n", f"the kept connection after the exit: {r!r}")
 
 
+def cpu_seconds(pid):
+    """User + system CPU time the process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@test
+def full_handoff_queue_leaves_the_master_idle():
+    """More kept connections wait for a free worker than the pool's handoff queue
+    holds: the others wait with the master, which must wait for room in the queue, not retry at once (it spun
+    at 100% CPU for as long as the workers stayed busy, taking the CPU the
+    workers needed). Every request is answered once the worker is free."""
+    with static_pool(1) as env:
+        # The queue's socket buffer (212992 bytes by default) holds a few
+        # hundred descriptors in flight.
+        kept = [open_kept(env) for _ in range(400)]
+        [busy] = send_sleeps(env, 1, 1500)
+        read_until_stdout(busy)
+        master = env.backend.pid
+        before = cpu_seconds(master)
+        for k in kept:
+            k.send_request(env.params("hello.php"), keep_conn=True)
+        time.sleep(1.0)
+        used = cpu_seconds(master) - before
+        check(used < 0.3, f"the master used {used:.2f} s of CPU in 1 s while the queue was full")
+        check_eq(busy.read_response().complete, True, "the long request completed")
+        for i, k in enumerate(kept):
+            r = k.read_response()
+            check(r.complete and r.body == b"Hello, world!\n", f"kept connection {i}: {r!r}")
+
+
 if __name__ == "__main__":
     run()
