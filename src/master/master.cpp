@@ -392,6 +392,7 @@ int Master::run() {
 }
 
 void Master::on_signal(int signo) {
+    ZLOG_DEBUG("received %s", signal_name(signo).c_str());
     switch (signo) {
     case SIGCHLD:
         reap_children();
@@ -453,13 +454,16 @@ bool Master::open_pool_logs(bool reopen) {
     return true;
 }
 
+// fpm_pctl_kill_all, with its debug lines.
 void Master::signal_workers(int signo) {
+    int alive = 0;
     for (auto& [pid, w] : workers_) {
-        if (signo == SIGQUIT)
-            quit_worker(w);
-        else
-            kill(pid, signo);
+        if (signo == SIGQUIT) scoreboard_.slot(w.slot).quit.store(true);
+        alive += kill(pid, signo) == 0;
+        ZLOG_DEBUG("[pool %s] sending signal %d %s to child %d", pools_[w.pool].cfg.name.c_str(),
+                   signo, signal_name(signo).c_str(), static_cast<int>(pid));
     }
+    if (alive) ZLOG_DEBUG("%d child(ren) still alive", alive);
 }
 
 // A graceful stop: the worker ends after its current request.
@@ -481,6 +485,9 @@ void Master::begin_stop(State how, bool announce) {
         ZLOG_NOTICE(how == State::Finishing   ? "Finishing ..."
                     : how == State::Reloading ? "Reloading in progress ..."
                                               : "Terminating ...");
+    ZLOG_DEBUG("switching to '%s' state", how == State::Finishing   ? "finishing"
+                                          : how == State::Reloading ? "reloading"
+                                                                    : "terminating");
     int signo = how == State::Terminating ? SIGTERM : SIGQUIT;
     signal_workers(signo);
     stop_signal_sent_ = signo;

@@ -43,6 +43,9 @@ struct OutputPipe {
     size_t pool = 0;
 };
 
+// "SIGQUIT" for SIGQUIT, as php-fpm's fpm_signal_names; empty if unknown.
+std::string signal_name(int signo);
+
 struct Worker {
     pid_t pid = 0;
     size_t pool = 0;

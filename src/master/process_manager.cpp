@@ -18,11 +18,6 @@ using config::PmStyle;
 // A zygote that lived this long before dying resets the restart backoff.
 constexpr uint64_t kZygoteStableUs = 10'000'000;
 
-std::string signal_name(int signo) {
-    const char* abbrev = sigabbrev_np(signo);
-    return abbrev ? std::string("SIG") + abbrev : std::string();
-}
-
 void output_cb(evutil_socket_t, short, void* arg);
 Master* g_pm_master = nullptr;
 
@@ -33,6 +28,11 @@ void output_cb(evutil_socket_t, short, void* arg) {
 void ondemand_cb(evutil_socket_t, short, void* arg);
 
 } // namespace
+
+std::string signal_name(int signo) {
+    const char* abbrev = sigabbrev_np(signo);
+    return abbrev ? std::string("SIG") + abbrev : std::string();
+}
 
 uint32_t Master::free_slot(size_t index) {
     PoolRuntime& pool = pools_[index];
@@ -130,6 +130,9 @@ void Master::manage_pools() {
     for (size_t i = 0; i < pools_.size(); ++i) {
         PoolRuntime& pool = pools_[i];
         const auto& cfg = pool.cfg;
+        if (cfg.pm == PmStyle::Ondemand) // also before its first worker, as php-fpm
+            ZLOG_DEBUG("[pool %s] currently %d active children, %d spare children",
+                       cfg.name.c_str(), total_workers(i) - idle_workers(i), idle_workers(i));
         if (!pool.zygote_ready) {
             if (pool.zygote_wanted && pool.zygote_pid == 0 && now_us() >= pool.zygote_retry_at_us)
                 start_zygote(i);
@@ -158,6 +161,9 @@ void Master::manage_pools() {
             continue;
         }
         if (cfg.pm != PmStyle::Dynamic) continue;
+        ZLOG_DEBUG("[pool %s] currently %d active children, %d spare children, %d running "
+                   "children. Spawning rate %d",
+                   cfg.name.c_str(), total - idle, idle, total, pool.idle_spawn_rate);
         if (idle > cfg.pm_max_spare_servers) {
             kill_idle_worker(i);
             pool.idle_spawn_rate = 1;

@@ -9,6 +9,7 @@ same requests; the distinct log lines (timestamps, pids and durations
 normalised) must be the same."""
 import os
 import re
+import signal
 import threading
 import time
 
@@ -72,6 +73,58 @@ for catch in ("yes", "no"):
     test(make(f"refused php_value, catch_workers_output {catch}",
               {"pm": "static", "pm.max_children": "2", "catch_workers_output": catch,
                "php_value[foo bar]": "1", "php_admin_value[nope]": "2"}, [1]))
+
+# log_level = debug: the lines an operator follows a stop, a log reopening and
+# the pm's counts by (php-fpm also writes internals such as "got clock tick"
+# that have no counterpart here).
+DEBUG_LINES = {
+    "dynamic": (DYNAMIC, [
+        "received SIGUSR1",
+        "received SIGQUIT",
+        "switching to 'finishing' state",
+        "[pool www] sending signal 3 SIGQUIT to child N",
+        "1 child(ren) still alive",
+        "[pool www] currently 0 active children, 1 spare children, 1 running children. "
+        "Spawning rate 1",
+    ]),
+    "ondemand": ({"pm": "ondemand", "pm.max_children": "2"}, [
+        "received SIGTERM",
+        "switching to 'terminating' state",
+        "[pool www] currently 0 active children, 0 spare children",
+    ]),
+}
+
+
+def debug_lines(binary, pool, stop_signal, tmp):
+    with Backend(binary, pool=pool, global_conf={"log_level": "debug"}) as be:
+        time.sleep(1.5)  # a maintenance tick or two
+        be.send_signal(signal.SIGUSR1)
+        time.sleep(0.3)
+        be.stop(sig=stop_signal)
+        # without the "pid N, function(), line N: " prefix of debug level
+        return normalise(re.sub(r"(?m)pid \d+, \w+\(\), line \d+: ", "", be.log()))
+
+
+def make_debug(name):
+    pool, expected = DEBUG_LINES[name]
+    stop_signal = signal.SIGQUIT if name == "dynamic" else signal.SIGTERM
+
+    def t():
+        with util.TempDir(prefix="lowphp-compat-pm-") as tmp:
+            got = {}
+            for b in (phpfpm_bin(), lowphp_bin()):
+                got[b] = debug_lines(b, pool, stop_signal, tmp.join(os.path.basename(b)))
+        for b, lines in got.items():
+            for want in expected:
+                check(f"DEBUG: {want}" in lines,
+                      f"{os.path.basename(b)} did not log {want!r}:\n    " + "\n    ".join(lines))
+    t.__name__ = f"debug log lines: {name} pool"
+    return t
+
+
+for name in DEBUG_LINES:
+    test(make_debug(name))
+
 
 if __name__ == "__main__":
     run()
