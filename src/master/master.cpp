@@ -458,18 +458,17 @@ bool Master::open_pool_logs(bool reopen) {
 void Master::signal_workers(int signo) {
     int alive = 0;
     for (auto& [pid, w] : workers_) {
-        if (signo == SIGQUIT) scoreboard_.slot(w.slot).quit.store(true);
-        alive += kill(pid, signo) == 0;
+        alive += signo == SIGQUIT ? quit_worker(w) : kill(pid, signo) == 0;
         ZLOG_DEBUG("[pool %s] sending signal %d %s to child %d", pools_[w.pool].cfg.name.c_str(),
                    signo, signal_name(signo).c_str(), static_cast<int>(pid));
     }
     if (alive) ZLOG_DEBUG("%d child(ren) still alive", alive);
 }
 
-// A graceful stop: the worker ends after its current request.
-void Master::quit_worker(Worker& w) {
+// A graceful stop: the worker ends after its current request. False if it is gone.
+bool Master::quit_worker(Worker& w) {
     scoreboard_.slot(w.slot).quit.store(true);
-    kill(w.pid, SIGQUIT);
+    return kill(w.pid, SIGQUIT) == 0;
 }
 
 // QUIT: workers finish what they are serving, then exit. TERM/INT: workers are

@@ -164,7 +164,7 @@ class Master {
     void install_events();
     void cleanup();
     void signal_workers(int signo);
-    void quit_worker(Worker& w);
+    bool quit_worker(Worker& w);
     void on_worker_exit(Worker& w, int status);
     void count_failure();
     void on_zygote_exit(size_t pool, int status);

@@ -130,9 +130,10 @@ void Master::manage_pools() {
     for (size_t i = 0; i < pools_.size(); ++i) {
         PoolRuntime& pool = pools_[i];
         const auto& cfg = pool.cfg;
+        int idle = idle_workers(i), total = total_workers(i);
         if (cfg.pm == PmStyle::Ondemand) // also before its first worker, as php-fpm
             ZLOG_DEBUG("[pool %s] currently %d active children, %d spare children",
-                       cfg.name.c_str(), total_workers(i) - idle_workers(i), idle_workers(i));
+                       cfg.name.c_str(), total - idle, idle);
         if (!pool.zygote_ready) {
             if (pool.zygote_wanted && pool.zygote_pid == 0 && now_us() >= pool.zygote_retry_at_us)
                 start_zygote(i);
@@ -142,7 +143,6 @@ void Master::manage_pools() {
             }
             continue;
         }
-        int idle = idle_workers(i), total = total_workers(i);
         if (cfg.pm == PmStyle::Ondemand) {
             // The accept event is edge-triggered; connections still waiting are seen here.
             struct pollfd pfd = {pool.listener.fd.get(), POLLIN, 0};
