@@ -234,5 +234,27 @@ def full_handoff_queue_leaves_the_master_idle():
             check(r.complete and r.body == b"Hello, world!\n", f"kept connection {i}: {r!r}")
 
 
+@test
+def connections_waiting_for_room_survive_a_reload():
+    """The same overload, then SIGUSR2: the connections waiting with the master
+    for room in the queue go to the next generation of the master with the
+    other parked ones, and every request is answered."""
+    with static_pool(1) as env:
+        b = env.backend
+        kept = [open_kept(env) for _ in range(400)]
+        [busy] = send_sleeps(env, 1, 1500)
+        read_until_stdout(busy)
+        for k in kept:
+            k.send_request(env.params("hello.php"), keep_conn=True)
+        time.sleep(0.3)
+        mark = b.log_mark()
+        b.send_signal(signal.SIGUSR2)
+        b.wait_log(r"ready to handle connections", mark, timeout=15)
+        check_eq(busy.read_response().complete, True, "the long request completed")
+        for i, k in enumerate(kept):
+            r = k.read_response()
+            check(r.complete and r.body == b"Hello, world!\n", f"kept connection {i}: {r!r}")
+
+
 if __name__ == "__main__":
     run()
