@@ -59,6 +59,9 @@ void restore_original_stderr();
 // The stderr the process was started with, kept after start-up (-F only), or -1.
 int original_stderr_fd();
 void set_fd(int fd);
+// Every line goes to `fd` (in the error log's format, syslog or not) until
+// divert_to(-1).
+void divert_to(int fd);
 
 // Hook called with the bare message of every log call (children send it to
 // FastCGI stderr as php-fpm does), whatever the level.

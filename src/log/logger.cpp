@@ -14,7 +14,8 @@ namespace {
 
 struct State {
     Settings settings;
-    int fd = -1; // -1: stderr
+    int fd = -1;     // -1: stderr
+    int divert = -1; // >= 0: every line goes there instead (divert_to)
     bool syslog = false;
     bool launched = false;
     std::string path;
@@ -155,8 +156,16 @@ void restore_original_stderr() {
     if (original_stderr() >= 0) dup2(original_stderr(), STDERR_FILENO);
 }
 
+void divert_to(int fd) {
+    state().divert = fd;
+}
+
 void write_raw(const std::string& line) {
     State& s = state();
+    if (s.divert >= 0) {
+        write_all(s.divert, line + "\n");
+        return;
+    }
     if (s.syslog) {
         syslog(LOG_WARNING, "%s", line.c_str());
         return;
@@ -188,13 +197,16 @@ void write(LogLevel level, const char* function, int line, bool with_errno, cons
     bool debug = s.settings.level == LogLevel::Debug;
     struct timeval tv;
     gettimeofday(&tv, nullptr);
-    std::string text = s.syslog ? syslog_prefix(level, debug, getpid(), function, line)
-                                : line_prefix(level, s.settings.is_child, debug, tv.tv_sec,
-                                              tv.tv_usec, getpid(), function, line);
+    bool to_syslog = s.syslog && s.divert < 0;
+    std::string text = to_syslog ? syslog_prefix(level, debug, getpid(), function, line)
+                                 : line_prefix(level, s.settings.is_child, debug, tv.tv_sec,
+                                               tv.tv_usec, getpid(), function, line);
     text += msg;
     if (with_errno) text += errno_suffix(saved_errno);
     text = truncate_to_limit(std::move(text), s.settings.limit);
-    if (s.syslog) {
+    if (s.divert >= 0) {
+        write_all(s.divert, text + '\n');
+    } else if (s.syslog) {
         // php-fpm 8.2 passes the configured log_level, not the message's level, as
         // the syslog priority (zlog.c: syslog_priorities[zlog_level]); kept so
         // syslog filters see what they saw with php-fpm. The level is in the text.

@@ -84,9 +84,10 @@ bool Master::start_zygote(size_t index) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         reset_signals();
         close(sv[0]);
+        // The original stderr: for PHP's start-up messages (zygote::run).
         close_all_but({sv[1], pool.listener.fd.get(), log::fd(), pool.park_tx.get(),
-                       pool.handoff_rx.get(), pool.handoff_tx.get(),
-                       pool.status_listener.fd.get()});
+                       pool.handoff_rx.get(), pool.handoff_tx.get(), pool.status_listener.fd.get(),
+                       log::original_stderr_fd()});
         zygote::Params p;
         p.config = &cfg_;
         p.pool_index = index;

@@ -136,7 +136,14 @@ void bind_first_uses() {
 void run(const Params& params) {
     const config::PoolConfig& pool = params.config->pools[params.pool_index];
     proctitle::set("lowphp-fpm: zygote " + pool.name);
+    // php-fpm starts PHP before it opens its error log: PHP's start-up messages
+    // (a missing extension, a bad php.ini value) reach the stderr it was started
+    // with (the journal under systemd), not the error log. Kept with -F only.
+    int original_stderr = log::original_stderr_fd();
+    log::divert_to(original_stderr);
     bool ok = sapi::start_pool(pool, params.ini);
+    log::divert_to(-1);
+    if (original_stderr >= 0) close(original_stderr); // workers do not inherit it
     if (ok) default_session_dir(pool);
     if (ok) bind_first_uses();
     signal(SIGPIPE, SIG_IGN);

@@ -8,8 +8,10 @@ access.log: -t fails when one cannot be created), and parse errors such as an
 empty env[] value."""
 import os
 import re
+import signal
 import socket
 import subprocess
+import time
 
 from lowphp_test import check, run, test
 from lowphp_test.backend import lowphp_bin, phpfpm_bin
@@ -158,6 +160,40 @@ def a_good_configuration_tested():
         print(f"  php-fpm8.2 {args[0]}: exit {ref[0]}, error_log: {(ref[2] or '')[:200]!r}")
         check(ref[0] == 0 and ref[2] and "test is successful" in ref[2], f"php-fpm8.2: {ref}")
         check(sub == ref, f"{args[0]} differs:\n  php-fpm8.2: {ref}\n  lowphp-fpm: {sub}")
+
+
+def started_then_stopped(binary, args):
+    """-F -R with `args`: once ready, SIGQUIT. Returns (what it printed, error_log)."""
+    with TempDir(prefix="lowphp-starterr-") as tmp:
+        path = tmp.join("c.conf")
+        with open(path, "w") as f:
+            f.write(f"[global]\npid = {tmp.path}/x.pid\nerror_log = {tmp.path}/err.log\n[www]\n" +
+                    POOL.format(tmp=tmp.path))
+        log = tmp.join("err.log")
+        p = subprocess.Popen([binary, "-F", "-R", "-y", path, "-p", tmp.path, *args],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.time() + 15
+            while time.time() < deadline and not (
+                    os.path.exists(log) and "ready to handle connections" in open(log).read()):
+                time.sleep(0.05)
+        finally:
+            p.send_signal(signal.SIGQUIT)
+            printed = p.communicate(timeout=20)[0]
+        return normalise(printed, tmp.path, binary), normalise(open(log).read(), tmp.path, binary)
+
+
+@test
+def php_start_up_messages_at_start():
+    """Started in the foreground (-F, systemd's way) with a missing extension:
+    php-fpm starts PHP before it opens its error log, so PHP's warning goes to
+    the stderr it was started with (the journal) and not to the error log."""
+    args = ["-d", "extension=no_such_ext_xyz.so"]
+    ref = started_then_stopped(phpfpm_bin(), args)
+    sub = started_then_stopped(lowphp_bin(), args)
+    print(f"  php-fpm8.2 printed: {ref[0][:300]!r}")
+    check("no_such_ext_xyz" in ref[0] and "no_such_ext_xyz" not in ref[1], f"php-fpm8.2: {ref}")
+    check(sub == ref, f"differs:\n  php-fpm8.2: {ref}\n  lowphp-fpm: {sub}")
 
 
 def setup():
