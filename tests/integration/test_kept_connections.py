@@ -209,18 +209,32 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def overload_the_only_worker(env):
+    """400 kept connections, more than the pool's handoff queue holds (its
+    socket buffer, 212992 bytes by default, takes a few hundred descriptors in
+    flight), and the only worker busy with a long request. Returns (busy, kept)."""
+    kept = [open_kept(env) for _ in range(400)]
+    [busy] = send_sleeps(env, 1, 1500)
+    read_until_stdout(busy)
+    return busy, kept
+
+
+def check_all_answered(busy, kept):
+    check_eq(busy.read_response().complete, True, "the long request completed")
+    for i, k in enumerate(kept):
+        r = k.read_response()
+        check(r.complete and r.body == b"Hello, world!\n", f"kept connection {i}: {r!r}")
+
+
 @test
 def full_handoff_queue_leaves_the_master_idle():
-    """More kept connections wait for a free worker than the pool's handoff queue
-    holds: the others wait with the master, which must wait for room in the queue, not retry at once (it spun
-    at 100% CPU for as long as the workers stayed busy, taking the CPU the
-    workers needed). Every request is answered once the worker is free."""
+    """More kept connections wait for a free worker than the pool's handoff
+    queue holds: the others wait with the master, which must wait for room in
+    the queue, not retry at once (it spun at 100% CPU for as long as the workers
+    stayed busy, taking the CPU the workers needed). Every request is answered
+    once the worker is free."""
     with static_pool(1) as env:
-        # The queue's socket buffer (212992 bytes by default) holds a few
-        # hundred descriptors in flight.
-        kept = [open_kept(env) for _ in range(400)]
-        [busy] = send_sleeps(env, 1, 1500)
-        read_until_stdout(busy)
+        busy, kept = overload_the_only_worker(env)
         master = env.backend.pid
         before = cpu_seconds(master)
         for k in kept:
@@ -228,10 +242,7 @@ def full_handoff_queue_leaves_the_master_idle():
         time.sleep(1.0)
         used = cpu_seconds(master) - before
         check(used < 0.3, f"the master used {used:.2f} s of CPU in 1 s while the queue was full")
-        check_eq(busy.read_response().complete, True, "the long request completed")
-        for i, k in enumerate(kept):
-            r = k.read_response()
-            check(r.complete and r.body == b"Hello, world!\n", f"kept connection {i}: {r!r}")
+        check_all_answered(busy, kept)
 
 
 @test
@@ -241,20 +252,14 @@ def connections_waiting_for_room_survive_a_reload():
     other parked ones, and every request is answered."""
     with static_pool(1) as env:
         b = env.backend
-        kept = [open_kept(env) for _ in range(400)]
-        [busy] = send_sleeps(env, 1, 1500)
-        read_until_stdout(busy)
+        busy, kept = overload_the_only_worker(env)
         for k in kept:
             k.send_request(env.params("hello.php"), keep_conn=True)
         time.sleep(0.3)
         mark = b.log_mark()
         b.send_signal(signal.SIGUSR2)
         b.wait_log(r"ready to handle connections", mark, timeout=15)
-        check_eq(busy.read_response().complete, True, "the long request completed")
-        for i, k in enumerate(kept):
-            r = k.read_response()
-            check(r.complete and r.body == b"Hello, world!\n", f"kept connection {i}: {r!r}")
-
+        check_all_answered(busy, kept)
 
 if __name__ == "__main__":
     run()
