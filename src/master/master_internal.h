@@ -70,6 +70,8 @@ struct PoolRuntime {
     bool zygote_ready = false;
     // An ondemand pool's zygote (its PHP start-up) waits for the first connection.
     bool zygote_wanted = true;
+    // ondemand: connections that came (one event each) before the zygote was ready.
+    int early_connections = 0;
     int zygote_restarts = 0; // consecutive short-lived zygotes: the restart backoff
     uint64_t zygote_started_us = 0;
     uint64_t zygote_retry_at_us = 0;
@@ -137,7 +139,8 @@ class Master {
     void reap_children();
     void manage_pools();
     void spawn_initial(size_t pool);
-    void on_ondemand_connection(size_t pool);
+    // `edge`: the listening socket's event (a new connection), not a tick's look.
+    void on_ondemand_connection(size_t pool, bool edge);
     void watch_ondemand(size_t pool);
     bool is_idle(const Worker& w, size_t pool);
     int idle_workers(size_t pool);

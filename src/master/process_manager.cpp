@@ -73,9 +73,14 @@ void Master::spawn_initial(size_t index) {
     if (pools_[index].status_listener.fd) request_spawn(index, true);
     if (cfg.pm == PmStyle::Ondemand) {
         watch_ondemand(index);
-        // the connection that asked for the zygote is still waiting
+        // The connections that came during PHP's start-up are still waiting: a
+        // worker for each, as php-fpm forks one per connection event.
         struct pollfd pfd = {pools_[index].listener.fd.get(), POLLIN, 0};
-        if (poll(&pfd, 1, 0) == 1) on_ondemand_connection(index);
+        int early = std::max(pools_[index].early_connections, 1);
+        pools_[index].early_connections = 0;
+        if (poll(&pfd, 1, 0) == 1)
+            for (int i = 0; i < early; ++i)
+                on_ondemand_connection(index, true);
     }
     if (count == 0) maybe_ready(); // a pool without initial workers (ondemand) is ready now
 }
@@ -95,23 +100,26 @@ namespace {
 // ondemand: a connection is waiting in the backlog; fork a worker if none is idle.
 void ondemand_cb(evutil_socket_t, short, void* arg) {
     auto pool = static_cast<size_t>(reinterpret_cast<uintptr_t>(arg));
-    // The event stays readable until the new worker accepts: one fork at a time.
-    g_pm_master->on_ondemand_connection(pool);
+    g_pm_master->on_ondemand_connection(pool, true);
 }
 
 } // namespace
 
-// fpm_pctl_on_socket_accept: fork one worker at a time while none is idle, and
-// say once (until a spawn succeeds again) when max_children stops it.
-void Master::on_ondemand_connection(size_t index) {
+// fpm_pctl_on_socket_accept: each new connection forks a worker when none is
+// idle (one being forked is not idle yet: two connections at once get two),
+// and it says once (until a spawn succeeds again) when max_children stops it.
+// A tick that finds a connection still waiting forks only if none is on its way.
+void Master::on_ondemand_connection(size_t index, bool edge) {
     PoolRuntime& pool = pools_[index];
-    if (!pool.zygote_wanted) { // its PHP starts with its first connection
-        pool.zygote_wanted = true;
-        start_zygote(index);
+    if (!pool.zygote_ready) {
+        if (edge) ++pool.early_connections; // spawn_initial serves them
+        if (!pool.zygote_wanted) {          // its PHP starts with its first connection
+            pool.zygote_wanted = true;
+            start_zygote(index);
+        }
         return;
     }
-    if (!pool.zygote_ready) return; // spawn_initial looks again once it is
-    if (idle_workers(index) > 0 || spawning(index)) return;
+    if (idle_workers(index) > 0 || (!edge && spawning(index))) return;
     if (total_workers(index) >= pool.cfg.pm_max_children) {
         if (!pool.warned_max_children) {
             scoreboard_.pool(index).max_children_reached.fetch_add(1);
@@ -139,14 +147,14 @@ void Master::manage_pools() {
                 start_zygote(i);
             if (!pool.zygote_wanted && cfg.pm == PmStyle::Ondemand) { // edge missed: look now
                 struct pollfd pfd = {pool.listener.fd.get(), POLLIN, 0};
-                if (poll(&pfd, 1, 0) == 1) on_ondemand_connection(i);
+                if (poll(&pfd, 1, 0) == 1) on_ondemand_connection(i, false);
             }
             continue;
         }
         if (cfg.pm == PmStyle::Ondemand) {
             // The accept event is edge-triggered; connections still waiting are seen here.
             struct pollfd pfd = {pool.listener.fd.get(), POLLIN, 0};
-            if (poll(&pfd, 1, 0) == 1) on_ondemand_connection(i);
+            if (poll(&pfd, 1, 0) == 1) on_ondemand_connection(i, false);
             // One per tick, the first started idle worker, idle for more than
             // process_idle_timeout in whole seconds (php-fpm's comparison).
             if (Worker* w = first_started_idle(i)) {
