@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "apparmor_hat.h"
 #include "connections.h"
 #include "lowphp/child_output.h"
 #include "lowphp/exit_codes.h"
@@ -270,7 +271,11 @@ void run(const Params& params) {
     ls.is_child = true;
     log::configure(ls);
     log::set_fd(-1); // children log to stderr: the master captures it or it is discarded
-    if (!become_pool_user(pool)) _exit(kExitConfig);
+    // fpm_child_init: a worker that cannot be set up as asked never serves.
+    if (!become_pool_user(pool) || !change_apparmor_hat(pool)) {
+        ZLOG_ERROR("[pool %s] child failed to initialize", pool.name.c_str());
+        _exit(kExitSoftware);
+    }
     // After the pool's user, limits, chroot and cwd, as php-fpm (fpm_child_init
     // runs fpm_unix_init_child before fpm_env_init_child names the process):
     // whoever finds "pool NAME" sees a worker that is set up.

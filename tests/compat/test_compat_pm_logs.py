@@ -74,6 +74,26 @@ for catch in ("yes", "no"):
               {"pm": "static", "pm.max_children": "2", "catch_workers_output": catch,
                "php_value[foo bar]": "1", "php_admin_value[nope]": "2"}, [1]))
 
+@test
+def apparmor_hat_that_cannot_be_entered():
+    """A pool with apparmor_hat whose hat cannot be entered (here: no AppArmor
+    in the kernel, or an unconfined master) must not serve unconfined: php-fpm's
+    workers say why and exit with code 70, and are replaced; the same lines
+    here. lowphp-fpm used to run such a pool without the hat, silently."""
+    pool = {"pm": "static", "pm.max_children": "1", "apparmor_hat": "lowphp_test_hat",
+            "catch_workers_output": "yes"}
+    got = {}
+    for b in (phpfpm_bin(), lowphp_bin()):
+        with Backend(b, pool=pool) as be:
+            time.sleep(0.5)
+            be.stop()
+            got[b] = normalise(be.log())
+    ref, sub = got[phpfpm_bin()], got[lowphp_bin()]
+    print("  php-fpm8.2:\n    " + "\n    ".join(ref))
+    check(any("child failed to initialize" in line for line in ref), "php-fpm8.2's workers did not fail")
+    check(ref == sub, "lowphp-fpm's lines differ:\n    " + "\n    ".join(sub))
+
+
 # log_level = debug: the lines an operator follows a stop, a log reopening and
 # the pm's counts by (php-fpm also writes internals such as "got clock tick"
 # that have no counterpart here).
