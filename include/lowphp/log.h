@@ -48,15 +48,18 @@ bool use_error_log(bool daemonize, bool force_stderr);
 // Open error_log ("syslog" selects syslog). Returns false with errno set on failure.
 bool open_target(const std::string& error_log, const std::string& syslog_ident,
                  const std::string& syslog_facility);
-// Once startup is over php-fpm stops echoing NOTICE+ lines to stderr.
-// keep_original_stderr: -F, where a reload gives the new image the original stderr.
-void set_launched(bool force_stderr, bool keep_original_stderr);
+// Once startup is over php-fpm stops echoing NOTICE+ lines to stderr, and
+// stderr becomes the error log (/dev/null with syslog); the original is kept.
+void set_launched(bool force_stderr);
+// A daemon, once its caller has exited: the original stderr is not kept.
+void close_original_stderr();
 // Reopen the error log file (SIGUSR1). Returns false on failure.
 bool reopen();
 int fd(); // file descriptor of the log target (-1 for syslog)
 // Before a reload's execv: stderr back to what the process was started with.
 void restore_original_stderr();
-// The stderr the process was started with, kept after start-up (-F only), or -1.
+// The stderr the process was started with, kept after start-up (-F; -D until
+// ready), or -1.
 int original_stderr_fd();
 void set_fd(int fd);
 // Every line goes to `fd` (in the error log's format, syslog or not) until

@@ -134,18 +134,28 @@ int& original_stderr() {
     return fd;
 }
 
-void set_launched(bool force_stderr, bool keep_original_stderr) {
+void set_launched(bool force_stderr) {
     State& s = state();
     // After start-up stderr itself points at the error log, so stray writes by
-    // libraries land there too (php-fpm: fpm_stdio_redirect_stderr_to_error_log).
-    // The original is kept for a reload, which hands it to the new image.
-    if (!force_stderr && !s.syslog && s.fd >= 0 && s.fd != STDERR_FILENO) {
-        // Not when daemonized: whoever started us may wait for stderr to close.
-        if (keep_original_stderr && original_stderr() < 0)
-            original_stderr() = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
-        dup2(s.fd, STDERR_FILENO);
+    // libraries land there too (php-fpm: fpm_stdio_redirect_stderr_to_error_log),
+    // or at /dev/null with syslog (fpm_stdio_init_final). The original is kept
+    // for PHP's start-up messages (the zygotes write them there) and for a
+    // reload, which hands it to the new image; a daemon lets it go once ready.
+    bool to_file = s.fd >= 0 && s.fd != STDERR_FILENO;
+    if (!force_stderr && (s.syslog || to_file)) {
+        int target = to_file ? s.fd : ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (target >= 0) {
+            if (original_stderr() < 0) original_stderr() = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+            dup2(target, STDERR_FILENO);
+            if (!to_file) ::close(target);
+        }
     }
     s.launched = true;
+}
+
+void close_original_stderr() {
+    if (original_stderr() >= 0) ::close(original_stderr());
+    original_stderr() = -1;
 }
 
 int original_stderr_fd() {

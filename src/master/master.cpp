@@ -297,6 +297,10 @@ void Master::notify_parent(bool ok) {
     (void)!::write(daemon_pipe_, &c, 1);
     close(daemon_pipe_);
     daemon_pipe_ = -1;
+    // The zygotes have written PHP's start-up messages to the caller's stderr
+    // (php-fpm prints them before it daemonizes); whoever started us may wait
+    // for that stderr to close (a `$(lowphp-fpm -D)`, an ssh session).
+    log::close_original_stderr();
 }
 
 void Master::install_events() {
@@ -362,7 +366,7 @@ int Master::run() {
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
     // -O only matters in the foreground: a daemon never keeps its starter's stderr.
-    log::set_launched(opts_.force_stderr && !cfg_.global.daemonize,
+    log::set_launched(opts_.force_stderr &&
                       !cfg_.global.daemonize); // from here on, only the error log (as php-fpm)
     ZLOG_NOTICE("fpm is running, pid %d", static_cast<int>(getpid()));
     bool ok = true;

@@ -74,11 +74,17 @@ pid_t clone_worker() {
 // <base>/<pool>, made here (still root) for the user the workers will become.
 void default_session_dir(const config::PoolConfig& pool) {
     if (!sapi::session_path_unset(pool)) return;
+    // Not started as root, every pool runs as the same user, who could read any
+    // pool's directory anyway: PHP's default stays, without a word (php-fpm's).
+    if (getuid() != 0) {
+        ZLOG_DEBUG("[pool %s] not root: session.save_path stays PHP's default", pool.name.c_str());
+        return;
+    }
     // The ids the workers will take (worker.cpp's become_pool_user): digits are
     // an id, with or without a passwd / group entry.
     uid_t uid = getuid();
     gid_t gid = getgid();
-    if (uid == 0 && !pool.user.empty()) {
+    if (!pool.user.empty()) {
         const struct passwd* pw = nullptr;
         if (config::is_numeric_id(pool.user)) {
             uid = static_cast<uid_t>(strtoul(pool.user.c_str(), nullptr, 10));
@@ -138,7 +144,7 @@ void run(const Params& params) {
     proctitle::set("lowphp-fpm: zygote " + pool.name);
     // php-fpm starts PHP before it opens its error log: PHP's start-up messages
     // (a missing extension, a bad php.ini value) reach the stderr it was started
-    // with (the journal under systemd), not the error log. Kept with -F only.
+    // with (the journal under systemd), not the error log. Under -D, until the master is ready.
     int original_stderr = log::original_stderr_fd();
     log::divert_to(original_stderr);
     bool ok = sapi::start_pool(pool, params.ini);

@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 from lowphp_test import check, run, test
@@ -162,38 +163,92 @@ def a_good_configuration_tested():
         check(sub == ref, f"{args[0]} differs:\n  php-fpm8.2: {ref}\n  lowphp-fpm: {sub}")
 
 
-def started_then_stopped(binary, args):
-    """-F -R with `args`: once ready, SIGQUIT. Returns (what it printed, error_log)."""
+def tested_as_nobody(binary, pool):
+    """`-t` run as uid/gid 65534: (exit status, what it printed, error_log)."""
     with TempDir(prefix="lowphp-starterr-") as tmp:
+        os.chmod(tmp.path, 0o777)  # nobody writes error_log there
         path = tmp.join("c.conf")
         with open(path, "w") as f:
-            f.write(f"[global]\npid = {tmp.path}/x.pid\nerror_log = {tmp.path}/err.log\n[www]\n" +
-                    POOL.format(tmp=tmp.path))
+            f.write(f"[global]\nerror_log = {tmp.path}/err.log\n[www]\n" + pool.format(tmp=tmp.path))
+        os.chmod(path, 0o644)
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            binary, "-t", "-y", path, "-p", tmp.path],
+                           capture_output=True, text=True, timeout=20)
         log = tmp.join("err.log")
-        p = subprocess.Popen([binary, "-F", "-R", "-y", path, "-p", tmp.path, *args],
+        written = normalise(open(log).read(), tmp.path, binary) if os.path.exists(log) else None
+        return r.returncode, normalise(r.stdout + r.stderr, tmp.path, binary), written
+
+
+@test
+def the_test_as_non_root_still_looks_up_user_and_group():
+    """Not root, php-fpm 8.2 ignores `user` / `group` when it starts (a notice
+    each), but its -t still looks the names up, without those notices: a typo
+    fails the test (exit 78) whoever runs it."""
+    cases = {"unknown user": (POOL + "user = no_such_user_xyz\n", 78),
+             "unknown group": (POOL + "user = root\ngroup = no_such_group_xyz\n", 78),
+             "known user and group": (POOL + "user = nobody\ngroup = nogroup\n", 0)}
+    for name, (pool, status) in cases.items():
+        ref = tested_as_nobody(phpfpm_bin(), pool)
+        sub = tested_as_nobody(lowphp_bin(), pool)
+        print(f"  php-fpm8.2 {name}: exit {ref[0]}: {ref[1]!r}"[:300])
+        check(ref[0] == status, f"php-fpm8.2 {name}: {ref}")
+        check(sub == ref, f"{name} differs:\n  php-fpm8.2: {ref}\n  lowphp-fpm: {sub}")
+
+
+def started_then_stopped(binary, args, mode="-F", error_log="file"):
+    """`mode` -R with `args`: once ready, SIGQUIT. Returns (what it printed,
+    error_log or None with syslog). With -D the caller returns once the daemon
+    is ready, and what it printed is complete only when every process has let
+    go of its stderr: one that keeps it makes this fail."""
+    with TempDir(prefix="lowphp-starterr-") as tmp:
+        path = tmp.join("c.conf")
+        target = "syslog" if error_log == "syslog" else f"{tmp.path}/err.log"
+        with open(path, "w") as f:
+            f.write(f"[global]\npid = {tmp.path}/x.pid\nerror_log = {target}\n[www]\n" +
+                    POOL.format(tmp=tmp.path))
+        log, pid_file = tmp.join("err.log"), tmp.join("x.pid")
+        p = subprocess.Popen([binary, mode, "-R", "-y", path, "-p", tmp.path, *args],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            deadline = time.time() + 15
-            while time.time() < deadline and not (
-                    os.path.exists(log) and "ready to handle connections" in open(log).read()):
-                time.sleep(0.05)
-        finally:
-            p.send_signal(signal.SIGQUIT)
-            printed = p.communicate(timeout=20)[0]
-        return normalise(printed, tmp.path, binary), normalise(open(log).read(), tmp.path, binary)
+        chunks = []
+        reader = threading.Thread(target=lambda: chunks.extend(p.stdout), daemon=True)
+        reader.start()
+        # Ready: the error log says so; with syslog, PHP's warning was printed.
+        deadline = time.time() + 15
+        while time.time() < deadline and not (
+                (os.path.exists(log) and "ready to handle" in open(log).read()) or
+                (error_log == "syslog" and "no_such_ext_xyz" in "".join(chunks))):
+            time.sleep(0.05)
+        if mode == "-D":  # the caller has returned; its pipe ends once nobody holds it
+            reader.join(timeout=15)
+        if os.path.exists(pid_file):
+            os.kill(int(open(pid_file).read()), signal.SIGQUIT)
+        p.wait(timeout=20)
+        deadline = time.time() + 10
+        while time.time() < deadline and os.path.exists(pid_file):
+            time.sleep(0.05)
+        reader.join(timeout=5)
+        printed = "".join(chunks) if not reader.is_alive() else "stderr kept open by the daemon"
+        written = normalise(open(log).read(), tmp.path, binary) if error_log == "file" else None
+        return normalise(printed, tmp.path, binary), written
 
 
 @test
 def php_start_up_messages_at_start():
-    """Started in the foreground (-F, systemd's way) with a missing extension:
-    php-fpm starts PHP before it opens its error log, so PHP's warning goes to
-    the stderr it was started with (the journal) and not to the error log."""
+    """Started with a missing extension, in the foreground (-F, systemd's way)
+    or as a daemon (-D), logging to a file or to syslog: php-fpm starts PHP
+    before it opens its error log (and before it daemonizes), so PHP's warning
+    goes to the stderr it was started with (the journal) and never to the
+    error log; a daemon then lets go of that stderr (its caller's pipe ends)."""
     args = ["-d", "extension=no_such_ext_xyz.so"]
-    ref = started_then_stopped(phpfpm_bin(), args)
-    sub = started_then_stopped(lowphp_bin(), args)
-    print(f"  php-fpm8.2 printed: {ref[0][:300]!r}")
-    check("no_such_ext_xyz" in ref[0] and "no_such_ext_xyz" not in ref[1], f"php-fpm8.2: {ref}")
-    check(sub == ref, f"differs:\n  php-fpm8.2: {ref}\n  lowphp-fpm: {sub}")
+    for mode in ("-F", "-D"):
+        for error_log in ("file", "syslog"):
+            ref = started_then_stopped(phpfpm_bin(), args, mode, error_log)
+            sub = started_then_stopped(lowphp_bin(), args, mode, error_log)
+            print(f"  php-fpm8.2 {mode} {error_log} printed: {ref[0][:200]!r}")
+            check("no_such_ext_xyz" in ref[0] and "no_such_ext_xyz" not in (ref[1] or ""),
+                  f"php-fpm8.2 {mode} {error_log}: {ref}")
+            check(sub == ref,
+                  f"{mode} {error_log} differs:\n  php-fpm8.2: {ref}\n  lowphp-fpm: {sub}")
 
 
 def setup():

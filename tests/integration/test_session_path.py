@@ -92,6 +92,33 @@ def numeric_user_without_passwd_entry_gets_its_dir():
 
 
 @test
+def not_root_keeps_php_default_without_a_warning():
+    """Started by an unprivileged user every pool runs as that user, so a
+    directory per pool would isolate nothing: PHP's default stays and, as
+    php-fpm, nothing is logged (php-src's bug68381 test wants an empty log)."""
+    remove_pool_dir()
+    b = Backend(pool_name=POOL)
+    os.chmod(b.dir, 0o777)  # error_log, pid and socket of an unprivileged master
+    as_root = b.command
+    b.command = lambda: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *as_root()]
+    b.start()
+    try:
+        path, sid, n = session_request(b)
+        check(not path.startswith(SESSION_BASE) and n == 1,
+              f"PHP's default session.save_path and a working session, got {path!r}, {n}")
+        check(not os.path.exists(pool_dir()), f"{pool_dir()} made for an unprivileged pool")
+    finally:
+        try:
+            b.stop()
+        finally:
+            log = b.log()
+            b.close()
+            remove_pool_dir()
+    check_eq([line for line in log.splitlines() if "NOTICE" not in line], [],
+             "error log lines above NOTICE")
+
+
+@test
 def existing_dir_is_given_back_to_the_pool_user():
     remove_pool_dir()
     os.makedirs(pool_dir(), exist_ok=True)
