@@ -41,6 +41,8 @@ struct OutputPipe {
     const char* stream_name = "stderr";
     pid_t pid = 0;
     size_t pool = 0;
+    OutputPipe* other = nullptr; // the same worker's other stream (both captured)
+    bool is_stderr = false;      // brings the end-of-request marker
 };
 
 // "SIGQUIT" for SIGQUIT, as php-fpm's fpm_signal_names; empty if unknown.

@@ -369,14 +369,28 @@ void Master::watch_output(Worker& w) {
         p->ev.reset(event_new(base_.get(), p->fd.get(), EV_READ | EV_PERSIST, output_cb, p));
         event_add(p->ev.get(), nullptr);
     }
+    if (w.out && w.err) {
+        w.out->other = w.err.get();
+        w.err->other = w.out.get();
+        w.err->is_stderr = true;
+    }
 }
 
+// php-fpm's master keeps one log stream per worker: output on one pipe first
+// ends the line left open on the other (fpm_stdio_child_said). What stderr
+// brings (a message, the end-of-request marker) was written after what stdout
+// holds now: stdout is read first, so a request's unterminated stdout line is
+// logged at its end, before its stderr.
 void Master::on_output(OutputPipe* pipe) {
+    if (pipe->is_stderr && pipe->other && pipe->other->ev) on_output(pipe->other);
     char buf[4096];
     std::vector<std::string> lines;
+    bool first = true;
     for (;;) {
         ssize_t n = read(pipe->fd.get(), buf, sizeof buf);
         if (n > 0) {
+            if (first && pipe->other) flush_output(pipe->other, true);
+            first = false;
             pipe->lines->feed(buf, static_cast<size_t>(n), lines);
             continue;
         }

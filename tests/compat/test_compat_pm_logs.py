@@ -94,6 +94,40 @@ def apparmor_hat_that_cannot_be_entered():
     check(ref == sub, "lowphp-fpm's lines differ:\n    " + "\n    ".join(sub))
 
 
+@test
+def unterminated_stdout_and_stderr_lines_end_with_the_request():
+    """A script writes "msg 1 - " on stdout, then "msg 2 - " and "msg 3" on
+    stderr, no newline (php-src's log-bwd-multiple-msgs-stdout-stderr):
+    php-fpm's master keeps one log stream per worker, so stderr's output ends
+    the stdout line, and the end of the request ends the stderr one. Both
+    lines are logged while the worker lives on, stdout's first. lowphp-fpm
+    used to log the stdout line only when the worker exited."""
+    code = ("<?php file_put_contents('php://stdout', 'msg 1 - '); usleep(1);"
+            "file_put_contents('php://stderr', 'msg 2 - '); usleep(1);"
+            "file_put_contents('php://stderr', 'msg 3');")
+    pool = {"pm": "static", "pm.max_children": "1", "catch_workers_output": "yes"}
+    got = {}
+    with util.TempDir(prefix="lowphp-compat-pm-") as tmp:
+        script = tmp.join("mixed.php")
+        util.write_file(script, code)
+        for b in (phpfpm_bin(), lowphp_bin()):
+            with Backend(b, pool=pool) as be:
+                for _ in range(2):
+                    with fcgi.Connection(be.address, timeout=10) as c:
+                        c.request(fcgi.php_params(script, document_root=tmp.path))
+                time.sleep(0.5)
+                said = [re.sub(r"^\[[^\]]+\] |\d{2,}", "", line) for line in be.log().splitlines()
+                        if "said into" in line]
+                be.stop()
+            got[b] = said
+    ref, sub = got[phpfpm_bin()], got[lowphp_bin()]
+    print("  php-fpm8.2:\n    " + "\n    ".join(ref))
+    check(ref[:2] == ['WARNING: [pool www] child  said into stdout: "msg 1 - "',
+                      'WARNING: [pool www] child  said into stderr: "msg 2 - msg 3"'],
+          "php-fpm8.2 did not log both lines of the first request")
+    check(ref == sub, "lowphp-fpm's lines differ:\n    " + "\n    ".join(sub))
+
+
 # log_level = debug: the lines an operator follows a stop, a log reopening and
 # the pm's counts by (php-fpm also writes internals such as "got clock tick"
 # that have no counterpart here).
