@@ -63,8 +63,8 @@ void restore_original_stderr();
 int original_stderr_fd();
 void set_fd(int fd);
 // Every line goes to `fd` (in the error log's format, syslog or not) until
-// divert_to(-1).
-void divert_to(int fd);
+// divert_to(-1); with `wanted`, only those whose message it accepts.
+void divert_to(int fd, bool (*wanted)(const char* message) = nullptr);
 
 // Hook called with the bare message of every log call (children send it to
 // FastCGI stderr as php-fpm does), whatever the level.

@@ -102,12 +102,19 @@ class Scoreboard {
     WorkerSlot& slot(uint32_t index) { return slots_[index]; }
     WorkerSlot* slot_ptr(uint32_t index) { return &slots_[index]; }
 
+    // Every pool's zygote starts PHP and may print the same start-up message
+    // (php-fpm starts PHP once): true the first time `message` is offered, in
+    // whichever zygote (and when the table of kStartupMessages is full).
+    bool first_startup_message(const char* message);
+    static constexpr size_t kStartupMessages = 64;
+
   private:
     void* base_ = nullptr;
     size_t size_ = 0;
     PoolBoard* pools_ = nullptr;
     size_t pool_count_ = 0;
     WorkerSlot* slots_ = nullptr;
+    std::atomic<uint64_t>* startup_messages_ = nullptr; // hashes, 0 = free
 };
 
 uint64_t now_us();

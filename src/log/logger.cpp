@@ -16,6 +16,7 @@ struct State {
     Settings settings;
     int fd = -1;     // -1: stderr
     int divert = -1; // >= 0: every line goes there instead (divert_to)
+    bool (*divert_wanted)(const char*) = nullptr;
     bool syslog = false;
     bool launched = false;
     std::string path;
@@ -166,14 +167,15 @@ void restore_original_stderr() {
     if (original_stderr() >= 0) dup2(original_stderr(), STDERR_FILENO);
 }
 
-void divert_to(int fd) {
+void divert_to(int fd, bool (*wanted)(const char* message)) {
     state().divert = fd;
+    state().divert_wanted = fd >= 0 ? wanted : nullptr;
 }
 
 void write_raw(const std::string& line) {
     State& s = state();
     if (s.divert >= 0) {
-        write_all(s.divert, line + "\n");
+        if (!s.divert_wanted || s.divert_wanted(line.c_str())) write_all(s.divert, line + "\n");
         return;
     }
     if (s.syslog) {
@@ -215,7 +217,7 @@ void write(LogLevel level, const char* function, int line, bool with_errno, cons
     if (with_errno) text += errno_suffix(saved_errno);
     text = truncate_to_limit(std::move(text), s.settings.limit);
     if (s.divert >= 0) {
-        write_all(s.divert, text + '\n');
+        if (!s.divert_wanted || s.divert_wanted(msg)) write_all(s.divert, text + '\n');
     } else if (s.syslog) {
         // php-fpm 8.2 passes the configured log_level, not the message's level, as
         // the syslog priority (zlog.c: syslog_priorities[zlog_level]); kept so

@@ -23,7 +23,8 @@ bool Scoreboard::create(const std::vector<std::string>& pools, const std::vector
     size_t total = 0;
     for (size_t i = 0; i < slots_per_pool.size(); ++i)
         total += slots_per_pool[i] + (status_worker[i] ? 1 : 0);
-    size_ = sizeof(PoolBoard) * pools.size() + sizeof(WorkerSlot) * total;
+    size_ = sizeof(PoolBoard) * pools.size() + sizeof(WorkerSlot) * total +
+            sizeof(std::atomic<uint64_t>) * kStartupMessages;
     base_ = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (base_ == MAP_FAILED) {
         base_ = nullptr;
@@ -47,6 +48,22 @@ bool Scoreboard::create(const std::vector<std::string>& pools, const std::vector
     }
     for (size_t i = 0; i < total; ++i)
         new (&slots_[i]) WorkerSlot{};
+    startup_messages_ = reinterpret_cast<std::atomic<uint64_t>*>(slots_ + total);
+    for (size_t i = 0; i < kStartupMessages; ++i)
+        new (&startup_messages_[i]) std::atomic<uint64_t>(0);
+    return true;
+}
+
+bool Scoreboard::first_startup_message(const char* message) {
+    uint64_t hash = 14695981039346656037ull; // FNV-1a
+    for (const char* c = message; *c; ++c)
+        hash = (hash ^ static_cast<unsigned char>(*c)) * 1099511628211ull;
+    if (hash == 0) hash = 1;
+    for (size_t i = 0; i < kStartupMessages; ++i) {
+        uint64_t seen = 0;
+        if (startup_messages_[i].compare_exchange_strong(seen, hash)) return true;
+        if (seen == hash) return false;
+    }
     return true;
 }
 

@@ -14,7 +14,8 @@ namespace lowphp::worker {
 namespace {
 
 // AppArmor's own file when the kernel stacks several security modules, else
-// the shared one, as libapparmor looks. The thread's: the worker has one yet.
+// the shared one, as libapparmor looks; the calling thread's (a worker has
+// no other thread yet, and the ones it starts later inherit the hat).
 UniqueFd open_attr(int flags) {
     UniqueFd fd(open("/proc/thread-self/attr/apparmor/current", flags | O_CLOEXEC));
     if (!fd) fd.reset(open("/proc/thread-self/attr/current", flags | O_CLOEXEC));

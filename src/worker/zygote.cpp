@@ -117,6 +117,12 @@ void default_session_dir(const config::PoolConfig& pool) {
     sapi::set_session_path(std::string(session_dir::kDefaultBase) + "/" + pool.name);
 }
 
+Scoreboard* g_scoreboard = nullptr; // for first_startup_message
+
+bool first_startup_message(const char* message) {
+    return g_scoreboard->first_startup_message(message);
+}
+
 void* nothing(void*) {
     return nullptr;
 }
@@ -144,9 +150,12 @@ void run(const Params& params) {
     proctitle::set("lowphp-fpm: zygote " + pool.name);
     // php-fpm starts PHP before it opens its error log: PHP's start-up messages
     // (a missing extension, a bad php.ini value) reach the stderr it was started
-    // with (the journal under systemd), not the error log. Under -D, until the master is ready.
+    // with (the journal under systemd), not the error log (-D: until the master
+    // is ready). It starts PHP once: a message another pool's zygote printed
+    // already is not printed again.
     int original_stderr = log::original_stderr_fd();
-    log::divert_to(original_stderr);
+    g_scoreboard = params.scoreboard;
+    log::divert_to(original_stderr, g_scoreboard ? first_startup_message : nullptr);
     bool ok = sapi::start_pool(pool, params.ini);
     log::divert_to(-1);
     if (original_stderr >= 0) close(original_stderr); // workers do not inherit it

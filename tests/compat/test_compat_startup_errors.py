@@ -205,7 +205,8 @@ def started_then_stopped(binary, args, mode="-F", error_log="file"):
         target = "syslog" if error_log == "syslog" else f"{tmp.path}/err.log"
         with open(path, "w") as f:
             f.write(f"[global]\npid = {tmp.path}/x.pid\nerror_log = {target}\n[www]\n" +
-                    POOL.format(tmp=tmp.path))
+                    POOL.format(tmp=tmp.path) + "[second]\n" +
+                    POOL.replace("s.sock", "s2.sock").format(tmp=tmp.path))
         log, pid_file = tmp.join("err.log"), tmp.join("x.pid")
         p = subprocess.Popen([binary, mode, "-R", "-y", path, "-p", tmp.path, *args],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -234,11 +235,12 @@ def started_then_stopped(binary, args, mode="-F", error_log="file"):
 
 @test
 def php_start_up_messages_at_start():
-    """Started with a missing extension, in the foreground (-F, systemd's way)
-    or as a daemon (-D), logging to a file or to syslog: php-fpm starts PHP
-    before it opens its error log (and before it daemonizes), so PHP's warning
-    goes to the stderr it was started with (the journal) and never to the
-    error log; a daemon then lets go of that stderr (its caller's pipe ends)."""
+    """Two pools started with a missing extension, in the foreground (-F,
+    systemd's way) or as a daemon (-D), logging to a file or to syslog:
+    php-fpm starts PHP once, before it opens its error log (and before it
+    daemonizes), so PHP's warning goes once to the stderr it was started with
+    (the journal) and never to the error log; a daemon then lets go of that
+    stderr (its caller's pipe ends)."""
     args = ["-d", "extension=no_such_ext_xyz.so"]
     for mode in ("-F", "-D"):
         for error_log in ("file", "syslog"):
