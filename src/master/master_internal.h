@@ -144,6 +144,7 @@ class Master {
     // `edge`: the listening socket's event (a new connection), not a tick's look.
     void on_ondemand_connection(size_t pool, bool edge);
     void watch_ondemand(size_t pool);
+    bool connection_waiting(size_t pool);
     bool is_idle(const Worker& w, size_t pool);
     int idle_workers(size_t pool);
     int total_workers(size_t pool);

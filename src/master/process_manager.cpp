@@ -60,6 +60,17 @@ int Master::idle_workers(size_t index) {
     int n = 0;
     for (auto& [pid, w] : workers_)
         if (is_idle(w, index)) ++n;
+    // A worker the zygote forked may serve, and wait again, before its pid
+    // reaches the master: its slot tells (php-fpm forks itself and knows its
+    // child at once). An ondemand pool forked a second worker for the next
+    // connection of a client served by the first.
+    uint32_t status_slot = scoreboard_.pool(index).status_slot;
+    for (auto& [slot, pipes] : pools_[index].pending_pipes) {
+        WorkerSlot& s = scoreboard_.slot(slot);
+        if (slot != status_slot && s.pid.load(std::memory_order_relaxed) != 0 &&
+            s.state.load(std::memory_order_relaxed) == static_cast<int>(WorkerState::Idle))
+            ++n;
+    }
     return n;
 }
 
@@ -75,14 +86,18 @@ void Master::spawn_initial(size_t index) {
         watch_ondemand(index);
         // The connections that came during PHP's start-up are still waiting: a
         // worker for each, as php-fpm forks one per connection event.
-        struct pollfd pfd = {pools_[index].listener.fd.get(), POLLIN, 0};
         int early = std::max(pools_[index].early_connections, 1);
         pools_[index].early_connections = 0;
-        if (poll(&pfd, 1, 0) == 1)
-            for (int i = 0; i < early; ++i)
-                on_ondemand_connection(index, true);
+        for (int i = 0; i < early && connection_waiting(index); ++i)
+            on_ondemand_connection(index, true);
     }
     if (count == 0) maybe_ready(); // a pool without initial workers (ondemand) is ready now
+}
+
+// A connection waits in the pool's backlog.
+bool Master::connection_waiting(size_t index) {
+    struct pollfd pfd = {pools_[index].listener.fd.get(), POLLIN, 0};
+    return poll(&pfd, 1, 0) == 1;
 }
 
 // ondemand pools: the listening socket wakes the master (edge-triggered).
@@ -120,6 +135,10 @@ void Master::on_ondemand_connection(size_t index, bool edge) {
         return;
     }
     if (idle_workers(index) > 0 || (!edge && spawning(index))) return;
+    // A worker that just became free may have taken the connection already (its
+    // slot no longer says Idle): a worker forked for it would only idle out.
+    // php-fpm forks regardless, and then retires the spare.
+    if (edge && !connection_waiting(index)) return;
     if (total_workers(index) >= pool.cfg.pm_max_children) {
         if (!pool.warned_max_children) {
             scoreboard_.pool(index).max_children_reached.fetch_add(1);
@@ -146,15 +165,13 @@ void Master::manage_pools() {
             if (pool.zygote_wanted && pool.zygote_pid == 0 && now_us() >= pool.zygote_retry_at_us)
                 start_zygote(i);
             if (!pool.zygote_wanted && cfg.pm == PmStyle::Ondemand) { // edge missed: look now
-                struct pollfd pfd = {pool.listener.fd.get(), POLLIN, 0};
-                if (poll(&pfd, 1, 0) == 1) on_ondemand_connection(i, false);
+                if (connection_waiting(i)) on_ondemand_connection(i, false);
             }
             continue;
         }
         if (cfg.pm == PmStyle::Ondemand) {
             // The accept event is edge-triggered; connections still waiting are seen here.
-            struct pollfd pfd = {pool.listener.fd.get(), POLLIN, 0};
-            if (poll(&pfd, 1, 0) == 1) on_ondemand_connection(i, false);
+            if (connection_waiting(i)) on_ondemand_connection(i, false);
             // One per tick, the first started idle worker, idle for more than
             // process_idle_timeout in whole seconds (php-fpm's comparison).
             if (Worker* w = first_started_idle(i)) {
