@@ -25,17 +25,16 @@ def receive_until(srv, lines, pattern, timeout=15.0):
             pass
 
 
-def collect(binary, tmp, sock_path, srv):
+def collect(binary, tmp, sink):
     """Start, kill the worker (a child exit and restart, logged at WARNING and
     NOTICE), stop: each step waits for the message of the one before, so a
     slow start (ASan, a loaded machine) cannot change what is logged."""
     conf = os.path.join(tmp.path, "fpm.conf")
     util.write_file(conf, "[global]\nerror_log = syslog\nsyslog.ident = my-fpm\nsyslog.facility = local3\n"
                           f"[www]\nlisten = {tmp.path}/www.sock\npm = static\npm.max_children = 1\n")
-    cmd = [binary, "-y", conf, "-R", "-F"]
-    if sock_path != "/dev/log":
-        cmd = ["unshare", "-m", "--", "sh", "-c", f'mount --bind {sock_path} /dev/log && exec "$@"', "sh"] + cmd
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    p = subprocess.Popen(sink.wrap([binary, "-y", conf, "-R", "-F"]), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    srv = sink.sock
     lines = []
     try:
         receive_until(srv, lines, r"ready to handle connections")
@@ -66,23 +65,17 @@ def normalise(datagram):
 @test
 def syslog_lines_match_php_fpm():
     tmp = util.TempDir(prefix="lowphp-syslog-")
-    own_dev_log = not os.path.exists("/dev/log")
-    sock_path = "/dev/log" if own_dev_log else tmp.join("log.sock")
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    srv.bind(sock_path)
-    srv.settimeout(0.3)
+    sink = util.SyslogSink(tmp)
     try:
         got = []
         for binary in (PHP_FPM_BIN, lowphp_bin()):
-            got.append(collect(binary, tmp, sock_path, srv))
+            got.append(collect(binary, tmp, sink))
         print("  php-fpm8.2 syslog:\n    " + "\n    ".join(got[0]))
         check(any("[NOTICE] ready to handle connections" in l for l in got[0]), "the reference logged to syslog")
         check_eq(got[1], got[0], "syslog messages (numbers masked)")
         check(all(l.startswith("<15") for l in got[1]), "facility local3 (19 * 8 = 152 + severity)")
     finally:
-        srv.close()
-        if own_dev_log:
-            os.unlink("/dev/log")
+        sink.close()
         tmp.cleanup()
 
 

@@ -55,7 +55,7 @@ BIN=$(readlink -f "$BIN")
 REF=/usr/sbin/php-fpm8.2
 
 # ---- (a) what the runner needs, installed only when missing ---------------------------------
-need=(php8.2-cli iproute2 util-linux procps xz-utils dpkg-dev ca-certificates)
+need=(php8.2-cli iproute2 util-linux procps xz-utils dpkg-dev ca-certificates acl)
 [ $COMPARE = 1 ] && need+=(php8.2-fpm)
 missing=()
 for p in "${need[@]}"; do

@@ -182,3 +182,37 @@ def connect_as(user, path):
     pw = pwd.getpwnam(user)
     code = _CONNECT_AS.format(uid=pw.pw_uid, gid=pw.pw_gid, path=path)
     return subprocess.run(["python3", "-c", code], capture_output=True, text=True, timeout=10).stdout.strip()
+
+
+class SyslogSink:
+    """The test is the syslog daemon: a datagram socket on /dev/log, or, when
+    the machine runs a daemon of its own, a socket in `tmp` that wrap()ped
+    commands see as /dev/log (bind-mounted in a private mount namespace), so
+    the real daemon is left alone. Without it syslog(3) writes to the console."""
+
+    def __init__(self, tmp):
+        self.own_dev_log = not os.path.exists("/dev/log")
+        self.path = "/dev/log" if self.own_dev_log else tmp.join("log.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.3)
+
+    def wrap(self, cmd):
+        if self.own_dev_log:
+            return cmd
+        return ["unshare", "-m", "--", "sh", "-c",
+                f'mount --bind {self.path} /dev/log && exec "$@"', "sh"] + cmd
+
+    def drain(self):
+        """The datagrams received so far (raw bytes), waiting 0.3 s for more."""
+        out = []
+        while True:
+            try:
+                out.append(self.sock.recv(8192))
+            except socket.timeout:
+                return out
+
+    def close(self):
+        self.sock.close()
+        if self.own_dev_log:
+            os.unlink(self.path)
