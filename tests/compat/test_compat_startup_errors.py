@@ -171,8 +171,7 @@ def tested_as_nobody(binary, pool):
         with open(path, "w") as f:
             f.write(f"[global]\nerror_log = {tmp.path}/err.log\n[www]\n" + pool.format(tmp=tmp.path))
         os.chmod(path, 0o644)
-        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                            binary, "-t", "-y", path, "-p", tmp.path],
+        r = subprocess.run([*util.AS_NOBODY, binary, "-t", "-y", path, "-p", tmp.path],
                            capture_output=True, text=True, timeout=20)
         log = tmp.join("err.log")
         written = normalise(open(log).read(), tmp.path, binary) if os.path.exists(log) else None

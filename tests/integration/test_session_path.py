@@ -8,7 +8,7 @@ import shutil
 import stat
 
 from lowphp_test import Backend, TempDir, check, check_eq, fcgi, run, test
-from lowphp_test.util import SESSION_BASE
+from lowphp_test.util import AS_NOBODY, SESSION_BASE
 
 POOL = "lowphp_sess_t"  # a name no real site uses: the test removes its directory
 SESSION_SCRIPT = """<?php
@@ -100,7 +100,7 @@ def not_root_keeps_php_default_without_a_warning():
     b = Backend(pool_name=POOL)
     os.chmod(b.dir, 0o777)  # error_log, pid and socket of an unprivileged master
     as_root = b.command
-    b.command = lambda: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *as_root()]
+    b.command = lambda: [*AS_NOBODY, *as_root()]
     b.start()
     try:
         path, sid, n = session_request(b)

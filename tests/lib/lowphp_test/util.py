@@ -175,6 +175,10 @@ except PermissionError:
 """
 
 
+# Prefix of a command run as uid/gid 65534 (nobody / nogroup), no supplementary groups.
+AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
 def connect_as(user, path):
     """Try to connect to unix socket `path` as `user`: "connected" or "denied"."""
     import pwd
