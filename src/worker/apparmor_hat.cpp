@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "lowphp/apparmor.h"
 #include "lowphp/log.h"
 #include "lowphp/unique_fd.h"
 
@@ -33,22 +34,11 @@ bool read_confinement(std::string& name) {
         if (n == 0) errno = EINVAL;
         return false;
     }
-    name = confinement_name(std::string(buf, static_cast<size_t>(n)));
+    name = apparmor::confinement_name(std::string(buf, static_cast<size_t>(n)));
     return !name.empty();
 }
 
 } // namespace
-
-std::string confinement_name(std::string reported) {
-    while (!reported.empty() && (reported.back() == '\n' || reported.back() == '\0'))
-        reported.pop_back();
-    // "unconfined" has no mode; a profile is followed by " (enforce)" or so
-    if (!reported.empty() && reported.back() == ')') {
-        size_t mode = reported.rfind(" (");
-        if (mode != std::string::npos) reported.resize(mode);
-    }
-    return reported;
-}
 
 bool change_apparmor_hat(const config::PoolConfig& pool) {
     if (pool.apparmor_hat.empty()) return true;
@@ -59,8 +49,7 @@ bool change_apparmor_hat(const config::PoolConfig& pool) {
                       pool.name.c_str());
         return false;
     }
-    std::string wanted = current + "//" + pool.apparmor_hat;
-    std::string command = "changeprofile " + wanted;
+    std::string command = apparmor::change_hat_command(current, pool.apparmor_hat);
     UniqueFd fd = open_attr(O_WRONLY);
     ssize_t n = -1;
     if (fd)
@@ -70,7 +59,8 @@ bool change_apparmor_hat(const config::PoolConfig& pool) {
         ZLOG_SYSERROR("[pool %s] failed to change to new confinement (%s). Please check if "
                       "\"/proc/*/attr/current\" is read and writeable and \"change_profile -> "
                       "%s//*\" is allowed.",
-                      pool.name.c_str(), wanted.c_str(), current.c_str());
+                      pool.name.c_str(), (current + "//" + pool.apparmor_hat).c_str(),
+                      current.c_str());
         return false;
     }
     return true;

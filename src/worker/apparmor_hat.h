@@ -7,9 +7,6 @@
 
 namespace lowphp::worker {
 
-// "profile (enforce)\n" as the kernel reports a task's confinement: "profile".
-std::string confinement_name(std::string reported);
-
 // Changes the calling thread to "<its confinement>//<apparmor_hat>" (nothing
 // without apparmor_hat). False, logged with php-fpm's words, when the
 // confinement cannot be read or changed: the worker must not run unconfined.
