@@ -87,7 +87,10 @@ def apparmor_hat_that_cannot_be_entered():
         with Backend(b, pool=pool) as be:
             time.sleep(0.5)
             be.stop()
-            got[b] = normalise(be.log())
+            # php-fpm sometimes ends the lines of a worker that died at once with
+            # ", pipe is closed" (when its output and the pipe's end come in one
+            # read): a race not reproduced here, left out of the comparison.
+            got[b] = normalise(be.log().replace('", pipe is closed', '"'))
     ref, sub = got[phpfpm_bin()], got[lowphp_bin()]
     print("  php-fpm8.2:\n    " + "\n    ".join(ref))
     check(any("child failed to initialize" in line for line in ref), "php-fpm8.2's workers did not fail")
