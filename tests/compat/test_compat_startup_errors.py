@@ -111,14 +111,19 @@ for name, (pool, extra) in CASES.items():
     test(make(name, pool, extra))
 
 
-def one_run(binary, pool, args):
+def one_run(binary, pool, args, as_nobody=False):
+    """(exit status, what it printed, error_log) of one run with `args`;
+    `as_nobody`: run as uid/gid 65534."""
     with TempDir(prefix="lowphp-starterr-") as tmp:
+        if as_nobody:
+            os.chmod(tmp.path, 0o777)  # nobody writes error_log there
         path = tmp.join("c.conf")
         with open(path, "w") as f:
             f.write(f"[global]\npid = {tmp.path}/x.pid\nerror_log = {tmp.path}/err.log\n[www]\n" +
                     pool.format(tmp=tmp.path))
         extra = [a.format(tmp=tmp.path) for a in args]
-        r = subprocess.run([binary, "-y", path, "-p", tmp.path, *extra],
+        prefix = util.AS_NOBODY if as_nobody else []
+        r = subprocess.run([*prefix, binary, "-y", path, "-p", tmp.path, *extra],
                            capture_output=True, text=True, timeout=20)
         log = tmp.join("err.log")
         written = normalise(open(log).read(), tmp.path, binary) if os.path.exists(log) else None
@@ -163,21 +168,6 @@ def a_good_configuration_tested():
         check(sub == ref, f"{args[0]} differs:\n  php-fpm8.2: {ref}\n  lowphp-fpm: {sub}")
 
 
-def tested_as_nobody(binary, pool):
-    """`-t` run as uid/gid 65534: (exit status, what it printed, error_log)."""
-    with TempDir(prefix="lowphp-starterr-") as tmp:
-        os.chmod(tmp.path, 0o777)  # nobody writes error_log there
-        path = tmp.join("c.conf")
-        with open(path, "w") as f:
-            f.write(f"[global]\nerror_log = {tmp.path}/err.log\n[www]\n" + pool.format(tmp=tmp.path))
-        os.chmod(path, 0o644)
-        r = subprocess.run([*util.AS_NOBODY, binary, "-t", "-y", path, "-p", tmp.path],
-                           capture_output=True, text=True, timeout=20)
-        log = tmp.join("err.log")
-        written = normalise(open(log).read(), tmp.path, binary) if os.path.exists(log) else None
-        return r.returncode, normalise(r.stdout + r.stderr, tmp.path, binary), written
-
-
 @test
 def the_test_as_non_root_still_looks_up_user_and_group():
     """Not root, php-fpm 8.2 ignores `user` / `group` when it starts (a notice
@@ -187,8 +177,8 @@ def the_test_as_non_root_still_looks_up_user_and_group():
              "unknown group": (POOL + "user = root\ngroup = no_such_group_xyz\n", 78),
              "known user and group": (POOL + "user = nobody\ngroup = nogroup\n", 0)}
     for name, (pool, status) in cases.items():
-        ref = tested_as_nobody(phpfpm_bin(), pool)
-        sub = tested_as_nobody(lowphp_bin(), pool)
+        ref = one_run(phpfpm_bin(), pool, ["-t"], as_nobody=True)
+        sub = one_run(lowphp_bin(), pool, ["-t"], as_nobody=True)
         print(f"  php-fpm8.2 {name}: exit {ref[0]}: {ref[1]!r}"[:300])
         check(ref[0] == status, f"php-fpm8.2 {name}: {ref}")
         check(sub == ref, f"{name} differs:\n  php-fpm8.2: {ref}\n  lowphp-fpm: {sub}")
