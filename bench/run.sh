@@ -25,8 +25,9 @@ install_deps() {
     if [ ${#need[@]} -gt 0 ]; then
         echo "installing: ${need[*]}" >&2
         export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq "${need[@]}" >/dev/null
+        source scripts/lib/apt.sh  # (cwd: the repo) waits while another apt holds the lock
+        apt_get update -qq
+        apt_get install -y -qq "${need[@]}" >/dev/null
     fi
 }
 

@@ -2,6 +2,7 @@
 // starts it too, for its start-up messages.
 #include "lowphp/exit_codes.h"
 #include "lowphp/php_cli.h"
+#include "lowphp_build_info.h" // generated: LOWPHP_BUILD_COMMIT
 #include "sapi_internal.h"
 
 extern "C" {
@@ -59,8 +60,11 @@ int print_info(InfoMode mode, const zygote::PhpIniOptions& ini) {
         SG(request_info).no_headers = 1;
         if (mode == InfoMode::Version)
             // php-fpm's -v (fpm_main.c); the build stamp is lowphp-fpm's own.
-            php_printf("PHP %s (%s) (built: %s %s)\nCopyright (c) The PHP Group\n%s", PHP_VERSION,
-                       sapi_module.name, __DATE__, __TIME__, get_zend_version());
+            // The last line is ours: which lowphp-fpm, built from which commit.
+            php_printf("PHP %s (%s) (built: %s %s)\nCopyright (c) The PHP Group\n%s"
+                       "lowphp-fpm %s (%s)\n",
+                       PHP_VERSION, sapi_module.name, __DATE__, __TIME__, get_zend_version(),
+                       LOWPHP_VERSION, LOWPHP_BUILD_COMMIT);
         else
             php_print_info(0xFFFFFFFF);
         php_request_shutdown(nullptr);

@@ -213,11 +213,20 @@ def started_then_stopped_in(tmp, sink, binary, args, mode, error_log):
     chunks = []
     reader = threading.Thread(target=lambda: chunks.extend(p.stdout), daemon=True)
     reader.start()
-    # Ready: the error log says so; with syslog, PHP's warning was printed.
+    # Ready: the error log (or syslog) says so and the pid file is written;
+    # a SIGQUIT before that would not stop the server.
+    received = []  # syslog datagrams
+
+    def ready():
+        if sink:
+            received.extend(sink.drain())
+            said = any(b"ready to handle connections" in d for d in received)
+        else:
+            said = os.path.exists(log) and "ready to handle" in open(log).read()
+        return said and os.path.exists(pid_file)
+
     deadline = time.time() + 15
-    while time.time() < deadline and not (
-            (os.path.exists(log) and "ready to handle" in open(log).read()) or
-            (error_log == "syslog" and "no_such_ext_xyz" in "".join(chunks))):
+    while time.time() < deadline and not ready():
         time.sleep(0.05)
     if mode == "-D":  # the caller has returned; its pipe ends once nobody holds it
         reader.join(timeout=15)
@@ -230,7 +239,7 @@ def started_then_stopped_in(tmp, sink, binary, args, mode, error_log):
     reader.join(timeout=5)
     printed = "".join(chunks) if not reader.is_alive() else "stderr kept open by the daemon"
     if sink:
-        written = any(b"no_such_ext_xyz" in d for d in sink.drain())
+        written = any(b"no_such_ext_xyz" in d for d in received + sink.drain())
     else:
         written = normalise(open(log).read(), tmp.path, binary)
     return normalise(printed, tmp.path, binary), written

@@ -3,6 +3,7 @@
 import os
 import re
 import signal
+import subprocess
 
 from lowphp_test import (LOG_PREFIX, Backend, Stack, TempDir, check, check_eq, check_in, http,
                          lowphp_bin, run, run_cli, test, util)
@@ -161,12 +162,33 @@ def root_without_user_needs_R():
         check_in("test is successful", err, "stderr")
 
 
+def expected_build_line():
+    """The line -v ends with: the project version and the commit the binary
+    was built from (the tests run on the tree the binary was built from)."""
+    repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    version = re.search(r"project\(lowphp-fpm VERSION ([0-9.]+)",
+                        open(os.path.join(repo, "CMakeLists.txt")).read()).group(1)
+    git = subprocess.run(["git", "-C", repo, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
+    if git.returncode != 0:
+        return f"lowphp-fpm {version} (built outside git)"
+    dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return f"lowphp-fpm {version} (git commit {git.stdout.strip()}{' with uncommitted changes' if dirty else ''})"
+
+
 @test
 def version_flag():
+    """php-fpm's version block as php8.2-fpm prints it (but for the build
+    date), then one line of our own: version and commit."""
+    from lowphp_test.backend import phpfpm_bin
     rc, out, err = run_cli(lowphp_bin(), ["-v"])
     check_eq(rc, 0, "-v exit status")
-    first = out.splitlines()[0] if out else ""
-    check(re.match(r"^PHP 8\.2\.\d+ \(fpm-fcgi\)", first), f"-v first line: {out!r}")
+    ref = run_cli(phpfpm_bin(), ["-v"])[1]
+    built = re.compile(r"\(built: [^)]*\)")
+    lines = out.splitlines()
+    check_eq([built.sub("(built)", x) for x in lines[:-1]], [built.sub("(built)", x) for x in ref.splitlines()],
+             "php-fpm's version block")
+    check_eq(lines[-1], expected_build_line(), "lowphp-fpm's own line")
 
 
 @test

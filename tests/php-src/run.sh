@@ -64,7 +64,8 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "php-src tests: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+  source "$REPO/scripts/lib/apt.sh"  # waits while another apt holds the lock
+  apt_get update -qq && apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
     || { echo "php-src tests: apt-get install failed" >&2; exit 2; }
 fi
 
