@@ -103,6 +103,10 @@ struct PoolConfig {
     // pm.max_memory: a worker whose resident memory exceeds it after a request
     // is recycled. 0 = no limit.
     uint64_t pm_max_memory = 0;
+    // request_params_max_size: a request whose FastCGI params (names and
+    // values, as sent) exceed it is refused, its connection closed. 0 = no limit.
+    static constexpr uint64_t kDefaultParamsMaxSize = 2 * 1024 * 1024;
+    uint64_t request_params_max_size = kDefaultParamsMaxSize;
 };
 
 struct Config {

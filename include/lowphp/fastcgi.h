@@ -129,6 +129,14 @@ class Connection {
     // What is left and the END_REQUEST, in one write.
     bool end_request();
 
+    // A request whose PARAMS stream grows past `bytes` is not read: the
+    // connection closes (0: no limit). params_over_limit() tells it was that.
+    void set_params_limit(size_t bytes) { params_limit_ = bytes; }
+    bool params_over_limit() const { return params_over_limit_; }
+    // Between requests: buffers a huge request grew go back to the system.
+    // True when something was freed.
+    bool release_large_buffers(Request& req);
+
     bool keep() const { return keep_; }
     void set_keep(bool keep) { keep_ = keep; }
     // Close. `linger`: first shut down our side and wait (up to 2 s) for the
@@ -163,6 +171,8 @@ class Connection {
     std::unique_ptr<unsigned char[]> in_;
     size_t pos_ = 0, end_ = 0;
     std::string params_; // the PARAMS stream of the request being read
+    size_t params_limit_ = 0;
+    bool params_over_limit_ = false;
     uint16_t id_ = 0;
     bool keep_ = false;
     size_t stdin_left_ = 0; // content bytes left in the current STDIN record

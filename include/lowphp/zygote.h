@@ -38,6 +38,8 @@ struct Params {
     int handoff_send_fd = -1;
     Scoreboard* scoreboard = nullptr;
     bool run_as_root = false;
+    // The zygote's and its workers' parent: each dies with it (PR_SET_PDEATHSIG).
+    pid_t master_pid = 0;
 };
 
 // master -> zygote: make a worker for scoreboard slot `slot`. Descriptors the

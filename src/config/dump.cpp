@@ -116,6 +116,8 @@ std::vector<std::string> dump_pool(const PoolConfig& p) {
     if (!p.php_ini.empty()) pool.push_back("\tphp_ini = " + p.php_ini);
     if (!p.php_ini_scan_dir.empty()) pool.push_back("\tphp_ini_scan_dir = " + p.php_ini_scan_dir);
     if (p.pm_max_memory) pool.push_back("\tpm.max_memory = " + std::to_string(p.pm_max_memory));
+    if (p.request_params_max_size != config::PoolConfig::kDefaultParamsMaxSize)
+        pool.push_back("\trequest_params_max_size = " + std::to_string(p.request_params_max_size));
     pool.push_back(" ");
     return pool;
 }

@@ -181,6 +181,10 @@ const std::map<std::string, Setter<PoolConfig>>& pool_table() {
         {"php_ini_scan_dir", str_of(&P::php_ini_scan_dir)}, // lowphp addition
         {"pm.max_memory",                                   // lowphp addition
          [](P& p, const std::string& v) { return values::parse_size(v, p.pm_max_memory); }},
+        {"request_params_max_size", // lowphp addition
+         [](P& p, const std::string& v) {
+             return values::parse_size(v, p.request_params_max_size);
+         }},
     };
     return t;
 }

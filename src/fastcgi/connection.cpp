@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <type_traits>
 #include <unistd.h>
 
 #include "lowphp/fastcgi.h"
@@ -94,8 +95,15 @@ Connection::Next Connection::read_request(Request& req) {
         if (!ensure(kHeaderSize)) return Next::Closed;
         Header h = parse_header(at());
         size_t body = size_t{h.content_length} + h.padding;
+        // php-fpm's fcgi_read_request judges a record by its header before it
+        // reads the content: a BEGIN_REQUEST of another length than 8 closes
+        // the connection at once instead of waiting for content that may
+        // never come.
+        bool wanted = (h.type == kStdin && h.content_length == 0) || h.type == kGetValues ||
+                      (h.type == kBeginRequest && h.content_length == 8);
+        if (h.version < 1 || !wanted) return Next::Closed;
         // php-fpm skips the empty STDIN that ends a body nobody read.
-        if (h.version < 1 || body > kMaxRecord || !ensure(kHeaderSize + body)) return Next::Closed;
+        if (body > kMaxRecord || !ensure(kHeaderSize + body)) return Next::Closed;
         if (h.type == kStdin && h.content_length == 0) {
             consume(kHeaderSize + body);
             continue;
@@ -105,7 +113,6 @@ Connection::Next Connection::read_request(Request& req) {
             consume(kHeaderSize + body);
             continue;
         }
-        if (h.type != kBeginRequest || h.content_length != 8) return Next::Closed;
         const unsigned char* b = at() + kHeaderSize;
         req.role = role_name(unsigned{b[0]} << 8 | b[1]);
         if (!req.role) return Next::Closed;
@@ -126,12 +133,17 @@ bool Connection::wait_readable(int timeout_ms) const {
 
 bool Connection::read_params(Request& req) {
     params_.clear();
+    params_over_limit_ = false;
     for (;;) {
         if (!ensure(kHeaderSize)) return false;
         Header h = parse_header(at());
         // php-fpm reads PARAMS until the empty one (or another record type).
         if (h.version < 1) return false;
         if (h.type != kParams) break;
+        if (params_limit_ && params_.size() + h.content_length > params_limit_) {
+            params_over_limit_ = true;
+            return false;
+        }
         size_t body = size_t{h.content_length} + h.padding;
         if (body > kMaxRecord || !ensure(kHeaderSize + body)) return false;
         params_.append(reinterpret_cast<const char*>(at() + kHeaderSize), h.content_length);
@@ -362,6 +374,21 @@ void Connection::close(bool linger) {
     ::close(fd_);
     fd_ = -1;
     pos_ = end_ = 0;
+}
+
+bool Connection::release_large_buffers(Request& req) {
+    // Above what nginx ever sends (its headers fit in a few 8 KB buffers).
+    constexpr size_t kLarge = 256 * 1024;
+    bool freed = false;
+    auto release = [&](auto& buffer, size_t bytes) {
+        if (bytes <= kLarge) return;
+        std::remove_reference_t<decltype(buffer)>().swap(buffer); // clear() keeps the memory
+        freed = true;
+    };
+    release(params_, params_.capacity());
+    release(req.arena, req.arena.capacity());
+    release(req.params, req.params.capacity() * sizeof(Param));
+    return freed;
 }
 
 int Connection::release() {

@@ -73,6 +73,7 @@ bool Master::start_zygote(size_t index) {
                       pool.cfg.name.c_str());
         return false;
     }
+    pid_t master_pid = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         ZLOG_SYSERROR("[pool %s] fork() failed", pool.cfg.name.c_str());
@@ -81,7 +82,10 @@ bool Master::start_zygote(size_t index) {
         return false;
     }
     if (pid == 0) {
+        // Dies with the master; a master gone before this line is seen by
+        // comparing the parent (not with 1: a subreaper may adopt orphans).
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != master_pid) _exit(1);
         reset_signals();
         close(sv[0]);
         // The original stderr: for PHP's start-up messages (zygote::run).
@@ -95,6 +99,7 @@ bool Master::start_zygote(size_t index) {
         p.listen_fd = pool.listener.fd.get();
         p.status_listen_fd = pool.status_listener.fd.get();
         p.control_fd = sv[1];
+        p.master_pid = master_pid;
         p.park_fd = pool.park_tx.get();
         p.handoff_fd = pool.handoff_rx.get();
         p.handoff_send_fd = pool.handoff_tx.get();

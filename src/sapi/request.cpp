@@ -21,20 +21,36 @@ namespace lowphp::sapi {
 void ParamList::load(const fastcgi::Request& req) {
     items_.clear();
     owned_.clear();
+    index_.clear();
     items_.reserve(64); // nginx sends ~20-40 params: no regrowth per request
     // php-fpm's FastCGI layer records the role as the first param.
-    items_.emplace_back("FCGI_ROLE", req.role);
-    names_ = filter_bit("FCGI_ROLE");
+    names_ = 0;
+    add("FCGI_ROLE", req.role);
     for (auto [name, value] : req.params) {
         // php-fpm hands values to PHP as C strings: a NUL ends them.
         value = value.substr(0, value.find('\0'));
-        if (Item* it = lookup(name)) {
+        if (Item* it = lookup(name))
             it->second = value; // a repeated param: last value wins
-        } else {
-            items_.emplace_back(name, value);
-            names_ |= filter_bit(name);
-        }
+        else
+            add(name, value);
     }
+}
+
+void ParamList::add(std::string_view name, std::string_view value) {
+    items_.emplace_back(name, value);
+    names_ |= filter_bit(name);
+    if (!index_.empty())
+        index_.emplace(name, items_.size() - 1);
+    else if (items_.size() > kLinearMax)
+        reindex();
+}
+
+void ParamList::reindex() {
+    index_.clear();
+    if (items_.size() <= kLinearMax) return;
+    index_.reserve(items_.size() * 2);
+    for (size_t i = 0; i < items_.size(); ++i)
+        index_.emplace(items_[i].first, i);
 }
 
 uint64_t ParamList::filter_bit(std::string_view name) {
@@ -46,6 +62,10 @@ uint64_t ParamList::filter_bit(std::string_view name) {
 // std::string_view's == compares the lengths first.
 const ParamList::Item* ParamList::item(std::string_view name) const {
     if (!(names_ & filter_bit(name))) return nullptr;
+    if (!index_.empty()) {
+        auto found = index_.find(name);
+        return found == index_.end() ? nullptr : &items_[found->second];
+    }
     for (const Item& it : items_)
         if (it.first == name) return &it;
     return nullptr;
@@ -64,14 +84,13 @@ void ParamList::set(std::string_view name, const std::optional<std::string>& val
     Item* it = lookup(name);
     if (value) {
         std::string_view stored = owned_.emplace_back(*value);
-        if (it) {
+        if (it)
             it->second = stored;
-        } else {
-            items_.emplace_back(owned_.emplace_back(name), stored);
-            names_ |= filter_bit(name);
-        }
+        else
+            add(owned_.emplace_back(name), stored);
     } else if (it) {
         items_.erase(items_.begin() + (it - items_.data()));
+        if (!index_.empty()) reindex(); // positions after it moved
     }
 }
 
@@ -218,15 +237,19 @@ struct RequestClock {
     struct tms cpu {};
 };
 
+// The clock started when the worker began to read the request (worker.cpp's
+// start_reading), as php-fpm's does.
 RequestClock begin_request_slot() {
     RequestClock clock;
-    clock.started_us = now_us();
     times(&clock.cpu);
-    if (!current_slot) return clock;
+    if (!current_slot) {
+        clock.started_us = now_us();
+        return clock;
+    }
+    clock.started_us = current_slot->request_started_us.load(std::memory_order_relaxed);
     status_context.board->pool(status_context.pool_index).accepted_conn.fetch_add(1);
     begin_slot_write(*current_slot);
     current_slot->requests.fetch_add(1, std::memory_order_relaxed);
-    current_slot->request_started_us.store(clock.started_us, std::memory_order_relaxed);
     current_slot->method[0] = current_slot->uri[0] = current_slot->query[0] = '\0';
     current_slot->script[0] = current_slot->auth_user[0] = '\0';
     current_slot->content_length = 0;

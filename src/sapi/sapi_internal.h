@@ -13,6 +13,7 @@ extern "C" {
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -33,7 +34,9 @@ namespace lowphp::sapi {
 // (length first), which beats hashing a std::string key per lookup. A 64-bit
 // filter of the names present answers most lookups of absent names (PHP and
 // the mapping ask for many: PHP_VALUE, ORIG_*, HTTP_AUTHORIZATION...) and most
-// duplicate checks while loading without walking the list.
+// duplicate checks while loading without walking the list. Past kLinearMax
+// names a hash index takes over, so a client sending thousands of params
+// costs linear time, not quadratic.
 class ParamList {
   public:
     using Item = std::pair<std::string_view, std::string_view>;
@@ -45,11 +48,15 @@ class ParamList {
     const std::vector<Item>& items() const { return items_; }
 
   private:
+    static constexpr size_t kLinearMax = 64;
     static uint64_t filter_bit(std::string_view name);
     const Item* item(std::string_view name) const;
     Item* lookup(std::string_view name);
+    void add(std::string_view name, std::string_view value);
+    void reindex();
     std::vector<Item> items_;
-    uint64_t names_ = 0;            // filter_bit of every name ever added (erasing keeps it)
+    uint64_t names_ = 0; // filter_bit of every name ever added (erasing keeps it)
+    std::unordered_map<std::string_view, size_t> index_; // name -> position, past kLinearMax
     std::deque<std::string> owned_; // set() values and names (stable addresses)
 };
 

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pwd.h>
 #include <sys/eventfd.h>
@@ -196,6 +197,16 @@ bool become_pool_user(const config::PoolConfig& pool) {
     return true;
 }
 
+// The worker is the master's child (cloned with CLONE_PARENT) and must not
+// outlive it. Armed only now: the kernel clears PR_SET_PDEATHSIG when the
+// credentials change (setuid above). A master killed before that has left the
+// worker to a reaper: the parent is compared with the master's pid, not with 1
+// (a subreaper may have adopted it).
+void die_with_master(pid_t master_pid) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != master_pid) _exit(kExitSoftware);
+}
+
 // What fastcgi_finish_request() releases a kept connection to (set in run()).
 ConnectionSource* g_source = nullptr;
 
@@ -215,6 +226,18 @@ bool over_memory_limit(uint64_t limit, WorkerSlot& slot) {
     return true;
 }
 
+// fpm_request_reading_headers: a request's clock starts when the worker starts
+// reading it, so request_terminate_timeout and the slowlog count the time its
+// params take to arrive, never the idle time before (the slot would still
+// hold the previous request's start). The time is written before the state
+// that makes the master look at it.
+void start_reading(WorkerSlot& slot) {
+    begin_slot_write(slot);
+    slot.request_started_us.store(now_us(), std::memory_order_relaxed);
+    end_slot_write(slot);
+    slot.state.store(static_cast<int>(WorkerState::ReadingHeaders), std::memory_order_release);
+}
+
 // The worker's next request: from the connection it is on (a request read
 // with the last one), else from whichever source has work.
 struct RequestSource {
@@ -222,6 +245,8 @@ struct RequestSource {
     fastcgi::Connection& conn;
     WorkerSlot& slot;
     bool inet;
+    const char* pool_name;
+    size_t params_limit;
 
     bool stopping() const { return quit_requested || slot.quit.load(std::memory_order_relaxed); }
 
@@ -238,8 +263,7 @@ struct RequestSource {
                 if (fd < 0) return false;
                 conn.attach(fd, inet);
             }
-            slot.state.store(static_cast<int>(WorkerState::ReadingHeaders),
-                             std::memory_order_relaxed);
+            start_reading(slot);
             auto next = conn.read_request(request);
             // A fresh connection is usually woken before the web server's write
             // of its request lands: waiting a moment for it costs less than
@@ -251,6 +275,10 @@ struct RequestSource {
             if (next == fastcgi::Connection::Next::Idle) { // nothing sent yet: wait for it
                 source.keep(fd);
             } else {
+                if (conn.params_over_limit())
+                    ZLOG_WARNING("[pool %s] a request's FastCGI params exceed "
+                                 "request_params_max_size (%zu bytes): connection closed",
+                                 pool_name, params_limit);
                 source.forget(fd);
                 conn.close(false);
             }
@@ -264,7 +292,6 @@ struct RequestSource {
 void run(const Params& params) {
     const zygote::Params& z = *params.zygote;
     const config::PoolConfig& pool = z.config->pools[z.pool_index];
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
     close(z.control_fd);
     redirect_stdio(params.stdout_fd, params.stderr_fd);
     log::Settings ls = log::settings();
@@ -276,6 +303,7 @@ void run(const Params& params) {
         ZLOG_ERROR("[pool %s] child failed to initialize", pool.name.c_str());
         _exit(kExitSoftware);
     }
+    die_with_master(z.master_pid);
     // After the pool's user, limits, chroot and cwd, as php-fpm (fpm_child_init
     // runs fpm_unix_init_child before fpm_env_init_child names the process):
     // whoever finds "pool NAME" sees a worker that is set up.
@@ -309,8 +337,10 @@ void run(const Params& params) {
     sapi::set_release_connection([](int fd) { g_source->release(fd); });
 
     fastcgi::Connection conn;
+    conn.set_params_limit(pool.request_params_max_size);
     fastcgi::Request request;
-    RequestSource next{source, conn, *slot, !address.is_unix};
+    RequestSource next{
+        source, conn, *slot, !address.is_unix, pool.name.c_str(), pool.request_params_max_size};
     int served = 0;
     int exit_code = 0;
     while (next.read(request)) {
@@ -322,6 +352,9 @@ void run(const Params& params) {
         // fpm_stdio_flush_child: the master logs an unterminated line now
         if (params.stderr_fd >= 0)
             (void)!write(STDERR_FILENO, log::kFlushMarker, log::kFlushMarkerSize);
+        // A request with huge params (up to request_params_max_size) leaves
+        // nothing behind: its buffers and the heap they grew go back.
+        if (conn.release_large_buffers(request)) malloc_trim(0);
         if (pool.pm_max_memory && over_memory_limit(pool.pm_max_memory, *slot)) last = true;
         if (conn.fd() >= 0)
             source.keep(conn.fd());

@@ -841,6 +841,21 @@ TEST_CASE("config: pm.max_memory (lowphp) takes php.ini sizes") {
     CHECK(one_error(kPool + "pm.max_memory = lots\n").find("pm.max_memory") != std::string::npos);
 }
 
+TEST_CASE("config: request_params_max_size (lowphp) defaults to 2M, 0 is no limit") {
+    Loaded none = load_text(kPool);
+    REQUIRE(none.r.config);
+    CHECK(none.r.config->pools[0].request_params_max_size == 2097152);
+    CHECK(dumped(*none.r.config, "request_params_max_size") == "<absent>");
+    for (auto [text, bytes] : {std::pair{"64M", 67108864ull}, {"0", 0ull}}) {
+        Loaded l = load_text(kPool + "request_params_max_size = " + text + "\n");
+        REQUIRE(l.r.config);
+        CHECK(l.r.config->pools[0].request_params_max_size == bytes);
+        CHECK(dumped(*l.r.config, "request_params_max_size") == std::to_string(bytes));
+    }
+    CHECK(one_error(kPool + "request_params_max_size = big\n").find("request_params_max_size") !=
+          std::string::npos);
+}
+
 // Run as root without -R, php-fpm checks `user` right after the pool's prefix,
 // before its listen address and pm values (php-fpm8.2 -t as root).
 TEST_CASE("config: a missing user is the first pool error when it is required") {
