@@ -329,6 +329,10 @@ bool Connection::flush() {
 
 bool Connection::end_request() {
     if (broken_) return false;
+    // A STDIN record longer than CONTENT_LENGTH left bytes unread: whatever
+    // follows in it is not a next request (a client could smuggle one into a
+    // body). Answer, then close, as php-fpm 8.2 does.
+    if (stdin_left_ > 0) keep_ = false;
     out_.end_request(id_);
     bool sent = send_buffer_and(nullptr, 0);
     take_stdin_end();

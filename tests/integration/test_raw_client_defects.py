@@ -228,5 +228,36 @@ def begin_request_announcing_more_content_closes_at_once():
             b.close()
 
 
+@test(timeout=60)
+def a_request_hidden_in_a_body_is_never_run():
+    """CONTENT_LENGTH 5 and one STDIN record holding 'hello' and then a whole
+    second request (found by the raw probes; php8.2-fpm answers once and
+    closes): the hidden request must not run."""
+    for binary in (PHP_FPM_BIN, None):
+        b = started(binary, {"pm.max_children": "1"})
+        try:
+            path = b.tmp.join("smuggle.php")
+            util.write_file(path, "<?php echo 'ran:', $_SERVER['X_SMUGGLED'] ?? 'outer', ':', file_get_contents('php://input');")
+            os.chmod(path, 0o644)
+            hidden = (fcgi.record(fcgi.BEGIN_REQUEST, 2, fcgi.begin_body(flags=fcgi.KEEP_CONN)) +
+                      params_records(params(b, "smuggle.php", [("X_SMUGGLED", "yes")])).replace(
+                          b"\x01\x04\x00\x01", b"\x01\x04\x00\x02") +
+                      fcgi.record(fcgi.STDIN, 2))
+            outer = params(b, "smuggle.php", [("CONTENT_LENGTH", "5"), ("REQUEST_METHOD", "POST")])
+            with fcgi.Connection(b.address, timeout=5) as c:
+                c.send(fcgi.record(fcgi.BEGIN_REQUEST, 1, fcgi.begin_body(flags=fcgi.KEEP_CONN)) +
+                       params_records(outer) + fcgi.record(fcgi.STDIN, 1, b"hello" + hidden) +
+                       fcgi.record(fcgi.STDIN, 1))
+                first = c.read_response(1)
+                others = []
+                second = c.read_response(2, others)
+            check_eq(first.stdout.split(b"\r\n\r\n")[-1], b"ran:outer:hello", f"{b.name}: the request")
+            check(second.app_status is None and b"yes" not in second.stdout,
+                  f"{b.name}: the hidden request ran: {second!r}")
+            check_eq(hello(b).stdout.split(b"\r\n\r\n")[-1], b"hello", f"{b.name}: serves on")
+        finally:
+            b.close()
+
+
 if __name__ == "__main__":
     run()
