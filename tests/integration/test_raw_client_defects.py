@@ -129,6 +129,12 @@ def params_above_the_limit_close_the_connection_and_are_logged():
         b.close()
 
 
+def sanitizer_build():
+    import subprocess
+    from lowphp_test import lowphp_bin
+    return "libasan" in subprocess.run(["ldd", lowphp_bin()], capture_output=True, text=True).stdout
+
+
 def sizes_around_a_huge_request(binary, pool):
     """The worker's resident size before a request with 48 MB of params
     (800 values), and after each of the four small requests that follow."""
@@ -161,6 +167,11 @@ def a_huge_params_request_leaves_the_worker_its_size():
     larger than php-fpm's at the same point."""
     ref = sizes_around_a_huge_request(PHP_FPM_BIN, {"pm.max_children": "1"})
     sub = sizes_around_a_huge_request(None, {"pm.max_children": "1", "request_params_max_size": "64M"})
+    if sanitizer_build():
+        # ASan's allocator quarantines what is freed and never trims: the
+        # sizes say nothing of what a release build gives back (checked there).
+        print("  ASan build: sizes not compared (the request was served, the worker serves on)", flush=True)
+        return
     check(sub[3] - sub[0] < 16 << 20, f"worker grew from {sub[0]} to {sub[3]} bytes")
     for i in range(1, 5):
         check(sub[i] - sub[0] <= ref[i] - ref[0] + (2 << 20),
