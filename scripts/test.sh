@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
 (cd build && ctest --output-on-failure)
+# The fuzzers (libFuzzer, ASan+UBSan), 20 s each over their corpora; saved
+# reproducers replay first. Long runs: bash scripts/fuzz.sh 3600
+bash scripts/fuzz.sh 20
 # The benchmark's smoke run: both backends answer every bench script correctly
 # behind the same nginx (asserts answers, never timings).
 LOWPHP_BIN="$PWD/build/lowphp-fpm" DUR=1 BENCH_OUT="$PWD/build/bench-smoke.md" bash bench/run.sh --quick
