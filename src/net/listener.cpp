@@ -328,10 +328,17 @@ bool AllowedClients::allows(const sockaddr* sa) const {
 
 std::string AllowedClients::to_string(const sockaddr* sa) {
     char buf[INET6_ADDRSTRLEN] = "";
-    if (sa->sa_family == AF_INET)
+    if (sa->sa_family == AF_INET) {
         inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof buf);
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf, sizeof buf);
+        return buf;
+    }
+    if (sa->sa_family != AF_INET6) return buf;
+    // php-fpm names an IPv4 client of a dual-stack socket by its IPv4 form.
+    const in6_addr& a6 = reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr;
+    if (IN6_IS_ADDR_V4MAPPED(&a6))
+        inet_ntop(AF_INET, &a6.s6_addr[12], buf, sizeof buf);
+    else
+        inet_ntop(AF_INET6, &a6, buf, sizeof buf);
     return buf;
 }
 

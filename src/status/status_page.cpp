@@ -403,11 +403,70 @@ Page render(const Snapshot& s, Format f, bool full) {
     return {"text/plain", render_text(s, full)};
 }
 
+namespace {
+
+constexpr uint32_t kInvalid = 0xffffffff;
+
+bool utf8_lead(unsigned char c) {
+    return c < 0x80 || (c >= 0xc2 && c <= 0xf4);
+}
+bool utf8_trail(unsigned char c) {
+    return c >= 0x80 && c <= 0xbf;
+}
+
+// One code point at s[i], advancing i; kInvalid for a broken sequence, and
+// then i skips exactly the bytes PHP's decoder (php_next_utf8_char) skips,
+// because the JSON page drops them and must keep what PHP keeps.
+uint32_t next_utf8(const std::string& s, size_t& i) {
+    auto at = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
+    unsigned char c = at(0);
+    size_t avail = s.size() - i;
+    size_t need = c < 0x80 ? 1 : c < 0xc2 ? 0 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : c < 0xf5 ? 4 : 0;
+    if (need == 0) {
+        ++i;
+        return kInvalid;
+    }
+    bool broken = false;
+    for (size_t k = 1; k < need; ++k) {
+        if (k >= avail || utf8_lead(at(k))) { // stop before a byte that may start a character
+            i += k;
+            return kInvalid;
+        }
+        broken = broken || !utf8_trail(at(k));
+    }
+    if (broken) {
+        i += need;
+        return kInvalid;
+    }
+    uint32_t cp = need == 1 ? c : c & (0x7f >> need);
+    for (size_t k = 1; k < need; ++k)
+        cp = (cp << 6) | (at(k) & 0x3f);
+    i += need;
+    static constexpr uint32_t kShortest[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kShortest[need] || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) return kInvalid;
+    return cp;
+}
+
+// XML 1.0's Char production: what htmlspecialchars(ENT_XML1 | ENT_DISALLOWED) keeps.
+bool xml_char(uint32_t cp) {
+    return cp == 0x9 || cp == 0xa || cp == 0xd || (cp >= 0x20 && cp <= 0xd7ff) ||
+           (cp >= 0xe000 && cp <= 0x10ffff && cp != 0xfffe && cp != 0xffff);
+}
+
+} // namespace
+
+// php-fpm 8.2 escapes html and xml alike, as htmlspecialchars with ENT_XML1 |
+// ENT_COMPAT | ENT_DISALLOWED, UTF-8 and no ENT_SUBSTITUTE (seen against
+// php8.2-fpm): characters XML forbids become U+FFFD, single quotes stay, and
+// any broken UTF-8 empties the whole value.
 std::string escape_html(const std::string& s) {
     std::string out;
     out.reserve(s.size());
-    for (char c : s) {
-        switch (c) {
+    for (size_t i = 0; i < s.size();) {
+        size_t from = i;
+        uint32_t cp = next_utf8(s, i);
+        if (cp == kInvalid) return {};
+        switch (cp) {
         case '&':
             out += "&amp;";
             break;
@@ -421,71 +480,60 @@ std::string escape_html(const std::string& s) {
             out += "&quot;";
             break;
         default:
-            out += c;
+            if (xml_char(cp))
+                out.append(s, from, i - from);
+            else
+                out += "\xef\xbf\xbd";
         }
     }
     return out;
 }
 
-// json_encode's defaults: "/" escaped, non-ASCII as \uXXXX (UTF-16 pairs).
+// json_encode's defaults plus JSON_INVALID_UTF8_IGNORE, as php-fpm 8.2: "/"
+// escaped, non-ASCII as \uXXXX (UTF-16 pairs), broken UTF-8 dropped.
 std::string escape_json(const std::string& s) {
     std::string out;
     char buf[16];
     for (size_t i = 0; i < s.size();) {
-        auto c = static_cast<unsigned char>(s[i]);
-        if (c < 0x80) {
-            ++i;
-            switch (c) {
-            case '"':
-                out += "\\\"";
-                continue;
-            case '\\':
-                out += "\\\\";
-                continue;
-            case '/':
-                out += "\\/";
-                continue;
-            case '\b':
-                out += "\\b";
-                continue;
-            case '\f':
-                out += "\\f";
-                continue;
-            case '\n':
-                out += "\\n";
-                continue;
-            case '\r':
-                out += "\\r";
-                continue;
-            case '\t':
-                out += "\\t";
-                continue;
-            }
-            if (c < 0x20) {
-                snprintf(buf, sizeof buf, "\\u%04x", c);
-                out += buf;
-            } else {
-                out += static_cast<char>(c);
-            }
+        uint32_t cp = next_utf8(s, i);
+        switch (cp) {
+        case kInvalid:
+            continue;
+        case '"':
+            out += "\\\"";
+            continue;
+        case '\\':
+            out += "\\\\";
+            continue;
+        case '/':
+            out += "\\/";
+            continue;
+        case '\b':
+            out += "\\b";
+            continue;
+        case '\f':
+            out += "\\f";
+            continue;
+        case '\n':
+            out += "\\n";
+            continue;
+        case '\r':
+            out += "\\r";
+            continue;
+        case '\t':
+            out += "\\t";
             continue;
         }
-        int extra = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : -1;
-        if (extra < 0 || i + static_cast<size_t>(extra) >= s.size()) { // broken UTF-8
-            out += "\\ufffd";
-            ++i;
-            continue;
-        }
-        uint32_t cp = c & (0x3f >> extra);
-        for (int k = 1; k <= extra; ++k)
-            cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3f);
-        i += static_cast<size_t>(extra) + 1;
-        if (cp >= 0x10000) {
+        if (cp >= 0x20 && cp < 0x80) {
+            out += static_cast<char>(cp);
+        } else if (cp >= 0x10000) {
             cp -= 0x10000;
             snprintf(buf, sizeof buf, "\\u%04x\\u%04x", 0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
+            out += buf;
         } else {
             snprintf(buf, sizeof buf, "\\u%04x", cp);
+            out += buf;
         }
-        out += buf;
     }
     return out;
 }

@@ -6,16 +6,46 @@
 
 using namespace lowphp::status;
 
-TEST_CASE("escape_json behaves as json_encode without flags") {
+TEST_CASE("escape_json behaves as json_encode with JSON_INVALID_UTF8_IGNORE") {
     CHECK(escape_json("/a&b\"é.php?q=<\"é>") == "\\/a&b\\\"\\u00e9.php?q=<\\\"\\u00e9>");
     CHECK(escape_json("tab\there\n") == "tab\\there\\n");
     CHECK(escape_json(std::string("\x01", 1)) == "\\u0001");
     CHECK(escape_json("\xf0\x9f\x98\x80") == "\\ud83d\\ude00"); // outside the BMP: a UTF-16 pair
-    CHECK(escape_json("bad\xc3") == "bad\\ufffd");
+    CHECK(escape_json(std::string("\x7f\xef\xbf\xbe", 4)) == "\x7f\\ufffe"); // kept: valid UTF-8
+}
+
+// Each expectation as php8.2-fpm's ?json&full showed it: PHP's decoder skips
+// a broken sequence up to the next byte that may start a character.
+TEST_CASE("escape_json drops broken UTF-8 as PHP's decoder does") {
+    CHECK(escape_json("bad\xc3") == "bad");
+    CHECK(escape_json("h\x80i\xffj\xc3(k") == "hij(k");
+    CHECK(escape_json("b\xe2\x82") == "b");
+    CHECK(escape_json("c\xf0\x9f\x98") == "c");
+    CHECK(escape_json("d\xc0\xaf") == "d");         // overlong
+    CHECK(escape_json("e\xf4\x90\x80\x80") == "e"); // above U+10FFFF
+    CHECK(escape_json("i\xed\xa0\x80") == "i");     // a surrogate
+    CHECK(escape_json("e\xe2\xff\x41") == "eA");
+    CHECK(escape_json("f\xf0\x9f\x41") == "fA");
 }
 
 TEST_CASE("escape_html escapes & < > and double quotes") {
     CHECK(escape_html("/a&b\"'<x>") == "/a&amp;b&quot;'&lt;x&gt;");
+    CHECK(escape_html("&amp;") == "&amp;amp;"); // double_encode
+}
+
+// As php8.2-fpm's ?html&full and ?xml&full showed them.
+TEST_CASE("escape_html replaces what XML 1.0 forbids and empties broken UTF-8") {
+    const std::string fffd = "\xef\xbf\xbd";
+    CHECK(escape_html("a\x01"
+                      "b\x08"
+                      "c\x0b\x1f\te\x7f\n") ==
+          "a" + fffd + "b" + fffd + "c" + fffd + fffd + "\te\x7f\n");
+    CHECK(escape_html("\xc2\x85\xc3\xa9\xef\xb7\x90") ==
+          "\xc2\x85\xc3\xa9\xef\xb7\x90"); // C1, é, U+FDD0 allowed
+    CHECK(escape_html("f\xef\xbf\xbe\xef\xbf\xbf") ==
+          "f\xef\xbf\xbd\xef\xbf\xbd"); // U+FFFE, U+FFFF
+    CHECK(escape_html("ok<\x80") == "");
+    CHECK(escape_html("i\xed\xa0\x80") == "");
 }
 
 namespace {
