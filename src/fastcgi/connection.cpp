@@ -139,6 +139,13 @@ bool Connection::read_params(Request& req) {
         Header h = parse_header(at());
         // php-fpm reads PARAMS until the empty one (or another record type).
         if (h.version < 1) return false;
+        // php-fpm reads the header of the record that ends PARAMS; an ABORT
+        // there (it has no content) is gone with it, so a kept connection
+        // stays usable after the answer.
+        if (h.type == kAbortRequest && h.content_length == 0 && h.padding == 0) {
+            consume(kHeaderSize);
+            break;
+        }
         if (h.type != kParams) break;
         if (params_limit_ && params_.size() + h.content_length > params_limit_) {
             params_over_limit_ = true;

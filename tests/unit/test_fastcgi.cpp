@@ -207,6 +207,20 @@ TEST_CASE("fastcgi: a connection with its body unread is not released") {
     CHECK(p.conn.release() == -1);
 }
 
+TEST_CASE("fastcgi: an ABORT that ends PARAMS is consumed, so a kept connection goes on") {
+    Pair p;
+    p.send(begin(1, true) + record(fcgi::kParams, 1, pairs({{"A", "1"}})) +
+           record(fcgi::kAbortRequest, 1, ""));
+    fcgi::Request req;
+    REQUIRE(p.conn.read_request(req) == fcgi::Connection::Next::Request);
+    CHECK(value(req, "A") == "1");
+    CHECK(p.conn.end_request());
+    CHECK(p.conn.keep());
+    p.send(begin(2, true) + record(fcgi::kParams, 2, "") + record(fcgi::kStdin, 2, ""));
+    REQUIRE(p.conn.read_request(req) == fcgi::Connection::Next::Request);
+    CHECK(req.id == 2);
+}
+
 TEST_CASE("fastcgi: GET_VALUES is answered between requests, as php-fpm does") {
     Pair p;
     p.send(record(fcgi::kGetValues, 0, pairs({{"FCGI_MAX_CONNS", ""}, {"FCGI_MPXS_CONNS", ""}})));
