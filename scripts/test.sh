@@ -13,6 +13,10 @@ bash scripts/fuzz.sh 20
 # The benchmark's smoke run: both backends answer every bench script correctly
 # behind the same nginx (asserts answers, never timings).
 LOWPHP_BIN="$PWD/build/lowphp-fpm" DUR=1 BENCH_OUT="$PWD/build/bench-smoke.md" bash bench/run.sh --quick
+# One minute of the soak (wrk through nginx, pm.max_requests recycling, a reload
+# every 15 s): no error, master and zygote RSS and fds flat, no zombie.
+# The long run: bash bench/soak.sh (30 minutes, a reload every minute).
+DURATION=60 RELOAD_EVERY=15 LOWPHP_BIN="$PWD/build/lowphp-fpm" bash bench/soak.sh
 # The .deb installed into a clean debootstrap Debian 12 root (needs deb.debian.org).
 bash packaging/test-install-chroot.sh
 bash scripts/build.sh --sanitize

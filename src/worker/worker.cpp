@@ -345,8 +345,10 @@ void run(const Params& params) {
     int exit_code = 0;
     while (next.read(request)) {
         int fd = conn.fd();
+        // The last request's kept connection is not closed (php-fpm closes
+        // it): it goes to the master with the worker's others at exit, since
+        // nginx may already have sent a POST on it that it must not retry.
         bool last = pool.pm_max_requests > 0 && served + 1 >= pool.pm_max_requests;
-        if (last) conn.set_keep(false); // close the connection after the last request
         bool ok = sapi::serve(conn, request);
         ++served;
         // fpm_stdio_flush_child: the master logs an unterminated line now

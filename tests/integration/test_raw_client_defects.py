@@ -10,12 +10,13 @@ import time
 from lowphp_test import Backend, PHP_FPM_BIN, check, check_eq, check_in, fcgi, run, test, util, wait_for
 
 HELLO = "<?php echo 'hello';"
+PID = "<?php echo getmypid();"
 COUNT = "<?php echo count($_SERVER), ' ', $_SERVER['P_0'] ?? '-', ' ', $_SERVER['P_LAST'] ?? '-';"
 
 
 def started(binary=None, pool=None, **kw):
     b = Backend(binary, pool=pool or {"pm.max_children": "1"}, **kw)
-    for name, text in (("hello.php", HELLO), ("count.php", COUNT)):
+    for name, text in (("hello.php", HELLO), ("count.php", COUNT), ("pid.php", PID)):
         util.write_file(b.tmp.join(name), text)
         os.chmod(b.tmp.join(name), 0o644)
     return b.start() or b
@@ -268,6 +269,29 @@ def a_request_hidden_in_a_body_is_never_run():
             check_eq(hello(b).stdout.split(b"\r\n\r\n")[-1], b"hello", f"{b.name}: serves on")
         finally:
             b.close()
+
+
+@test(timeout=60)
+def a_kept_connection_outlives_a_worker_retired_by_max_requests():
+    """Found by bench/soak.sh (4 of 164k POSTs answered 502 by nginx): with
+    FCGI_KEEP_CONN, the request that reaches pm.max_requests is answered and
+    its connection stays open for the next worker. Closing it, as php-fpm
+    does, races nginx, which may already have taken the cached connection
+    for a POST it may not retry."""
+    b = started(pool={"pm": "static", "pm.max_children": "1", "pm.max_requests": "2"})
+    try:
+        pids = []
+        with fcgi.Connection(b.address) as c:
+            for i in range(6):
+                r = c.request(params(b, "pid.php"), keep_conn=True)
+                check(r.complete and r.status == 200, f"request {i + 1} on the kept connection: {r}")
+                pids.append(int(r.body))
+            check(not c.closed_by_peer(0.5), "the kept connection was closed after the last answer")
+        check(pids[0] == pids[1] != pids[2] == pids[3] != pids[4] == pids[5],
+              f"two requests per worker, all on one connection: {pids}")
+    finally:
+        b.stop()
+        b.close()
 
 
 if __name__ == "__main__":
