@@ -51,6 +51,14 @@ using Param = std::pair<std::string_view, std::string_view>;
 bool decode_params(std::string_view stream, std::string& arena, std::vector<Param>& out);
 void encode_param(std::string& out, std::string_view name, std::string_view value);
 
+// What the bytes at the start of a connection hold of its next request:
+// nothing yet, a request begun but not all there (its params, or its body up to
+// `body_bound` bytes or CONTENT_LENGTH), or enough to serve it without waiting
+// on the client. Malformed input is Ready: reading it refuses it at once.
+// `scratch` holds the params while they are judged.
+enum class Arrival { Nothing, Partial, Ready };
+Arrival request_arrival(std::string_view bytes, size_t body_bound, std::string& scratch);
+
 // Records waiting to be written. Stream data extends the record still open
 // when it has the same type, so many small echoes make one record, as
 // php-fpm's output buffer does.
@@ -112,6 +120,12 @@ class Connection {
     // first byte is waited for without blocking; a request begun is read
     // whole. On Closed, php-fpm closes the connection without a word.
     Next read_request(Request& req);
+    // What has arrived of the next request, peeked from the socket (nothing
+    // is consumed, so the connection can still go elsewhere). A request
+    // larger than a peek, or whose client has shut down its side, is Ready:
+    // read as it comes. peeked() is how many bytes were seen.
+    Arrival arrival(size_t body_bound);
+    size_t peeked() const { return peeked_; }
     // Wait up to `timeout_ms` for bytes to read (a web server writes its
     // request right after connecting). False on timeout.
     bool wait_readable(int timeout_ms) const;
@@ -172,6 +186,11 @@ class Connection {
     size_t pos_ = 0, end_ = 0;
     std::string params_; // the PARAMS stream of the request being read
     size_t params_limit_ = 0;
+    size_t peeked_ = 0;
+    std::string arrival_scratch_; // the params arrival() judges
+    // arrival() judges at most this much: below a socket's smallest receive
+    // buffer, so a request larger than that cannot wait for ever.
+    static constexpr size_t kPeekLimit = 32 * 1024;
     bool params_over_limit_ = false;
     uint16_t id_ = 0;
     bool keep_ = false;

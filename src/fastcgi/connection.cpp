@@ -123,6 +123,27 @@ Connection::Next Connection::read_request(Request& req) {
     }
 }
 
+Arrival Connection::arrival(size_t body_bound) {
+    peeked_ = 0;
+    if (has_input()) return Arrival::Ready; // already ours: cannot go elsewhere
+    ssize_t n;
+    while ((n = recv(fd_, in_.get(), kPeekLimit, MSG_PEEK | MSG_DONTWAIT)) < 0 && errno == EINTR) {
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Arrival::Nothing;
+    if (n <= 0) return Arrival::Ready; // closed or failed: reading says so
+    peeked_ = static_cast<size_t>(n);
+    Arrival a = request_arrival(std::string_view(reinterpret_cast<const char*>(in_.get()), peeked_),
+                                body_bound, arrival_scratch_);
+    if (a != Arrival::Partial) return a;
+    // More than a peek judges (huge params) is read as it comes. A client
+    // that has shut down its side sends no more: what came is served, as
+    // php-fpm serves a body cut short by a half-close.
+    if (peeked_ == kPeekLimit) return Arrival::Ready;
+    struct pollfd p = {fd_, POLLRDHUP, 0};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) ? Arrival::Ready
+                                                                               : Arrival::Partial;
+}
+
 bool Connection::wait_readable(int timeout_ms) const {
     struct pollfd p = {fd_, POLLIN, 0};
     int r;

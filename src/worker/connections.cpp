@@ -75,6 +75,14 @@ void ConnectionSource::release(int fd) {
         set_aside(fd);
 }
 
+void ConnectionSource::wait_for_rest(int fd, size_t waiting) {
+    if (fd == home_) {
+        epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, home_, nullptr);
+        home_ = -1;
+    }
+    idle_->add_partial(fd, waiting);
+}
+
 void ConnectionSource::retire() {
     idle_.reset(); // stops its thread: what it holds goes to the master
     park_home();   // and so does the home, now that idle_ is gone

@@ -41,6 +41,12 @@ class ConnectionSource {
     // Set aside the connection being served, whose request is answered while
     // its script runs on (fastcgi_finish_request on a kept connection).
     void release(int fd);
+    // Whether wait_for_rest() can take connections (the pool's workers can;
+    // the status worker reads as it comes).
+    bool waits_for_requests() const { return static_cast<bool>(idle_); }
+    // The request on `fd` has begun to arrive (`waiting` bytes) but is not
+    // whole: it waits for the rest without this worker.
+    void wait_for_rest(int fd, size_t waiting);
     // At exit: every connection this worker holds goes to the master.
     void retire();
     int home() const { return home_; }

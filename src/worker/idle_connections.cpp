@@ -11,6 +11,7 @@
 #include <cstring>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,7 +22,8 @@
 namespace lowphp::worker {
 namespace {
 
-constexpr uint64_t kStop = UINT64_MAX; // the wake_ eventfd's tag
+constexpr uint64_t kStop = UINT64_MAX;    // the wake_ eventfd's tag
+constexpr uint64_t kPartial = 1ull << 62; // tag bit: a partial request (add_partial)
 
 } // namespace
 
@@ -73,8 +75,47 @@ void IdleConnections::add(int fd) {
     }
 }
 
+// Edge-triggered: woken when bytes arrive, not while the ones seen wait. The
+// registration itself reports the fd at once if it is readable; what was
+// already seen is told apart by its count (`waiting`, from the peek that found
+// the request partial, so bytes that came since are not missed).
+void IdleConnections::add_partial(int fd, size_t waiting) {
+    {
+        std::lock_guard lock(mutex_);
+        held_.push_back(fd);
+        waiting_[fd] = waiting;
+    }
+    struct epoll_event ev {};
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+    ev.data.u64 = static_cast<uint64_t>(fd) | kPartial;
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) < 0) {
+        ZLOG_SYSWARNING("epoll_ctl failed for a connection whose request is arriving");
+        forget(fd);
+        park_with_master(park_fd_, fd);
+    }
+}
+
+void IdleConnections::more_arrived(int fd, uint32_t events) {
+    int now = 0;
+    if (ioctl(fd, FIONREAD, &now) < 0) now = 0;
+    size_t seen;
+    {
+        std::lock_guard lock(mutex_);
+        seen = waiting_[fd];
+    }
+    bool hung_up = events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+    if (static_cast<size_t>(now) > seen || (hung_up && now > 0)) {
+        hand_over(fd, events); // a worker judges again (a half-closed request is served as it is)
+    } else if (hung_up) {
+        epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+        forget(fd); // the client gave up before its request was whole
+        close(fd);
+    }
+}
+
 void IdleConnections::forget(int fd) {
     std::lock_guard lock(mutex_);
+    waiting_.erase(fd);
     auto it = std::find(held_.begin(), held_.end(), fd);
     if (it != held_.end()) held_.erase(it);
 }
@@ -93,8 +134,12 @@ void IdleConnections::watch() {
             return;
         }
         for (int i = 0; i < n; ++i) {
-            if (events[i].data.u64 == kStop) return;
-            hand_over(static_cast<int>(events[i].data.u64), events[i].events);
+            uint64_t tag = events[i].data.u64;
+            if (tag == kStop) return;
+            if (tag & kPartial)
+                more_arrived(static_cast<int>(tag & ~kPartial), events[i].events);
+            else
+                hand_over(static_cast<int>(tag), events[i].events);
         }
     }
 }
@@ -134,6 +179,7 @@ void IdleConnections::stop() {
     {
         std::lock_guard lock(mutex_);
         left.swap(held_);
+        waiting_.clear();
     }
     for (int fd : left) {
         epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);

@@ -6,6 +6,7 @@
 
 #include <mutex>
 #include <pthread.h>
+#include <unordered_map>
 #include <vector>
 
 #include "lowphp/unique_fd.h"
@@ -30,6 +31,10 @@ class IdleConnections {
     bool start();
     // Takes `fd` over: from now on only the thread touches it.
     void add(int fd);
+    // Takes over `fd`, whose request has begun to arrive (`waiting` bytes of
+    // it are in the socket) but not all: it goes to the pool's handoff queue
+    // when more arrives, so a slow client holds no worker meanwhile.
+    void add_partial(int fd, size_t waiting);
     // Ends the thread and gives every connection still held to the master.
     void stop();
 
@@ -37,12 +42,14 @@ class IdleConnections {
     static void* thread_main(void* self);
     void watch();
     void hand_over(int fd, uint32_t events);
+    void more_arrived(int fd, uint32_t events);
     void forget(int fd);
 
     int queue_fd_, park_fd_;
     UniqueFd epoll_, wake_;
     std::mutex mutex_;
-    std::vector<int> held_; // what the thread owns (read by stop() after join)
+    std::vector<int> held_;                   // what the thread owns (read by stop() after join)
+    std::unordered_map<int, size_t> waiting_; // partial requests: bytes seen so far
     pthread_t thread_{};
     bool running_ = false;
 };

@@ -40,6 +40,11 @@ int quit_wakeup_fd = -1; // eventfd in the worker's epoll set (see ConnectionSou
 // (php-fpm's worker waits for ever: one silent connection holds it).
 constexpr int kFirstRequestWaitMs = 100;
 
+// A request is served once its params and this much of its body (or all of
+// it, if smaller) have arrived; until then it waits without a worker (slow
+// senders). A larger body streams into PHP as it comes, as in php-fpm.
+constexpr size_t kBodyBound = 16 * 1024;
+
 void on_quit(int) {
     int saved = errno;
     quit_requested = 1;
@@ -264,6 +269,17 @@ struct RequestSource {
                 conn.attach(fd, inet);
             }
             start_reading(slot);
+            if (!conn.has_input() && source.waits_for_requests()) {
+                // Only a request that has arrived takes this worker.
+                auto arrived = conn.arrival(kBodyBound);
+                if (arrived == fastcgi::Arrival::Nothing && accepted &&
+                    conn.wait_readable(kFirstRequestWaitMs))
+                    arrived = conn.arrival(kBodyBound);
+                if (arrived == fastcgi::Arrival::Partial) {
+                    source.wait_for_rest(conn.release(), conn.peeked());
+                    continue;
+                }
+            }
             auto next = conn.read_request(request);
             // A fresh connection is usually woken before the web server's write
             // of its request lands: waiting a moment for it costs less than

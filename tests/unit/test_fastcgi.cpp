@@ -369,3 +369,46 @@ TEST_CASE("fastcgi: output to a peer that is gone fails, and the connection is n
     CHECK_FALSE(p.conn.end_request());
     CHECK_FALSE(p.conn.keep());
 }
+
+TEST_CASE("fastcgi: a request has arrived once its params and a bounded body are there") {
+    using fcgi::Arrival;
+    auto judge = [](const std::string& bytes, size_t bound = 16) {
+        std::string scratch;
+        return fcgi::request_arrival(bytes, bound, scratch);
+    };
+    std::string params = pairs({{"SCRIPT_FILENAME", "/x.php"}, {"CONTENT_LENGTH", "10"}});
+    std::string head = begin(1, false) + record(fcgi::kParams, 1, params);
+    std::string all = head + record(fcgi::kParams, 1, "") + record(fcgi::kStdin, 1, "0123456789") +
+                      record(fcgi::kStdin, 1, "");
+    CHECK(judge("") == Arrival::Nothing);
+    // every strict prefix that ends before the body's tenth byte is partial
+    size_t body_end = all.size() - fcgi::kHeaderSize; // the empty STDIN is not needed
+    for (size_t n = 1; n < body_end; ++n)
+        CHECK_MESSAGE(judge(all.substr(0, n)) == Arrival::Partial, "prefix of " << n);
+    CHECK(judge(all.substr(0, body_end)) == Arrival::Ready);
+    CHECK(judge(all) == Arrival::Ready);
+    // a body larger than the bound: ready once the bound's worth is there
+    std::string big = pairs({{"CONTENT_LENGTH", "1000"}});
+    std::string start =
+        begin(1, false) + record(fcgi::kParams, 1, big) + record(fcgi::kParams, 1, "");
+    CHECK(judge(start + record(fcgi::kStdin, 1, std::string(15, 'x'))) == Arrival::Partial);
+    CHECK(judge(start + record(fcgi::kStdin, 1, std::string(16, 'x'))) == Arrival::Ready);
+    CHECK(judge((start + record(fcgi::kStdin, 1, std::string(100, 'x')))
+                    .substr(0, start.size() + 30)) == Arrival::Ready);
+    // no body (GET, CONTENT_LENGTH empty or absent): ready at the params' end
+    std::string get = begin(1, false) + record(fcgi::kParams, 1, pairs({{"CONTENT_LENGTH", ""}}));
+    CHECK(judge(get) == Arrival::Partial);
+    CHECK(judge(get + record(fcgi::kParams, 1, "")) == Arrival::Ready);
+    // what reading refuses at once is never waited for
+    CHECK(judge(record(fcgi::kBeginRequest, 1, std::string(9, '\0'))) == Arrival::Ready);
+    CHECK(judge(record(fcgi::kAbortRequest, 1, "")) == Arrival::Ready);
+    std::string bad = head;
+    bad[0] = 0; // version 0
+    CHECK(judge(bad) == Arrival::Ready);
+    // empty STDIN and GET_VALUES before a request are skipped, as reading does
+    std::string values = record(fcgi::kGetValues, 0, pairs({{"FCGI_MPXS_CONNS", ""}}));
+    // GET_VALUES alone is answered at once (read_request answers, then waits)
+    CHECK(judge(record(fcgi::kStdin, 1, "") + values) == Arrival::Ready);
+    CHECK(judge(record(fcgi::kStdin, 1, "") + values + all.substr(0, 20)) == Arrival::Partial);
+    CHECK(judge(record(fcgi::kStdin, 1, "") + values + all) == Arrival::Ready);
+}
