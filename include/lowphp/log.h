@@ -66,8 +66,9 @@ void set_fd(int fd);
 // divert_to(-1); with `wanted`, only those whose message it accepts.
 void divert_to(int fd, bool (*wanted)(const char* message) = nullptr);
 
-// Hook called with the bare message of every log call (children send it to
-// FastCGI stderr as php-fpm does), whatever the level.
+// Hook called with the bare message of every log call made on the thread that
+// set it (children send it to FastCGI stderr as php-fpm does), whatever the
+// level.
 using ExternalLogger = void (*)(LogLevel, const char* msg, std::size_t len);
 void set_external_logger(ExternalLogger logger);
 

@@ -3,6 +3,7 @@
 #include <cstdarg>
 #include <cstring>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/time.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@ struct State {
     bool launched = false;
     std::string path;
     ExternalLogger external = nullptr;
+    pthread_t external_thread{}; // the only thread whose lines go to `external`
 };
 
 State& state() {
@@ -88,6 +90,7 @@ void set_fd(int fd) {
 }
 void set_external_logger(ExternalLogger logger) {
     state().external = logger;
+    state().external_thread = pthread_self();
 }
 
 bool use_error_log(bool daemonize, bool force_stderr) {
@@ -201,7 +204,10 @@ void write(LogLevel level, const char* function, int line, bool with_errno, cons
         va_end(ap);
     }
     const char* msg = msg_buf.c_str();
-    if (s.external) s.external(level, msg, strlen(msg));
+    // The hook writes into the FastCGI connection the serving thread owns: a
+    // helper thread's line (slowlog, idle connections) goes to the log only.
+    if (s.external && pthread_equal(pthread_self(), s.external_thread))
+        s.external(level, msg, strlen(msg));
     if (level < s.settings.level) {
         errno = saved_errno;
         return;

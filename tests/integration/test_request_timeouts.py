@@ -129,6 +129,29 @@ def slowlog_while_blocked_in_a_socket_read():
 
 
 @test
+def a_slowlog_that_cannot_be_written_stays_out_of_the_response():
+    """slowlog = /dev/full: the slowlog thread's failure goes to the error log
+    (catch_workers_output), never into the FastCGI connection the worker is
+    serving: the answer is the script's output and no FCGI_STDERR record, as
+    under php8.2-fpm (which logs nothing about it)."""
+    for binary in (PHP_FPM_BIN, None):
+        b = backend({"pm.max_children": "1", "slowlog": "/dev/full", "request_slowlog_timeout": "1",
+                     "catch_workers_output": "yes"}, binary=binary)
+        b.start()
+        try:
+            r, _ = request(b, "slow.php")
+            check(r.complete and r.body == b"done", f"{b.name}: the script's output: {r!r}")
+            check_eq(r.stderr, b"", f"{b.name}: FCGI_STDERR")
+            b.wait_log(r"executing too slow \(1\.\d{6} sec\), logging")
+            if binary is None:
+                b.wait_log(r"WARNING: \[pool www\] child \d+ said into stderr: \"ERROR: unable to write the "
+                           r"slowlog of pool www: No space left on device \(28\)\"")
+        finally:
+            b.stop()
+            b.close()
+
+
+@test
 def request_terminate_timeout_ends_the_worker():
     b = backend({"pm.max_children": "1", "request_terminate_timeout": "1"})
     b.start()
