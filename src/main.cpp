@@ -12,6 +12,7 @@
 
 #include "lowphp/config.h"
 #include "lowphp/exit_codes.h"
+#include "lowphp/identity.h"
 #include "lowphp/log.h"
 #include "lowphp/master.h"
 #include "lowphp/migrate.h"
@@ -207,39 +208,12 @@ void log_messages(const std::vector<lowphp::config::Message>& messages, size_t f
     }
 }
 
-// fpm_unix_conf_wp: the uid and gid a pool's workers get. A numeric user
-// takes its gid from the passwd entry when there is one (else 0), and `group`
-// overrides it; either being 0 means root.
-bool runs_as_root(const lowphp::config::PoolConfig& pool) {
-    using lowphp::config::is_numeric_id;
-    uid_t uid = 0;
-    gid_t gid = 0;
-    if (!pool.user.empty()) {
-        const struct passwd* pw = nullptr;
-        if (is_numeric_id(pool.user)) {
-            uid = static_cast<uid_t>(strtoul(pool.user.c_str(), nullptr, 10));
-            pw = getpwuid(uid);
-        } else {
-            pw = getpwnam(pool.user.c_str());
-            if (pw) uid = pw->pw_uid;
-        }
-        if (pw) gid = pw->pw_gid;
-    }
-    if (!pool.group.empty()) {
-        if (is_numeric_id(pool.group)) {
-            gid = static_cast<gid_t>(strtoul(pool.group.c_str(), nullptr, 10));
-        } else if (const struct group* gr = getgrnam(pool.group.c_str())) {
-            gid = gr->gr_gid;
-        }
-    }
-    return uid == 0 || gid == 0;
-}
-
 // fpm_unix_resolve_socket_premissions and fpm_unix_conf_wp: names are looked
 // up at start-up and by -t (so a typo fails the test), digits are ids. Not
 // root, php-fpm 8.2 ignores user and group at start-up (with a notice each),
 // but -t still looks them up, silently: the test fails on a typo either way.
-bool check_identities(const lowphp::config::Config& cfg, bool root_allowed, bool test) {
+bool check_identities(const lowphp::config::Config& cfg, bool root_allowed, bool test,
+                      std::vector<lowphp::pool::Identity>& identities) {
     bool root = getuid() == 0;
     using lowphp::config::is_numeric_id;
     for (const auto& pool : cfg.pools) {
@@ -265,21 +239,20 @@ bool check_identities(const lowphp::config::Config& cfg, bool root_allowed, bool
             if (!pool.group.empty())
                 ZLOG_NOTICE(
                     "[pool %s] 'group' directive is ignored when FPM is not running as root", name);
-            continue;
         }
-        if (!pool.user.empty() && !is_numeric_id(pool.user) && !getpwnam(pool.user.c_str())) {
-            ZLOG_ERROR("[pool %s] cannot get uid for user '%s'", name, pool.user.c_str());
-            return false;
-        }
-        if (!pool.group.empty() && !is_numeric_id(pool.group) && !getgrnam(pool.group.c_str())) {
-            ZLOG_ERROR("[pool %s] cannot get gid for group '%s'", name, pool.group.c_str());
+        lowphp::pool::Identity id;
+        std::string error;
+        // -t looks the names up even when not root: a typo fails the test.
+        if (!lowphp::pool::resolve_identity(pool, root || test, id, error)) {
+            ZLOG_ERROR("[pool %s] %s", name, error.c_str());
             return false;
         }
         // At start-up only (fpm_unix_conf_wp): -t passes such a pool.
-        if (!root_allowed && runs_as_root(pool)) {
+        if (root && !root_allowed && id.runs_as_root()) {
             ZLOG_ERROR("[pool %s] please specify user and group other than root", name);
             return false;
         }
+        identities.push_back(std::move(id));
     }
     return true;
 }
@@ -334,8 +307,10 @@ int main(int argc, char** argv) {
             lowphp::log::open_target(g.error_log, g.syslog_ident, g.syslog_facility);
         log_messages(parsed.messages, parsed.error_log_from, parsed.messages.size());
     }
+    std::vector<lowphp::pool::Identity> identities;
     if (!parsed.config ||
-        !check_identities(*parsed.config, /*root_allowed=*/opts.run_as_root || cl.test, cl.test)) {
+        !check_identities(*parsed.config, /*root_allowed=*/opts.run_as_root || cl.test, cl.test,
+                          identities)) {
         ZLOG_ERROR("FPM initialization failed");
         return kExitConfig;
     }
@@ -346,5 +321,5 @@ int main(int argc, char** argv) {
         ZLOG_NOTICE("configuration file %s test is successful\n", opts.config_path.c_str());
         return kExitOk;
     }
-    return lowphp::master::run(std::move(*parsed.config), opts);
+    return lowphp::master::run(std::move(*parsed.config), std::move(identities), opts);
 }

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "lowphp/config.h"
+#include "lowphp/identity.h"
 #include "lowphp/zygote.h"
 
 namespace lowphp::master {
@@ -21,6 +22,7 @@ struct Options {
 };
 
 // Runs the process manager until it stops; returns the process exit status.
-int run(config::Config cfg, const Options& opts);
+// `identities` are the pools' (same order), resolved by the start-up checks.
+int run(config::Config cfg, std::vector<pool::Identity> identities, const Options& opts);
 
 } // namespace lowphp::master

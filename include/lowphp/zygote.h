@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "lowphp/config.h"
+#include "lowphp/identity.h"
 
 namespace lowphp {
 class Scoreboard;
@@ -38,6 +39,7 @@ struct Params {
     int handoff_send_fd = -1;
     Scoreboard* scoreboard = nullptr;
     bool run_as_root = false;
+    const pool::Identity* identity = nullptr; // who the workers become (pool/identity)
     // The zygote's and its workers' parent: each dies with it (PR_SET_PDEATHSIG).
     pid_t master_pid = 0;
 };

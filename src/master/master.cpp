@@ -327,8 +327,10 @@ int Master::run() {
     if (opts_.force_daemon >= 0) cfg_.global.daemonize = opts_.force_daemon == 1;
     if (!setup_logging()) return kExitConfig;
     pools_.resize(cfg_.pools.size());
-    for (size_t i = 0; i < cfg_.pools.size(); ++i)
+    for (size_t i = 0; i < cfg_.pools.size(); ++i) {
         pools_[i].cfg = cfg_.pools[i];
+        pools_[i].identity = std::move(identities_.at(i));
+    }
     signal(SIGPIPE, SIG_IGN);
     if (!apply_master_limits()) {
         ZLOG_ERROR("FPM initialization failed");
@@ -547,8 +549,8 @@ void Master::cleanup() {
     workers_.clear();
 }
 
-int run(config::Config cfg, const Options& opts) {
-    Master m(std::move(cfg), opts);
+int run(config::Config cfg, std::vector<pool::Identity> identities, const Options& opts) {
+    Master m(std::move(cfg), std::move(identities), opts);
     return m.run();
 }
 

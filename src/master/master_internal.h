@@ -63,6 +63,7 @@ struct Worker {
 
 struct PoolRuntime {
     config::PoolConfig cfg;
+    pool::Identity identity; // who its workers become, resolved at start-up
     net::Listener listener;
     net::Listener status_listener; // pm.status_listen, served by one extra worker
     pid_t zygote_pid = 0;
@@ -103,7 +104,8 @@ enum class State { Starting, Running, Finishing, Terminating, Reloading };
 
 class Master {
   public:
-    Master(config::Config cfg, const Options& opts) : cfg_(std::move(cfg)), opts_(opts) {}
+    Master(config::Config cfg, std::vector<pool::Identity> identities, const Options& opts)
+        : cfg_(std::move(cfg)), identities_(std::move(identities)), opts_(opts) {}
     int run();
 
     // Lifecycle (master.cpp).
@@ -179,6 +181,7 @@ class Master {
     uint32_t free_slot(size_t pool);
 
     config::Config cfg_;
+    std::vector<pool::Identity> identities_; // moved into pools_ by run()
     Options opts_;
     std::unique_ptr<event_base, EventBaseDeleter> base_;
     std::vector<EventPtr> signal_events_;

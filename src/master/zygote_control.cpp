@@ -105,6 +105,7 @@ bool Master::start_zygote(size_t index) {
         p.handoff_send_fd = pool.handoff_tx.get();
         p.scoreboard = &scoreboard_;
         p.run_as_root = opts_.run_as_root;
+        p.identity = &pool.identity;
         zygote::run(p);
     }
     close(sv[1]);

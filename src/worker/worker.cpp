@@ -89,7 +89,7 @@ void redirect_stdio(int out, int err) {
 }
 
 // env[] values and clear_env, then USER / HOME of the pool user (fpm_env_init_child).
-void set_environment(const config::PoolConfig& pool, const struct passwd* pw) {
+void set_environment(const config::PoolConfig& pool, const pool::Identity& id) {
     std::vector<std::pair<std::string, std::string>> values;
     for (const auto& [k, v] : pool.env) {
         const char* from_env = v.size() > 1 && v[0] == '$' ? getenv(v.c_str() + 1) : nullptr;
@@ -98,10 +98,8 @@ void set_environment(const config::PoolConfig& pool, const struct passwd* pw) {
     if (pool.clear_env) clearenv();
     for (const auto& [k, v] : values)
         setenv(k.c_str(), v.c_str(), 1);
-    if (pw) {
-        setenv("USER", pw->pw_name, 1);
-        setenv("HOME", pw->pw_dir, 1);
-    }
+    if (!id.env_user.empty()) setenv("USER", id.env_user.c_str(), 1);
+    if (!id.env_home.empty()) setenv("HOME", id.env_home.c_str(), 1);
 }
 
 void set_limits(const config::PoolConfig& pool) {
@@ -126,9 +124,8 @@ void set_limits(const config::PoolConfig& pool) {
     }
 }
 
-// chroot, chdir, setgid, initgroups, setuid: php-fpm's fpm_unix_init_child order.
-bool drop_privileges(const config::PoolConfig& pool, const struct passwd* pw, gid_t gid,
-                     bool numeric_without_entry, uid_t numeric_uid) {
+// chroot, chdir, then the pool's identity: php-fpm's fpm_unix_init_child order.
+bool drop_privileges(const config::PoolConfig& pool, const pool::Identity& id) {
     if (!pool.chroot.empty() && chroot(pool.chroot.c_str()) < 0) {
         ZLOG_SYSERROR("[pool %s] failed to chroot(%s)", pool.name.c_str(), pool.chroot.c_str());
         return false;
@@ -139,65 +136,13 @@ bool drop_privileges(const config::PoolConfig& pool, const struct passwd* pw, gi
         ZLOG_SYSERROR("[pool %s] failed to chdir(%s)", pool.name.c_str(), dir);
         return false;
     }
-    if (getuid() != 0 || (!pw && !numeric_without_entry)) return true;
-    if (numeric_without_entry) { // a uid with no passwd entry: no supplementary groups
-        if (setgid(gid) < 0 || setgroups(0, nullptr) < 0 || setuid(numeric_uid) < 0) {
-            ZLOG_SYSERROR("[pool %s] failed to switch to uid %u", pool.name.c_str(), numeric_uid);
-            return false;
-        }
-        return true;
-    }
-    if (setgid(gid) < 0) {
-        ZLOG_SYSERROR("[pool %s] failed to setgid(%d)", pool.name.c_str(), static_cast<int>(gid));
-        return false;
-    }
-    if (initgroups(pw->pw_name, gid) < 0) {
-        ZLOG_SYSERROR("[pool %s] failed to initgroups(%s, %d)", pool.name.c_str(), pw->pw_name,
-                      static_cast<int>(gid));
-        return false;
-    }
-    if (setuid(pw->pw_uid) < 0) {
-        ZLOG_SYSERROR("[pool %s] failed to setuid(%d)", pool.name.c_str(),
-                      static_cast<int>(pw->pw_uid));
-        return false;
-    }
-    return true;
+    return pool::apply_identity(id, pool.name);
 }
 
-bool become_pool_user(const config::PoolConfig& pool) {
-    struct passwd* pw = nullptr;
-    gid_t gid = getgid();
-    uid_t numeric_uid = 0;
-    bool numeric_without_entry = false;
-    if (getuid() == 0 && !pool.user.empty()) {
-        if (config::is_numeric_id(pool.user)) { // fpm_unix_conf_wp: a uid, its entry if any
-            numeric_uid = static_cast<uid_t>(strtoul(pool.user.c_str(), nullptr, 10));
-            pw = getpwuid(numeric_uid);
-            numeric_without_entry = !pw;
-        } else {
-            pw = getpwnam(pool.user.c_str());
-        }
-        if (!pw && !numeric_without_entry) {
-            ZLOG_ERROR("[pool %s] cannot get uid for user '%s'", pool.name.c_str(),
-                       pool.user.c_str());
-            return false;
-        }
-        if (pw) gid = pw->pw_gid;
-        if (config::is_numeric_id(pool.group)) {
-            gid = static_cast<gid_t>(strtoul(pool.group.c_str(), nullptr, 10));
-        } else if (!pool.group.empty()) {
-            struct group* gr = getgrnam(pool.group.c_str());
-            if (!gr) {
-                ZLOG_ERROR("[pool %s] cannot get gid for group '%s'", pool.name.c_str(),
-                           pool.group.c_str());
-                return false;
-            }
-            gid = gr->gr_gid;
-        }
-    }
-    set_environment(pool, pw);
+bool become_pool_user(const config::PoolConfig& pool, const pool::Identity& id) {
+    set_environment(pool, id);
     set_limits(pool);
-    if (!drop_privileges(pool, pw, gid, numeric_without_entry, numeric_uid)) return false;
+    if (!drop_privileges(pool, id)) return false;
     if (pool.process_dumpable) prctl(PR_SET_DUMPABLE, 1);
     return true;
 }
@@ -315,7 +260,7 @@ void run(const Params& params) {
     log::configure(ls);
     log::set_fd(-1); // children log to stderr: the master captures it or it is discarded
     // fpm_child_init: a worker that cannot be set up as asked never serves.
-    if (!become_pool_user(pool) || !change_apparmor_hat(pool)) {
+    if (!become_pool_user(pool, *z.identity) || !change_apparmor_hat(pool)) {
         ZLOG_ERROR("[pool %s] child failed to initialize", pool.name.c_str());
         _exit(kExitSoftware);
     }

@@ -72,7 +72,7 @@ pid_t clone_worker() {
 
 // Sessions of a pool that does not choose its session.save_path go to
 // <base>/<pool>, made here (still root) for the user the workers will become.
-void default_session_dir(const config::PoolConfig& pool) {
+void default_session_dir(const config::PoolConfig& pool, const pool::Identity& id) {
     if (!sapi::session_path_unset(pool)) return;
     // Not started as root, every pool runs as the same user, who could read any
     // pool's directory anyway: PHP's default stays, without a word (php-fpm's).
@@ -80,29 +80,9 @@ void default_session_dir(const config::PoolConfig& pool) {
         ZLOG_DEBUG("[pool %s] not root: session.save_path stays PHP's default", pool.name.c_str());
         return;
     }
-    // The ids the workers will take (worker.cpp's become_pool_user): digits are
-    // an id, with or without a passwd / group entry.
-    uid_t uid = getuid();
-    gid_t gid = getgid();
-    if (!pool.user.empty()) {
-        const struct passwd* pw = nullptr;
-        if (config::is_numeric_id(pool.user)) {
-            uid = static_cast<uid_t>(strtoul(pool.user.c_str(), nullptr, 10));
-            pw = getpwuid(uid);
-        } else {
-            pw = getpwnam(pool.user.c_str());
-            if (!pw) return; // the workers report the unknown user
-            uid = pw->pw_uid;
-        }
-        if (pw) gid = pw->pw_gid;
-        if (config::is_numeric_id(pool.group)) {
-            gid = static_cast<gid_t>(strtoul(pool.group.c_str(), nullptr, 10));
-        } else if (!pool.group.empty()) {
-            const struct group* gr = getgrnam(pool.group.c_str());
-            if (!gr) return;
-            gid = gr->gr_gid;
-        }
-    }
+    // The ids the workers will take.
+    uid_t uid = id.uid ? id.uid : getuid();
+    gid_t gid = id.gid ? id.gid : getgid();
     std::string root = pool.chroot;
     while (!root.empty() && root.back() == '/')
         root.pop_back();
@@ -159,7 +139,7 @@ void run(const Params& params) {
     bool ok = sapi::start_pool(pool, params.ini);
     log::divert_to(-1);
     if (original_stderr >= 0) close(original_stderr); // workers do not inherit it
-    if (ok) default_session_dir(pool);
+    if (ok) default_session_dir(pool, *params.identity);
     if (ok) bind_first_uses();
     signal(SIGPIPE, SIG_IGN);
     if (!reply(params.control_fd, kReadySlot, ok ? getpid() : -1) || !ok) _exit(ok ? 0 : 1);

@@ -1,0 +1,34 @@
+// Who a pool's workers become: php-fpm's fpm_unix_conf_wp, resolved once in
+// the master from the pool's user and group, and applied in each worker
+// (fpm_unix_init_child). One resolution serves the start-up checks, the
+// pool's session directory and the worker, so they cannot disagree.
+#pragma once
+
+#include <string>
+#include <sys/types.h>
+
+#include "lowphp/config.h"
+
+namespace lowphp::pool {
+
+struct Identity {
+    uid_t uid = 0;           // setuid to it; 0: the uid stays
+    gid_t gid = 0;           // setgid to it; 0: the gid stays
+    std::string groups_user; // initgroups(groups_user, gid) before setuid
+    // USER and HOME in the workers' environment; empty: left as they are.
+    std::string env_user, env_home;
+    // php-fpm refuses such a pool without -R: an unset uid or gid is root's.
+    bool runs_as_root() const { return uid == 0 || gid == 0; }
+};
+
+// As root: the pool's `user` (a name, or digits: a uid, with its passwd
+// entry's gid when there is one) and `group` (a name, or digits) looked up.
+// Not root: user and group are not used, and USER / HOME are the running
+// user's. False with php-fpm's message in `error` for an unknown name.
+bool resolve_identity(const config::PoolConfig& pool, bool root, Identity& out, std::string& error);
+
+// In a worker, as root: setgid, then initgroups and setuid when a uid is set;
+// false after logging what failed.
+bool apply_identity(const Identity& id, const std::string& pool_name);
+
+} // namespace lowphp::pool

@@ -1,0 +1,87 @@
+// A pool's user and group, looked up once (see identity.h). Checked against
+// php8.2-fpm by tests/compat/test_compat_identity.py.
+#include <cerrno>
+#include <cstdlib>
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include "lowphp/identity.h"
+#include "lowphp/log.h"
+
+namespace lowphp::pool {
+namespace {
+
+void running_user(Identity& out) {
+    if (const struct passwd* pw = getpwuid(getuid())) {
+        out.env_user = pw->pw_name;
+        out.env_home = pw->pw_dir;
+    }
+}
+
+bool resolve_user(const std::string& user, Identity& out) {
+    if (config::is_numeric_id(user)) {
+        // A uid: its entry gives the gid and the name for initgroups, but not
+        // USER and HOME (php-fpm sets those for a name only).
+        out.uid = static_cast<uid_t>(strtoul(user.c_str(), nullptr, 10));
+        const struct passwd* pw = getpwuid(out.uid);
+        out.gid = pw ? pw->pw_gid : 0;
+        out.groups_user = pw ? pw->pw_name : user;
+        return true;
+    }
+    const struct passwd* pw = getpwnam(user.c_str());
+    if (!pw) return false;
+    out.uid = pw->pw_uid;
+    out.gid = pw->pw_gid;
+    out.groups_user = out.env_user = pw->pw_name;
+    out.env_home = pw->pw_dir;
+    return true;
+}
+
+} // namespace
+
+bool resolve_identity(const config::PoolConfig& pool, bool root, Identity& out,
+                      std::string& error) {
+    out = Identity{};
+    if (!root) {
+        running_user(out);
+        return true;
+    }
+    if (!pool.user.empty() && !resolve_user(pool.user, out)) {
+        error = "cannot get uid for user '" + pool.user + "'";
+        return false;
+    }
+    if (config::is_numeric_id(pool.group)) {
+        out.gid = static_cast<gid_t>(strtoul(pool.group.c_str(), nullptr, 10));
+    } else if (!pool.group.empty()) {
+        const struct group* gr = getgrnam(pool.group.c_str());
+        if (!gr) {
+            error = "cannot get gid for group '" + pool.group + "'";
+            return false;
+        }
+        out.gid = gr->gr_gid;
+    }
+    return true;
+}
+
+bool apply_identity(const Identity& id, const std::string& pool_name) {
+    if (getuid() != 0) return true;
+    const char* name = pool_name.c_str();
+    if (id.gid && setgid(id.gid) < 0) {
+        ZLOG_SYSERROR("[pool %s] failed to setgid(%d)", name, static_cast<int>(id.gid));
+        return false;
+    }
+    if (!id.uid) return true;
+    if (initgroups(id.groups_user.c_str(), id.gid) < 0) {
+        ZLOG_SYSERROR("[pool %s] failed to initgroups(%s, %d)", name, id.groups_user.c_str(),
+                      static_cast<int>(id.gid));
+        return false;
+    }
+    if (setuid(id.uid) < 0) {
+        ZLOG_SYSERROR("[pool %s] failed to setuid(%d)", name, static_cast<int>(id.uid));
+        return false;
+    }
+    return true;
+}
+
+} // namespace lowphp::pool
