@@ -17,8 +17,17 @@ SHAPES = [{"group": "nogroup"}, {"group": "4"}, {"user": "nobody"}, {"user": "65
           {"user": "nobody", "group": "adm"}, {"user": "12345"}, {"user": "12345", "group": "4"}]
 
 
-def identity(binary, name, shape):
+AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
+
+
+def identity(binary, name, shape, as_nobody=False):
     b = Backend(binary, name=name, pool=dict({"pm": "static", "pm.max_children": "1"}, **shape))
+    if as_nobody:  # the whole server started as nobody: user and group are ignored
+        plain = b.command
+        b.command = lambda: AS_NOBODY + plain()
+        os.chown(b.tmp.join(""), 65534, 65534)
+        for f in os.listdir(b.tmp.join("")):
+            os.chown(b.tmp.join(f), 65534, 65534)
     try:
         path = b.tmp.join("id.php")
         util.write_file(path, SCRIPT)
@@ -45,6 +54,13 @@ def worker_identity_as_php_fpm():
         print(f"  {shape}: php-fpm8.2 {ref}" + ("" if ref == sub else f"\n      lowphp-fpm {sub}"), flush=True)
         if ref != sub:
             diffs.append(f"{shape}: php-fpm8.2 {ref}, lowphp-fpm {sub}")
+    for shape in ({}, {"user": "www-data"}):
+        ref = identity(phpfpm_bin(), "php-fpm8.2", shape, as_nobody=True)
+        sub = identity(lowphp_bin(), "lowphp-fpm", shape, as_nobody=True)
+        print(f"  started as nobody, {shape}: php-fpm8.2 {ref}" + ("" if ref == sub else f"\n      lowphp-fpm {sub}"),
+              flush=True)
+        if ref != sub:
+            diffs.append(f"started as nobody, {shape}: php-fpm8.2 {ref}, lowphp-fpm {sub}")
     check(not diffs, "the worker's identity differs:\n" + "\n".join(diffs))
 
 
