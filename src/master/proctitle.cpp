@@ -1,6 +1,8 @@
 // argv/environ are one contiguous block set up by the kernel; after copying the
 // environment elsewhere the whole block can hold the title.
 #include <cstring>
+#include <memory>
+#include <string>
 #include <unistd.h>
 #include <vector>
 
@@ -21,8 +23,11 @@ void init(int argc, char** argv) {
     char* end = argv[0] + strlen(argv[0]) + 1;
     for (int i = 1; i < argc; ++i)
         if (argv[i] == end) end = argv[i] + strlen(argv[i]) + 1;
-    static std::vector<std::string> env_copy;
-    static std::vector<char*> env_ptrs;
+    // The copies are never destroyed: environ and argv point into them until
+    // the process is gone, and other libraries' destructors run after ours at
+    // exit (libfaketime's calls getenv there).
+    auto& env_copy = *std::make_unique<std::vector<std::string>>().release();
+    auto& env_ptrs = *std::make_unique<std::vector<char*>>().release();
     for (char** e = environ; e && *e; ++e) {
         if (*e == end) end = *e + strlen(*e) + 1;
         env_copy.emplace_back(*e);
@@ -32,7 +37,7 @@ void init(int argc, char** argv) {
     env_ptrs.push_back(nullptr);
     environ = env_ptrs.data();
     // argv[1..] are read by main() before the first title is set; copy them too.
-    static std::vector<std::string> arg_copy;
+    auto& arg_copy = *std::make_unique<std::vector<std::string>>().release();
     for (int i = 1; i < argc; ++i)
         arg_copy.emplace_back(argv[i]);
     for (int i = 1; i < argc; ++i)
