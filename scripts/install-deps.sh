@@ -18,7 +18,7 @@ apt_get install -y -qq --no-install-recommends \
   nginx curl python3 procps \
   prometheus wrk \
   dpkg-dev debhelper lintian mandoc groff-base man-db systemd logrotate debootstrap \
-  systemd-container clang libclang-rt-14-dev llvm-14 >/dev/null # clang, its libFuzzer runtime and symbolizer: scripts/fuzz.sh; promtool parses the status page; wrk loads the reload test; the rest builds and checks the .deb
+  systemd-container clang libclang-rt-14-dev llvm-14 libfaketime >/dev/null # libfaketime steps the wall clock under the timeout tests; clang, its libFuzzer runtime and symbolizer: scripts/fuzz.sh; promtool parses the status page; wrk loads the reload test; the rest builds and checks the .deb
 # The PHP extensions a real host has: the suite runs with them loaded in both
 # php8.2-fpm and lowphp-fpm (worker sizes, start-up, ASan), and the database
 # drivers are what apps use to reach PostgreSQL and MariaDB.

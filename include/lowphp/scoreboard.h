@@ -42,9 +42,12 @@ struct WorkerSlot {
     // pm.max_memory: the resident size that made the worker leave (0 = it did not).
     std::atomic<uint64_t> over_memory;
     std::atomic<uint64_t> requests;
-    std::atomic<uint64_t> request_started_us; // accepted at (current or last request)
-    std::atomic<uint64_t> idle_since_us;      // end of the last request (0: none yet)
-    uint64_t process_started_us;
+    // Monotonic: when the current (or last) request was accepted, when the
+    // last one ended (0: none yet).
+    std::atomic<uint64_t> request_started_us;
+    std::atomic<uint64_t> idle_since_us;
+    uint64_t request_accepted_s; // wall clock, for the access log's %t
+    uint64_t process_started_us; // wall clock, shown as "start time"
     char method[16];
     char uri[128];
     char query[512];
@@ -59,7 +62,7 @@ struct WorkerSlot {
 // A consistent copy of one slot (see WorkerSlot::seq).
 struct SlotCopy {
     int pid, state;
-    uint64_t requests, request_started_us, process_started_us;
+    uint64_t requests, request_started_us, request_accepted_s, process_started_us;
     std::string method, uri, query, script, auth_user;
     uint64_t content_length, last_duration_us, last_memory;
     double last_cpu_percent;
@@ -117,6 +120,12 @@ class Scoreboard {
     std::atomic<uint64_t>* startup_messages_ = nullptr; // hashes, 0 = free
 };
 
-uint64_t now_us();
+// Durations and deadlines use the monotonic clock, so a stepped wall clock
+// neither ends a request nor lets one run for ever; wall time is only shown.
+uint64_t mono_us();
+uint64_t wall_us();
+struct Now {
+    uint64_t wall_us, mono_us;
+};
 
 } // namespace lowphp

@@ -45,7 +45,7 @@ struct Snapshot {
 
 // Copy pool `index` out of the scoreboard. `listen_fd` (a TCP listener, or -1)
 // gives the listen queue figures; max active processes is updated on the board.
-Snapshot take_snapshot(Scoreboard& board, size_t index, int listen_fd, uint64_t now_us);
+Snapshot take_snapshot(Scoreboard& board, size_t index, int listen_fd, Now now);
 
 enum class Format { Text, Html, Xml, Json, OpenMetrics };
 

@@ -338,7 +338,6 @@ int Master::run() {
     }
     if (!daemonize_if_asked()) return kExitConfig;
     proctitle::set("lowphp-fpm: master process (" + cfg_.path + ")");
-    started_us_ = now_us();
     std::vector<std::string> names;
     std::vector<uint32_t> slots;
     std::vector<int> styles;

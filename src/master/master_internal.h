@@ -198,7 +198,6 @@ class Master {
     std::string exe_path_;
     bool process_max_warned_ = false; // the binary as started: a reload executes the file now there
     int daemon_pipe_ = -1;
-    uint64_t started_us_ = 0;
     std::vector<uint64_t> failures_us_; // emergency_restart_threshold bookkeeping
 };
 

@@ -162,7 +162,7 @@ void Master::manage_pools() {
             ZLOG_DEBUG("[pool %s] currently %d active children, %d spare children",
                        cfg.name.c_str(), total - idle, idle);
         if (!pool.zygote_ready) {
-            if (pool.zygote_wanted && pool.zygote_pid == 0 && now_us() >= pool.zygote_retry_at_us)
+            if (pool.zygote_wanted && pool.zygote_pid == 0 && mono_us() >= pool.zygote_retry_at_us)
                 start_zygote(i);
             if (!pool.zygote_wanted && cfg.pm == PmStyle::Ondemand) { // edge missed: look now
                 if (connection_waiting(i)) on_ondemand_connection(i, false);
@@ -177,7 +177,7 @@ void Master::manage_pools() {
             if (Worker* w = first_started_idle(i)) {
                 WorkerSlot& s = scoreboard_.slot(w->slot);
                 uint64_t last_s = std::max(w->started_us, s.idle_since_us.load()) / 1000000u;
-                uint64_t now_s = now_us() / 1000000u;
+                uint64_t now_s = mono_us() / 1000000u;
                 if (last_s + static_cast<uint64_t>(cfg.pm_process_idle_timeout) < now_s) {
                     w->idle_kill = true;
                     quit_worker(*w);
@@ -298,7 +298,7 @@ void Master::on_worker_exit(Worker& w, int status) {
         if (w.idle_kill && sig == SIGQUIT) restart = false;
         if (sig != SIGQUIT) severity = log::LogLevel::Warning;
     }
-    uint64_t lived = now_us() - w.started_us;
+    uint64_t lived = mono_us() - w.started_us;
     auto secs = static_cast<unsigned long>(lived / 1000000u);
     auto usecs = static_cast<unsigned long>(lived % 1000000u);
     // fpm_children_bury: a worker the process manager retired is not news.
@@ -327,7 +327,7 @@ void Master::count_failure() {
     int threshold = cfg_.global.emergency_restart_threshold;
     int interval = cfg_.global.emergency_restart_interval;
     if (threshold <= 0 || interval <= 0) return;
-    uint64_t now = now_us();
+    uint64_t now = mono_us();
     failures_us_.push_back(now);
     if (failures_us_.size() > static_cast<size_t>(threshold))
         failures_us_.erase(failures_us_.begin());
@@ -357,10 +357,10 @@ void Master::on_zygote_exit(size_t index, int status) {
     if (stopping()) return;
     // Back off 1, 2, 4 ... 30 s between restarts so a broken php.ini does not spin;
     // a zygote that ran for a while was healthy: the next restart is immediate again.
-    if (now_us() - pool.zygote_started_us >= kZygoteStableUs) pool.zygote_restarts = 0;
+    if (mono_us() - pool.zygote_started_us >= kZygoteStableUs) pool.zygote_restarts = 0;
     int delay = std::min(30, 1 << std::min(pool.zygote_restarts, 5));
     pool.zygote_restarts++;
-    pool.zygote_retry_at_us = now_us() + static_cast<uint64_t>(delay - 1) * 1000000u;
+    pool.zygote_retry_at_us = mono_us() + static_cast<uint64_t>(delay - 1) * 1000000u;
     const char* how = WIFEXITED(status) ? "exited" : "was killed";
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status);
     ZLOG_WARNING("[pool %s] zygote %s (%d), restarting it", pool.cfg.name.c_str(), how, code);
@@ -370,7 +370,7 @@ void Master::on_zygote_exit(size_t index, int status) {
         return;
     }
     // No pause owed: start it now rather than on the next 1-second tick.
-    if (pool.zygote_wanted && now_us() >= pool.zygote_retry_at_us) start_zygote(index);
+    if (pool.zygote_wanted && mono_us() >= pool.zygote_retry_at_us) start_zygote(index);
 }
 
 void Master::watch_output(Worker& w) {

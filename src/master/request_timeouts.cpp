@@ -34,7 +34,7 @@ void wake_slowlog_thread(WorkerSlot& slot) {
 } // namespace
 
 void Master::check_request_timeouts() {
-    uint64_t now = now_us();
+    uint64_t now = mono_us();
     for (auto& [pid, w] : workers_) {
         const config::PoolConfig& cfg = pools_[w.pool].cfg;
         if (!cfg.request_terminate_timeout && !cfg.request_slowlog_timeout) continue;

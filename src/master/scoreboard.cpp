@@ -10,10 +10,19 @@
 
 namespace lowphp {
 
-uint64_t now_us() {
+namespace {
+uint64_t clock_us(clockid_t clock) {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(clock, &ts);
     return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec / 1000);
+}
+} // namespace
+
+uint64_t mono_us() {
+    return clock_us(CLOCK_MONOTONIC);
+}
+uint64_t wall_us() {
+    return clock_us(CLOCK_REALTIME);
 }
 
 bool Scoreboard::create(const std::vector<std::string>& pools, const std::vector<int>& pm_styles,
@@ -43,7 +52,7 @@ bool Scoreboard::create(const std::vector<std::string>& pools, const std::vector
         p->first_slot = first;
         p->slot_count = slots_per_pool[i];
         p->status_slot = status_worker[i] ? first + slots_per_pool[i] : UINT32_MAX;
-        p->start_time_s = now_us() / 1000000u;
+        p->start_time_s = wall_us() / 1000000u;
         first += slots_per_pool[i] + (status_worker[i] ? 1 : 0);
     }
     for (size_t i = 0; i < total; ++i)

@@ -111,7 +111,7 @@ bool Master::start_zygote(size_t index) {
     close(sv[1]);
     g_self = this;
     pool.zygote_pid = pid;
-    pool.zygote_started_us = now_us();
+    pool.zygote_started_us = mono_us();
     pool.zygote_ready = false;
     pool.zygote_ctl.reset(sv[0]);
     auto& args = event_args(pools_.size());
@@ -161,7 +161,7 @@ void Master::on_zygote_message(size_t index) {
         w.pool = index;
         w.slot = reply.slot;
         w.status = reply.slot == scoreboard_.pool(index).status_slot;
-        w.started_us = now_us();
+        w.started_us = mono_us();
         w.out = std::move(pipes.first);
         w.err = std::move(pipes.second);
         watch_output(w);

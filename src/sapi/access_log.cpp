@@ -87,7 +87,7 @@ void write_access_log(RequestContext& ctx, const RequestTimes& t) {
     r.pool = current_pool->name;
     r.pid = getpid();
     r.ppid = getppid();
-    r.accepted = static_cast<time_t>(slot.request_started_us / 1000000u);
+    r.accepted = static_cast<time_t>(slot.request_accepted_s);
     r.now = time(nullptr);
     r.param = [&ctx](const std::string& name) -> std::optional<std::string> {
         const std::string_view* v = ctx.params.find(name);

@@ -243,7 +243,7 @@ RequestClock begin_request_slot() {
     RequestClock clock;
     times(&clock.cpu);
     if (!current_slot) {
-        clock.started_us = now_us();
+        clock.started_us = mono_us();
         return clock;
     }
     clock.started_us = current_slot->request_started_us.load(std::memory_order_relaxed);
@@ -282,7 +282,7 @@ void record_request() {
 // fpm_request_end: duration, CPU share and peak memory of the finished request.
 RequestTimes end_request_slot(const RequestClock& clock) {
     RequestTimes t;
-    uint64_t now = now_us();
+    uint64_t now = mono_us();
     t.duration_us = now > clock.started_us ? now - clock.started_us : 0;
     struct tms cpu;
     times(&cpu);
@@ -377,7 +377,7 @@ bool serve(fastcgi::Connection& conn, const fastcgi::Request& req) {
     finish_fastcgi_request(ctx);
     SG(server_context) = nullptr;
     current_request = nullptr;
-    if (current_slot) current_slot->idle_since_us.store(now_us(), std::memory_order_relaxed);
+    if (current_slot) current_slot->idle_since_us.store(mono_us(), std::memory_order_relaxed);
     set_state(WorkerState::Idle);
     return true;
 }

@@ -29,7 +29,7 @@ bool get_has(const char* name) {
 
 status::Snapshot snapshot() {
     return status::take_snapshot(*status_context.board, status_context.pool_index,
-                                 status_context.tcp_listen_fd, now_us());
+                                 status_context.tcp_listen_fd, Now{wall_us(), mono_us()});
 }
 
 void answer_ping() {

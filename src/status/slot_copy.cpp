@@ -30,6 +30,7 @@ SlotCopy read_slot(const WorkerSlot& slot) {
         c.state = slot.state.load(std::memory_order_relaxed);
         c.requests = slot.requests.load(std::memory_order_relaxed);
         c.request_started_us = slot.request_started_us.load(std::memory_order_relaxed);
+        c.request_accepted_s = slot.request_accepted_s;
         c.process_started_us = slot.process_started_us;
         c.method.assign(slot.method, strnlen(slot.method, sizeof slot.method));
         c.uri.assign(slot.uri, strnlen(slot.uri, sizeof slot.uri));

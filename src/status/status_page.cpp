@@ -328,17 +328,17 @@ std::string render_openmetrics(const Snapshot& s) {
     return out + "# EOF\n";
 }
 
-ProcStatus proc_status(const SlotCopy& c, uint64_t now_us) {
+ProcStatus proc_status(const SlotCopy& c, Now now) {
     ProcStatus p;
     p.pid = c.pid;
     p.state = state_name(c.state);
     bool idle = c.state <= static_cast<int>(WorkerState::Accepting);
     p.start_time = c.process_started_us / 1000000u;
-    p.start_since = now_us / 1000000u - p.start_time;
+    p.start_since = now.wall_us / 1000000u - p.start_time;
     p.requests = c.requests;
     p.request_duration_us =
         idle ? c.last_duration_us
-             : (now_us > c.request_started_us ? now_us - c.request_started_us : 0);
+             : (now.mono_us > c.request_started_us ? now.mono_us - c.request_started_us : 0);
     p.method = c.method;
     p.uri = c.uri;
     p.query = c.query;
@@ -352,19 +352,19 @@ ProcStatus proc_status(const SlotCopy& c, uint64_t now_us) {
 
 } // namespace
 
-Snapshot take_snapshot(Scoreboard& board, size_t index, int listen_fd, uint64_t now_us) {
+Snapshot take_snapshot(Scoreboard& board, size_t index, int listen_fd, Now now) {
     PoolBoard& pb = board.pool(index);
     Snapshot s;
     PoolStatus& p = s.pool;
     p.pool = pb.name;
     p.process_manager = pm_name(pb.pm);
     p.start_time = pb.start_time_s;
-    p.start_since = now_us / 1000000u - pb.start_time_s;
+    p.start_since = now.wall_us / 1000000u - pb.start_time_s;
     p.accepted_conn = pb.accepted_conn.load();
     for (uint32_t i = 0; i < pb.slot_count; ++i) {
         SlotCopy c = read_slot(board.slot(pb.first_slot + i));
         if (c.pid <= 0) continue;
-        ProcStatus proc = proc_status(c, now_us);
+        ProcStatus proc = proc_status(c, now);
         (c.state <= static_cast<int>(WorkerState::Accepting) ? p.idle : p.active)++;
         s.procs.push_back(std::move(proc));
     }

@@ -183,7 +183,8 @@ bool over_memory_limit(uint64_t limit, WorkerSlot& slot) {
 // that makes the master look at it.
 void start_reading(WorkerSlot& slot) {
     begin_slot_write(slot);
-    slot.request_started_us.store(now_us(), std::memory_order_relaxed);
+    slot.request_started_us.store(mono_us(), std::memory_order_relaxed);
+    slot.request_accepted_s = wall_us() / 1000000u;
     end_slot_write(slot);
     slot.state.store(static_cast<int>(WorkerState::ReadingHeaders), std::memory_order_release);
 }
@@ -273,7 +274,7 @@ void run(const Params& params) {
     if (!install_signals(quit_wakeup)) _exit(kExitSoftware);
     WorkerSlot* slot = z.scoreboard->slot_ptr(params.slot);
     slot->pid = getpid();
-    slot->process_started_us = now_us();
+    slot->process_started_us = wall_us();
     slot->requests = 0;
     slot->idle_since_us = 0;
     slot->state = static_cast<int>(WorkerState::Idle);

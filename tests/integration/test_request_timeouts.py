@@ -151,6 +151,75 @@ def a_slowlog_that_cannot_be_written_stays_out_of_the_response():
             b.close()
 
 
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def stepped_clock_backend(pool):
+    """A backend whose wall clock (CLOCK_REALTIME, time(), gettimeofday) the
+    test steps: libfaketime (Debian's libfaketime) reads the offset from a
+    file at each call and leaves the monotonic clocks alone, as an NTP step or
+    an operator's `date -s` does."""
+    b = backend(pool)
+    offset = b.tmp.join("clock-offset")
+    util.write_file(offset, "+0\n")
+    env = {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME_TIMESTAMP_FILE": offset, "FAKETIME_NO_CACHE": "1",
+           "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+           # the ASan build wants its runtime first; libfaketime only wraps clock calls
+           "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+    plain = b.command
+    b.command = lambda: ["env"] + [f"{k}={v}" for k, v in env.items()] + plain()
+    return b, offset
+
+
+def step_clock_while(b, offset, step, after):
+    """Runs slow.php; `after` seconds in, steps the wall clock by `step`."""
+    def later():
+        time.sleep(after)
+        util.write_file(offset, step + "\n")
+    t = threading.Thread(target=later)
+    t.start()
+    try:
+        return request(b, "slow.php")
+    finally:
+        t.join()
+
+
+@test
+def a_clock_step_forward_does_not_time_a_request_out():
+    """The wall clock jumps two hours ahead while a 2.5 s script runs under
+    request_terminate_timeout = 3: the request is answered (timed on the
+    monotonic clock, it has run for 2.5 s, not two hours)."""
+    # 3 s: the master checks every second, twice after the step
+    b, offset = stepped_clock_backend({"pm.max_children": "1", "request_terminate_timeout": "3",
+                                       "request_slowlog_timeout": "3", "slowlog": "SLOW"})
+    b.start()
+    try:
+        r, took = step_clock_while(b, offset, "+2h", 0.8)
+        check(r.complete and r.body == b"done", f"answered despite the step: {r!r} ({took:.2f}s)")
+        time.sleep(1.2)  # the master's check runs every second or so
+        check("timed out" not in b.log() and "too slow" not in b.log(), f"no timeout, no slowlog:\n{b.log()}")
+    finally:
+        b.stop()
+        b.close()
+
+
+@test
+def a_clock_step_back_does_not_stop_the_timeout():
+    """The wall clock jumps two hours back while a 2.5 s script runs under
+    request_terminate_timeout = 1: the worker is still ended about 1 s in."""
+    b, offset = stepped_clock_backend({"pm.max_children": "1", "request_terminate_timeout": "1"})
+    b.start()
+    try:
+        r, took = step_clock_while(b, offset, "-2h", 0.3)
+        check(not r.complete, f"ended by the timeout: {r!r}")
+        check(took < 2.3, f"ended by the timeout, not by the script ({took:.2f}s)")
+        b.wait_log(r"WARNING: \[pool www\] child \d+, script '.*slow.php' \(request: \"GET /slow.php\"\) "
+                   r"execution timed out \(1\.\d{6} sec\), terminating")
+    finally:
+        b.stop()
+        b.close()
+
+
 @test
 def request_terminate_timeout_ends_the_worker():
     b = backend({"pm.max_children": "1", "request_terminate_timeout": "1"})
