@@ -113,25 +113,50 @@ bool alter_master_ini(const std::string& name, const std::string& value, bool sy
 }
 
 namespace {
-// Set in the zygote, inherited by every worker.
-std::vector<std::string> pool_value_errors;
+// What the zygote could not set, in the pool's order (inherited by workers).
+std::vector<const config::IniSetting*> pool_value_failures;
+
+bool loads_extension(const config::IniSetting& v) {
+    return v.name == "extension" && !v.value.empty();
+}
 } // namespace
 
+// Extensions wait for the worker: php-fpm loads them in each child, where
+// their start-up (MINIT) runs and what it prints reaches the child's stderr.
 void apply_pool_values(const config::PoolConfig& pool) {
-    for (const auto& v : pool.php_values)
-        if (!apply_define(v.name, v.value, false))
-            pool_value_errors.push_back("Unable to set php_value '" + v.name + "'");
-    for (const auto& v : pool.php_admin_values)
-        if (!apply_define(v.name, v.value, true))
-            pool_value_errors.push_back("Unable to set php_admin_value '" + v.name + "'");
+    for (const auto* list : {&pool.php_values, &pool.php_admin_values})
+        for (const auto& v : *list)
+            if (!loads_extension(v) &&
+                !apply_define(v.name, v.value, list == &pool.php_admin_values))
+                pool_value_failures.push_back(&v);
 }
 
 // php-fpm applies the pool's values in each child (fpm_php_init_child), which
 // says what it could not set on its stderr: seen in the log only through
-// catch_workers_output, once per worker.
-void report_pool_value_errors() {
-    for (const auto& e : pool_value_errors)
-        ZLOG_ERROR("%s", e.c_str());
+// catch_workers_output, once per worker. Its extensions are loaded here, in
+// the pool's order.
+void apply_pool_values_in_worker(const config::PoolConfig& pool) {
+    size_t failed = 0;
+    bool loaded = false;
+    for (const auto* list : {&pool.php_values, &pool.php_admin_values}) {
+        bool admin = list == &pool.php_admin_values;
+        for (const auto& v : *list) {
+            bool ok = true;
+            if (loads_extension(v)) {
+                // PHP warns when it cannot load it; php-fpm adds nothing.
+                loaded = apply_define(v.name, v.value, admin) || loaded;
+            } else if (failed < pool_value_failures.size() && pool_value_failures[failed] == &v) {
+                ok = false;
+                ++failed;
+            }
+            if (!ok)
+                ZLOG_ERROR("Unable to set %s '%s'", admin ? "php_admin_value" : "php_value",
+                           v.name.c_str());
+        }
+    }
+    // PHP lists the modules with request hooks once, at start-up: a module
+    // loaded since must be added, or its RINIT / RSHUTDOWN never run.
+    if (loaded) zend_collect_module_handlers();
 }
 
 bool session_path_unset(const config::PoolConfig& pool) {

@@ -417,7 +417,7 @@ void init_worker(const config::PoolConfig& pool, Scoreboard& board, size_t pool_
     // the ones it recorded at start-up as "original": record the worker's own
     // (SIGQUIT = graceful stop) instead of the zygote's, as php-fpm does.
     zend_signal_startup();
-    report_pool_value_errors();
+    apply_pool_values_in_worker(pool);
     // Every log line of a worker also reaches the web server on FCGI_STDERR.
     log::set_external_logger(log_to_fastcgi);
 }

@@ -113,7 +113,9 @@ bool start_php(const config::PoolConfig* pool, const zygote::PhpIniOptions& ini)
 bool alter_master_ini(const std::string& name, const std::string& value, bool system);
 // Apply pool php_value[] / php_admin_value[] (zygote, after module start-up).
 void apply_pool_values(const config::PoolConfig& pool);
-void report_pool_value_errors(); // in each worker, to its stderr
+// In each worker: loads the pool's extensions, says (on its stderr) what
+// could not be set.
+void apply_pool_values_in_worker(const config::PoolConfig& pool);
 // PHP_VALUE / PHP_ADMIN_VALUE params: INI text applied to this request only.
 void apply_request_ini(RequestContext& ctx, const char* text, bool system);
 void restore_request_ini(RequestContext& ctx);
