@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lowphp/fd_passing.h"
 #include "lowphp/log.h"
 #include "lowphp/systemd_notify.h"
 #include "lowphp/zygote.h"
@@ -228,25 +229,7 @@ std::unique_ptr<OutputPipe> make_pipe(const char* name, int& write_end) {
 }
 
 bool send_spawn(int ctl, const zygote::SpawnCommand& cmd, const int* fds, int nfds) {
-    struct iovec iov = {const_cast<zygote::SpawnCommand*>(&cmd), sizeof cmd};
-    struct msghdr msg {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * zygote::kMaxSpawnFds)];
-    if (nfds > 0) {
-        msg.msg_control = control;
-        msg.msg_controllen = CMSG_SPACE(sizeof(int) * static_cast<size_t>(nfds));
-        struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * static_cast<size_t>(nfds));
-        memcpy(CMSG_DATA(c), fds, sizeof(int) * static_cast<size_t>(nfds));
-    }
-    ssize_t n;
-    do
-        n = sendmsg(ctl, &msg, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    return n == static_cast<ssize_t>(sizeof cmd);
+    return net::send_with_fds(ctl, &cmd, sizeof cmd, fds, static_cast<size_t>(nfds), 0);
 }
 
 } // namespace

@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "lowphp/fd_passing.h"
 #include "lowphp/log.h"
 #include "lowphp/proctitle.h"
 #include "lowphp/sapi.h"
@@ -32,25 +33,14 @@ bool reply(int fd, uint32_t slot, int32_t pid) {
 // Receive one command and the descriptors that travel with it. Returns false on
 // EOF (the master is gone or stopping).
 bool receive(int fd, SpawnCommand& cmd, int out_fds[kMaxSpawnFds]) {
-    struct iovec iov = {&cmd, sizeof cmd};
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxSpawnFds)];
-    struct msghdr msg {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    ssize_t n;
-    do
-        n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-    while (n < 0 && errno == EINTR);
-    if (n != static_cast<ssize_t>(sizeof cmd)) return false;
     int got[kMaxSpawnFds];
     size_t count = 0;
-    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-            count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            memcpy(got, CMSG_DATA(c), sizeof(int) * count);
-        }
+    if (net::recv_with_fds(fd, &cmd, sizeof cmd, got, kMaxSpawnFds, count, 0) !=
+        static_cast<ssize_t>(sizeof cmd)) {
+        for (size_t i = 0; i < count; ++i)
+            close(got[i]);
+        return false;
+    }
     // Place them by the bits of cmd.fds: stdout, stderr, access log, slow log.
     size_t next = 0;
     auto take = [&]() { return next < count ? got[next++] : -1; };
