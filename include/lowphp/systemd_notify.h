@@ -25,11 +25,21 @@ bool send(const std::string& state);
 // `systemd_interval_s` seconds (0: no heartbeat).
 uint64_t heartbeat_interval_us(int systemd_interval_s, bool& watchdog);
 
-// The master's notifications. ready(): READY=1, MAINPID and the start of the
-// periodic STATUS= (and WATCHDOG=1) heartbeat on the master's event loop.
-// stopping(): RELOADING=1 or STOPPING=1, and the heartbeat ends (call it
-// before the event loop's base goes away).
-void ready(master::Master& m, int systemd_interval_s);
+// The STATUS= heartbeat's state (php-fpm's systemd_interval, or half of
+// systemd's WATCHDOG_USEC with WATCHDOG=1), kept by the master, whose event
+// loop runs the heartbeat.
+struct Heartbeat {
+    bool watchdog = false;
+    uint64_t interval_us = 0;
+    uint64_t last_requests = 0;
+};
+
+// The master's notifications. ready(): READY=1 and MAINPID; true when a
+// heartbeat is due every `hb.interval_us`. report_status(): one heartbeat,
+// php-fpm's STATUS= line. stopping(): RELOADING=1 or STOPPING=1 (the master
+// has ended its heartbeat).
+bool ready(master::Master& m, int systemd_interval_s, Heartbeat& hb);
+void report_status(master::Master& m, Heartbeat& hb);
 void stopping(bool reloading);
 
 } // namespace lowphp::systemd_notify

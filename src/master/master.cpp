@@ -22,18 +22,6 @@
 namespace lowphp::master {
 namespace {
 
-Master* g_master = nullptr;
-
-void signal_cb(evutil_socket_t signo, short, void*) {
-    g_master->on_signal(static_cast<int>(signo));
-}
-void tick_cb(evutil_socket_t, short, void*) {
-    g_master->on_tick();
-}
-void heartbeat_cb(evutil_socket_t, short, void*) {
-    g_master->check_request_timeouts();
-}
-
 // fpm_pctl_heartbeat's period: a third of the smallest request timeout, at least
 // 130 ms; 0 when no pool has one.
 long heartbeat_ms(const config::Config& cfg) {
@@ -304,19 +292,22 @@ void Master::notify_parent(bool ok) {
 }
 
 void Master::install_events() {
-    g_master = this;
     for (int signo : {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2}) {
-        EventPtr ev(evsignal_new(base_.get(), signo, signal_cb, nullptr));
-        event_add(ev.get(), nullptr);
+        EventPtr ev =
+            make_event(base_.get(), signo, EV_SIGNAL | EV_PERSIST,
+                       [this](evutil_socket_t s, short) { on_signal(static_cast<int>(s)); });
+        ev->add();
         signal_events_.push_back(std::move(ev));
     }
-    tick_event_.reset(event_new(base_.get(), -1, EV_PERSIST, tick_cb, nullptr));
+    tick_event_ =
+        make_event(base_.get(), -1, EV_PERSIST, [this](evutil_socket_t, short) { on_tick(); });
     struct timeval one_second = {1, 0};
-    event_add(tick_event_.get(), &one_second);
+    tick_event_->add(&one_second);
     if (long ms = heartbeat_ms(cfg_); ms > 0) {
-        heartbeat_event_.reset(event_new(base_.get(), -1, EV_PERSIST, heartbeat_cb, nullptr));
+        heartbeat_event_ = make_event(base_.get(), -1, EV_PERSIST,
+                                      [this](evutil_socket_t, short) { check_request_timeouts(); });
         struct timeval period = {ms / 1000, (ms % 1000) * 1000};
-        event_add(heartbeat_event_.get(), &period);
+        heartbeat_event_->add(&period);
     }
 }
 
@@ -484,6 +475,7 @@ void Master::begin_stop(State how, bool announce) {
         return;
     if (state_ == State::Starting && how == State::Reloading) return; // not up yet: ignore
     state_ = how;
+    systemd_heartbeat_.reset();
     systemd_notify::stopping(how == State::Reloading);
     if (announce)
         ZLOG_NOTICE(how == State::Finishing   ? "Finishing ..."
@@ -506,11 +498,10 @@ void Master::begin_stop(State how, bool announce) {
     }
     int timeout = cfg_.global.process_control_timeout;
     if (how == State::Terminating || timeout > 0) {
-        escalate_event_.reset(evtimer_new(
-            base_.get(), [](evutil_socket_t, short, void*) { g_master->signal_workers(SIGKILL); },
-            nullptr));
+        escalate_event_ = make_event(base_.get(), -1, 0,
+                                     [this](evutil_socket_t, short) { signal_workers(SIGKILL); });
         struct timeval tv = {how == State::Terminating ? 1 : timeout, 0};
-        evtimer_add(escalate_event_.get(), &tv);
+        escalate_event_->add(&tv);
     }
     maybe_exit();
 }

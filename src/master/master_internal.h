@@ -13,19 +13,16 @@
 
 #include <optional>
 
+#include "event.h"
 #include "lowphp/child_output.h"
 #include "lowphp/config.h"
 #include "lowphp/master.h"
 #include "lowphp/net.h"
 #include "lowphp/scoreboard.h"
+#include "lowphp/systemd_notify.h"
 #include "lowphp/unique_fd.h"
 
 namespace lowphp::master {
-
-struct EventDeleter {
-    void operator()(event* e) const { event_free(e); }
-};
-using EventPtr = std::unique_ptr<event, EventDeleter>;
 
 struct EventBaseDeleter {
     void operator()(event_base* b) const { event_base_free(b); }
@@ -132,6 +129,7 @@ class Master {
     // Parked kept-alive connections (parking.cpp).
     bool open_parking(size_t pool);
     void on_park(size_t pool);
+    void watch_parked(size_t pool, int fd);
     void on_parked_readable(size_t pool, int fd);
     void wait_for_room(size_t pool, int fd);
     void on_handoff_room(size_t pool);
@@ -188,6 +186,8 @@ class Master {
     EventPtr tick_event_;
     EventPtr heartbeat_event_; // request timeouts, when a pool has one
     EventPtr escalate_event_;
+    EventPtr systemd_heartbeat_; // STATUS= lines to systemd, when it asks for them
+    systemd_notify::Heartbeat systemd_state_;
     Scoreboard scoreboard_;
     std::vector<PoolRuntime> pools_;
     std::map<pid_t, Worker> workers_;

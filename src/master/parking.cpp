@@ -16,27 +16,6 @@
 namespace lowphp::master {
 namespace {
 
-struct ParkArg {
-    Master* master;
-    size_t pool;
-    int fd;
-};
-
-Master* g_park_master = nullptr;
-
-void park_cb(evutil_socket_t, short, void* arg) {
-    g_park_master->on_park(static_cast<size_t>(reinterpret_cast<uintptr_t>(arg)));
-}
-
-void parked_cb(evutil_socket_t fd, short, void* arg) {
-    g_park_master->on_parked_readable(static_cast<size_t>(reinterpret_cast<uintptr_t>(arg)),
-                                      static_cast<int>(fd));
-}
-
-void room_cb(evutil_socket_t, short, void* arg) {
-    g_park_master->on_handoff_room(static_cast<size_t>(reinterpret_cast<uintptr_t>(arg)));
-}
-
 bool pair(UniqueFd& a, UniqueFd& b) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) return false;
@@ -54,11 +33,19 @@ bool Master::open_parking(size_t index) {
                       pool.cfg.name.c_str());
         return false;
     }
-    g_park_master = this;
-    pool.park_ev.reset(event_new(base_.get(), pool.park_rx.get(), EV_READ | EV_PERSIST, park_cb,
-                                 reinterpret_cast<void*>(static_cast<uintptr_t>(index))));
-    event_add(pool.park_ev.get(), nullptr);
+    pool.park_ev = make_event(base_.get(), pool.park_rx.get(), EV_READ | EV_PERSIST,
+                              [this, index](evutil_socket_t, short) { on_park(index); });
+    pool.park_ev->add();
     return true;
+}
+
+// A parked connection waits for nginx's next request on it (one shot).
+void Master::watch_parked(size_t index, int fd) {
+    EventPtr ev = make_event(base_.get(), fd, EV_READ, [this, index](evutil_socket_t f, short) {
+        on_parked_readable(index, static_cast<int>(f));
+    });
+    ev->add();
+    pools_[index].parked[fd] = std::move(ev);
 }
 
 void Master::on_park(size_t index) {
@@ -69,10 +56,7 @@ void Master::on_park(size_t index) {
             close(fd);
             continue;
         }
-        EventPtr ev(event_new(base_.get(), fd, EV_READ, parked_cb,
-                              reinterpret_cast<void*>(static_cast<uintptr_t>(index))));
-        event_add(ev.get(), nullptr);
-        pool.parked[fd] = std::move(ev);
+        watch_parked(index, fd);
     }
 }
 
@@ -100,10 +84,10 @@ void Master::wait_for_room(size_t index, int fd) {
     PoolRuntime& pool = pools_[index];
     pool.waiting_for_room.push_back(fd);
     if (!pool.room_ev)
-        pool.room_ev.reset(event_new(base_.get(), pool.handoff_tx.get(), EV_WRITE, room_cb,
-                                     reinterpret_cast<void*>(static_cast<uintptr_t>(index))));
-    if (!event_pending(pool.room_ev.get(), EV_WRITE, nullptr))
-        event_add(pool.room_ev.get(), nullptr);
+        pool.room_ev =
+            make_event(base_.get(), pool.handoff_tx.get(), EV_WRITE,
+                       [this, index](evutil_socket_t, short) { on_handoff_room(index); });
+    if (!pool.room_ev->pending(EV_WRITE)) pool.room_ev->add();
 }
 
 // Writable: the queue has drained to a quarter of its buffer.
@@ -113,7 +97,7 @@ void Master::on_handoff_room(size_t index) {
     while (!pool.waiting_for_room.empty()) {
         int fd = pool.waiting_for_room.front();
         if (!net::send_fd(pool.handoff_tx.get(), fd)) {
-            event_add(pool.room_ev.get(), nullptr);
+            pool.room_ev->add();
             return;
         }
         pool.waiting_for_room.pop_front();
@@ -167,10 +151,7 @@ bool Master::adopt_parked(size_t index) {
             continue;
         }
         fcntl(fd, F_SETFD, FD_CLOEXEC);
-        EventPtr ev(event_new(base_.get(), fd, EV_READ, parked_cb,
-                              reinterpret_cast<void*>(static_cast<uintptr_t>(index))));
-        event_add(ev.get(), nullptr);
-        pools_[index].parked[fd] = std::move(ev);
+        watch_parked(index, fd);
     }
     // The last pool closes what no pool of the new configuration claims.
     if (index + 1 == pools_.size()) {

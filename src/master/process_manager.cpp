@@ -18,15 +18,6 @@ using config::PmStyle;
 // A zygote that lived this long before dying resets the restart backoff.
 constexpr uint64_t kZygoteStableUs = 10'000'000;
 
-void output_cb(evutil_socket_t, short, void* arg);
-Master* g_pm_master = nullptr;
-
-void output_cb(evutil_socket_t, short, void* arg) {
-    g_pm_master->on_output(static_cast<OutputPipe*>(arg));
-}
-
-void ondemand_cb(evutil_socket_t, short, void* arg);
-
 } // namespace
 
 std::string signal_name(int signo) {
@@ -103,22 +94,11 @@ bool Master::connection_waiting(size_t index) {
 // ondemand pools: the listening socket wakes the master (edge-triggered).
 void Master::watch_ondemand(size_t index) {
     if (pools_[index].ondemand_ev) return;
-    g_pm_master = this;
-    pools_[index].ondemand_ev.reset(
-        event_new(base_.get(), pools_[index].listener.fd.get(), EV_READ | EV_PERSIST | EV_ET,
-                  ondemand_cb, reinterpret_cast<void*>(static_cast<uintptr_t>(index))));
-    event_add(pools_[index].ondemand_ev.get(), nullptr);
+    pools_[index].ondemand_ev =
+        make_event(base_.get(), pools_[index].listener.fd.get(), EV_READ | EV_PERSIST | EV_ET,
+                   [this, index](evutil_socket_t, short) { on_ondemand_connection(index, true); });
+    pools_[index].ondemand_ev->add();
 }
-
-namespace {
-
-// ondemand: a connection is waiting in the backlog; fork a worker if none is idle.
-void ondemand_cb(evutil_socket_t, short, void* arg) {
-    auto pool = static_cast<size_t>(reinterpret_cast<uintptr_t>(arg));
-    g_pm_master->on_ondemand_connection(pool, true);
-}
-
-} // namespace
 
 // fpm_pctl_on_socket_accept: each new connection forks a worker when none is
 // idle (one being forked is not idle yet: two connections at once get two),
@@ -374,7 +354,6 @@ void Master::on_zygote_exit(size_t index, int status) {
 }
 
 void Master::watch_output(Worker& w) {
-    g_pm_master = this;
     for (OutputPipe* p : {w.out.get(), w.err.get()}) {
         if (!p) continue;
         p->pid = w.pid;
@@ -383,8 +362,9 @@ void Master::watch_output(Worker& w) {
         p->lines.emplace(log::child_output_room(static_cast<size_t>(cfg_.global.log_limit),
                                                 cfg.decorate_workers_output, cfg.name, w.pid,
                                                 p->stream_name));
-        p->ev.reset(event_new(base_.get(), p->fd.get(), EV_READ | EV_PERSIST, output_cb, p));
-        event_add(p->ev.get(), nullptr);
+        p->ev = make_event(base_.get(), p->fd.get(), EV_READ | EV_PERSIST,
+                           [this, p](evutil_socket_t, short) { on_output(p); });
+        p->ev->add();
     }
     if (w.out && w.err) {
         w.out->other = w.err.get();

@@ -25,40 +25,11 @@ const char* socket_name() {
     return name && (name[0] == '/' || name[0] == '@') && name[1] ? name : nullptr;
 }
 
-// The heartbeat timer. Deliberately a plain pointer freed by stopping(): a
-// static RAII owner would run event_free() at exit in every child forked from
-// the master (zygotes), on the parent's event base.
-event* g_heartbeat = nullptr;
-master::Master* g_master = nullptr;
-bool g_watchdog = false;
-uint64_t g_interval_us = 0;
-uint64_t g_last_requests = 0;
-
 uint64_t accepted_connections(master::Master& m) {
     uint64_t total = 0;
     for (size_t i = 0; i < m.scoreboard().pool_count(); ++i)
         total += m.scoreboard().pool(i).accepted_conn.load();
     return total;
-}
-
-void heartbeat(evutil_socket_t, short, void*) {
-    master::Master& m = *g_master;
-    int active = 0, idle = 0;
-    for (size_t i = 0; i < m.scoreboard().pool_count(); ++i) {
-        int pool_idle = m.idle_workers(i);
-        idle += pool_idle;
-        active += m.total_workers(i) - pool_idle;
-    }
-    uint64_t requests = accepted_connections(m);
-    double traffic =
-        static_cast<double>(requests - g_last_requests) * 1e6 / static_cast<double>(g_interval_us);
-    g_last_requests = requests;
-    char status[256];
-    snprintf(status, sizeof status,
-             "STATUS=Processes active: %d, idle: %d, Requests: %llu, Traffic: %.3greq/sec%s",
-             active, idle, static_cast<unsigned long long>(requests), traffic,
-             g_watchdog ? "\nWATCHDOG=1" : "");
-    if (!send(status)) ZLOG_SYSWARNING("failed to notify status to systemd");
 }
 
 } // namespace
@@ -105,30 +76,38 @@ uint64_t heartbeat_interval_us(int systemd_interval_s, bool& watchdog) {
     return systemd_interval_s > 0 ? static_cast<uint64_t>(systemd_interval_s) * 1000000 : 0;
 }
 
-void ready(master::Master& m, int systemd_interval_s) {
-    if (!enabled()) return;
+bool ready(master::Master& m, int systemd_interval_s, Heartbeat& hb) {
+    if (!enabled()) return false;
     if (!send("READY=1\nSTATUS=Ready to handle connections\nMAINPID=" + std::to_string(getpid())))
         ZLOG_SYSWARNING("failed to notify start to systemd");
-    if (g_heartbeat) return;
-    g_interval_us = heartbeat_interval_us(systemd_interval_s, g_watchdog);
-    if (g_watchdog)
+    hb.interval_us = heartbeat_interval_us(systemd_interval_s, hb.watchdog);
+    if (hb.watchdog)
         ZLOG_NOTICE("systemd watchdog configured to %.3gsec",
-                    static_cast<double>(g_interval_us) / 1e6);
-    if (g_interval_us == 0) return;
-    g_master = &m;
-    g_last_requests = accepted_connections(m);
-    g_heartbeat = event_new(m.base(), -1, EV_PERSIST, heartbeat, nullptr);
-    timeval tv = {static_cast<time_t>(g_interval_us / 1000000),
-                  static_cast<suseconds_t>(g_interval_us % 1000000)};
-    if (!g_heartbeat || event_add(g_heartbeat, &tv) < 0)
-        ZLOG_ERROR("unable to start the systemd heartbeat timer");
+                    static_cast<double>(hb.interval_us) / 1e6);
+    hb.last_requests = accepted_connections(m);
+    return hb.interval_us > 0;
+}
+
+void report_status(master::Master& m, Heartbeat& hb) {
+    int active = 0, idle = 0;
+    for (size_t i = 0; i < m.scoreboard().pool_count(); ++i) {
+        int pool_idle = m.idle_workers(i);
+        idle += pool_idle;
+        active += m.total_workers(i) - pool_idle;
+    }
+    uint64_t requests = accepted_connections(m);
+    double traffic = static_cast<double>(requests - hb.last_requests) * 1e6 /
+                     static_cast<double>(hb.interval_us);
+    hb.last_requests = requests;
+    char status[256];
+    snprintf(status, sizeof status,
+             "STATUS=Processes active: %d, idle: %d, Requests: %llu, Traffic: %.3greq/sec%s",
+             active, idle, static_cast<unsigned long long>(requests), traffic,
+             hb.watchdog ? "\nWATCHDOG=1" : "");
+    if (!send(status)) ZLOG_SYSWARNING("failed to notify status to systemd");
 }
 
 void stopping(bool reloading) {
-    if (g_heartbeat) {
-        event_free(g_heartbeat);
-        g_heartbeat = nullptr;
-    }
     if (!enabled()) return;
     timespec now{};
     clock_gettime(CLOCK_MONOTONIC, &now);

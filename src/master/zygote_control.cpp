@@ -20,18 +20,6 @@
 namespace lowphp::master {
 namespace {
 
-Master* g_self = nullptr;
-
-struct ZygoteEventArg {
-    Master* master;
-    size_t pool;
-};
-
-void zygote_cb(evutil_socket_t, short, void* arg) {
-    auto* a = static_cast<ZygoteEventArg*>(arg);
-    a->master->on_zygote_message(a->pool);
-}
-
 // A forked zygote must not hold the master's descriptors (event loop, other
 // pools' sockets, pipes of other workers): only what it needs stays open.
 void close_all_but(const std::set<int>& keep) {
@@ -56,12 +44,6 @@ void reset_signals() {
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, nullptr);
-}
-
-std::vector<ZygoteEventArg>& event_args(size_t pools) {
-    static std::vector<ZygoteEventArg> args;
-    if (args.size() < pools) args.resize(pools);
-    return args;
 }
 
 } // namespace
@@ -110,16 +92,14 @@ bool Master::start_zygote(size_t index) {
         zygote::run(p);
     }
     close(sv[1]);
-    g_self = this;
     pool.zygote_pid = pid;
     pool.zygote_started_us = mono_us();
     pool.zygote_ready = false;
     pool.zygote_ctl.reset(sv[0]);
-    auto& args = event_args(pools_.size());
-    args[index] = {this, index};
-    pool.zygote_ev.reset(
-        event_new(base_.get(), sv[0], EV_READ | EV_PERSIST, zygote_cb, &args[index]));
-    event_add(pool.zygote_ev.get(), nullptr);
+    pool.zygote_ev =
+        make_event(base_.get(), sv[0], EV_READ | EV_PERSIST,
+                   [this, index](evutil_socket_t, short) { on_zygote_message(index); });
+    pool.zygote_ev->add();
     return true;
 }
 
@@ -213,7 +193,16 @@ void Master::maybe_ready() {
     ZLOG_NOTICE("ready to handle connections");
     ZLOG_NOTICE("systemd monitor interval set to %dms", cfg_.global.systemd_interval * 1000);
     notify_parent(true);
-    systemd_notify::ready(*this, cfg_.global.systemd_interval);
+    if (!systemd_heartbeat_ &&
+        systemd_notify::ready(*this, cfg_.global.systemd_interval, systemd_state_)) {
+        systemd_heartbeat_ =
+            make_event(base_.get(), -1, EV_PERSIST, [this](evutil_socket_t, short) {
+                systemd_notify::report_status(*this, systemd_state_);
+            });
+        uint64_t us = systemd_state_.interval_us;
+        timeval tv = {static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+        systemd_heartbeat_->add(&tv);
+    }
 }
 
 namespace {
