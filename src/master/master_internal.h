@@ -58,6 +58,13 @@ struct Worker {
     std::unique_ptr<OutputPipe> out, err;
 };
 
+// A kept-alive connection the master holds for a pool until nginx writes on
+// it: the descriptor and the one-shot event watching it, closed together.
+struct ParkedConnection {
+    UniqueFd fd;
+    EventPtr ev; // destroyed first: never an event on a closed descriptor
+};
+
 struct PoolRuntime {
     config::PoolConfig cfg;
     pool::Identity identity; // who its workers become, resolved at start-up
@@ -84,7 +91,7 @@ struct PoolRuntime {
     // access.log and slowlog, opened by the master (as root) and handed to each new worker.
     UniqueFd access_log_fd, slowlog_fd;
     EventPtr park_ev;
-    std::map<int, EventPtr> parked; // fd -> its one-shot read event
+    std::map<int, ParkedConnection> parked; // by fd
     // Parked connections with a request that the full handoff queue refused,
     // oldest first, and the event telling when the queue has room again.
     std::deque<int> waiting_for_room;

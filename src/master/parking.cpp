@@ -45,7 +45,7 @@ void Master::watch_parked(size_t index, int fd) {
         on_parked_readable(index, static_cast<int>(f));
     });
     ev->add();
-    pools_[index].parked[fd] = std::move(ev);
+    pools_[index].parked[fd] = ParkedConnection{UniqueFd(fd), std::move(ev)};
 }
 
 void Master::on_park(size_t index) {
@@ -72,8 +72,7 @@ void Master::on_parked_readable(size_t index, int fd) {
         wait_for_room(index, fd);
         return;
     }
-    pool.parked.erase(fd);
-    close(fd);
+    pool.parked.erase(fd); // nginx's EOF, or handed over: closed here
 }
 
 // The queue is full: every worker is busy and far behind. The connection
@@ -102,7 +101,6 @@ void Master::on_handoff_room(size_t index) {
         }
         pool.waiting_for_room.pop_front();
         pool.parked.erase(fd);
-        close(fd);
     }
 }
 
@@ -118,15 +116,14 @@ void Master::keep_parked_across_exec() {
         PoolRuntime& pool = pools_[i];
         if (pool.park_rx) on_park(i); // what exiting workers sent last
         int fd;
-        while (pool.handoff_rx && (fd = net::recv_fd(pool.handoff_rx.get())) >= 0) {
-            pool.parked[fd] = nullptr;
-        }
+        while (pool.handoff_rx && (fd = net::recv_fd(pool.handoff_rx.get())) >= 0)
+            pool.parked[fd] = ParkedConnection{UniqueFd(fd), nullptr};
         pool.room_ev.reset();
         pool.waiting_for_room.clear(); // they are parked too
-        for (auto& [fd, ev] : pool.parked) {
-            ev.reset();
+        for (auto& [fd, conn] : pool.parked) {
+            conn.ev.reset();
             fcntl(fd, F_SETFD, 0);
-            list += std::to_string(fd) + " " + pool.cfg.name + "\n";
+            list += std::to_string(conn.fd.release()) + " " + pool.cfg.name + "\n";
         }
         pool.parked.clear(); // now owned by the environment list
     }
@@ -171,9 +168,7 @@ void Master::close_parked() {
     for (auto& pool : pools_) {
         pool.room_ev.reset();
         pool.waiting_for_room.clear(); // they are parked too
-        for (auto& [fd, ev] : pool.parked)
-            close(fd);
-        pool.parked.clear();
+        pool.parked.clear();           // closes them
         pool.park_ev.reset();
     }
 }
