@@ -9,10 +9,9 @@
 #include <utility>
 #include <vector>
 
-namespace lowphp::config {
+#include "lowphp/log_level.h"
 
-// php-fpm's zlog levels, same numeric order (debug is the most verbose).
-enum class LogLevel { Debug = 1, Notice = 2, Warning = 3, Error = 4, Alert = 5 };
+namespace lowphp::config {
 
 enum class PmStyle { Static, Dynamic, Ondemand };
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "lowphp/config.h"
+#include "lowphp/log_level.h"
 
 namespace lowphp::log {
 

@@ -6,7 +6,7 @@
 
 #include "lowphp/config.h"
 #include "lowphp/identity.h"
-#include "lowphp/zygote.h"
+#include "lowphp/php_ini_options.h"
 
 namespace lowphp::master {
 
@@ -17,7 +17,7 @@ struct Options {
     int force_daemon = -1;     // -1: config decides, 0: -F, 1: -D
     bool force_stderr = false; // -O
     bool run_as_root = false;  // -R
-    zygote::PhpIniOptions ini;
+    PhpIniOptions ini;
     std::vector<std::string> argv; // the original command line, for the reload re-exec
 };
 

@@ -2,7 +2,7 @@
 // run in the invoking process and exit; the master role never starts PHP.
 #pragma once
 
-#include "lowphp/zygote.h"
+#include "lowphp/php_ini_options.h"
 
 namespace lowphp::sapi {
 
@@ -10,6 +10,6 @@ namespace lowphp::sapi {
 // test starts PHP, so a broken php.ini or extension shows there).
 enum class InfoMode { Version, Info, Modules, Startup };
 
-int print_info(InfoMode mode, const zygote::PhpIniOptions& ini);
+int print_info(InfoMode mode, const PhpIniOptions& ini);
 
 } // namespace lowphp::sapi

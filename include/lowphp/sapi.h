@@ -6,13 +6,13 @@
 #include "lowphp/fastcgi.h"
 
 #include "lowphp/config.h"
+#include "lowphp/php_ini_options.h"
 #include "lowphp/scoreboard.h"
-#include "lowphp/zygote.h"
 
 namespace lowphp::sapi {
 
 // php_module_startup with the pool's php.ini (zygote). Returns false on failure.
-bool start_pool(const config::PoolConfig& pool, const zygote::PhpIniOptions& ini);
+bool start_pool(const config::PoolConfig& pool, const PhpIniOptions& ini);
 
 // True when the pool leaves session.save_path to lowphp: session.save_handler is
 // "files" and neither php.ini (with its conf.d and -d) nor the pool's

@@ -9,19 +9,13 @@
 
 #include "lowphp/config.h"
 #include "lowphp/identity.h"
+#include "lowphp/php_ini_options.h"
 
 namespace lowphp {
 class Scoreboard;
 }
 
 namespace lowphp::zygote {
-
-// Command line settings that reach PHP (php-fpm's -c, -n, -d).
-struct PhpIniOptions {
-    std::string ini_path;             // -c (file or directory), "" = default
-    bool no_ini = false;              // -n
-    std::vector<std::string> defines; // -d name=value, in order
-};
 
 struct Params {
     const config::Config* config = nullptr;

@@ -36,7 +36,7 @@ std::vector<std::string> dump_global(const GlobalConfig& g) {
         "\tpid = " + s(g.pid),
         "\terror_log = " + s(g.error_log),
         "\tsyslog.ident = " + g.syslog_ident,
-        "\tsyslog.facility = " + std::to_string(syslog_facility_number(g.syslog_facility)),
+        "\tsyslog.facility = " + std::to_string(syslog_facility_number(g.syslog_facility.c_str())),
         "\tlog_buffering = " + b(g.log_buffering),
         "\tlog_level = " + level(g),
         "\tlog_limit = " + std::to_string(g.log_limit),

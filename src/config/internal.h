@@ -24,7 +24,4 @@ struct ParseState {
 bool post_process(Config& cfg, const ParseState& state, const ParseOptions& opts,
                   std::vector<Message>& messages, bool& global_ok);
 
-// syslog.facility name -> LOG_* value as -tt prints it; -1 when unknown.
-int syslog_facility_number(const std::string& name);
-
 } // namespace lowphp::config

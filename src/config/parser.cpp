@@ -84,7 +84,7 @@ std::string set_log_level(GlobalConfig& g, const std::string& v) {
 }
 
 std::string set_facility(GlobalConfig& g, const std::string& v) {
-    if (syslog_facility_number(v) < 0) return "invalid value";
+    if (syslog_facility_number(v.c_str()) < 0) return "invalid value";
     g.syslog_facility = v;
     return "";
 }

@@ -12,6 +12,7 @@
 #include <optional>
 #include <strings.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -262,14 +263,17 @@ bool check_listen_unique(Checker& ck, const std::vector<PoolConfig>& pools) {
 
 } // namespace
 
-int syslog_facility_number(const std::string& name) {
+int syslog_facility_number(const char* name) {
     static const std::pair<const char*, int> names[] = {
-        {"auth", 32},    {"authpriv", 80}, {"cron", 72},    {"daemon", 24},  {"ftp", 88},
-        {"kern", 0},     {"lpr", 48},      {"mail", 16},    {"news", 56},    {"syslog", 40},
-        {"user", 8},     {"uucp", 64},     {"local0", 128}, {"local1", 136}, {"local2", 144},
-        {"local3", 152}, {"local4", 160},  {"local5", 168}, {"local6", 176}, {"local7", 184}};
+        {"auth", LOG_AUTH},     {"authpriv", LOG_AUTHPRIV}, {"cron", LOG_CRON},
+        {"daemon", LOG_DAEMON}, {"ftp", LOG_FTP},           {"kern", LOG_KERN},
+        {"lpr", LOG_LPR},       {"mail", LOG_MAIL},         {"news", LOG_NEWS},
+        {"syslog", LOG_SYSLOG}, {"user", LOG_USER},         {"uucp", LOG_UUCP},
+        {"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1},     {"local2", LOG_LOCAL2},
+        {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4},     {"local5", LOG_LOCAL5},
+        {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7}};
     for (const auto& [n, v] : names)
-        if (strcasecmp(n, name.c_str()) == 0) return v;
+        if (strcasecmp(n, name) == 0) return v;
     return -1;
 }
 

@@ -30,20 +30,10 @@ State& state() {
     return s;
 }
 
-int facility_from_name(const std::string& name) {
-    static const struct {
-        const char* name;
-        int value;
-    } table[] = {{"auth", LOG_AUTH},     {"authpriv", LOG_AUTHPRIV}, {"cron", LOG_CRON},
-                 {"daemon", LOG_DAEMON}, {"ftp", LOG_FTP},           {"kern", LOG_KERN},
-                 {"lpr", LOG_LPR},       {"mail", LOG_MAIL},         {"news", LOG_NEWS},
-                 {"syslog", LOG_SYSLOG}, {"user", LOG_USER},         {"uucp", LOG_UUCP},
-                 {"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1},     {"local2", LOG_LOCAL2},
-                 {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4},     {"local5", LOG_LOCAL5},
-                 {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7}};
-    for (const auto& f : table)
-        if (strcasecmp(name.c_str(), f.name) == 0) return f.value;
-    return LOG_DAEMON;
+// An unknown name (the config reader refuses it) falls back to php-fpm's default.
+int facility_or_daemon(const std::string& name) {
+    int f = config::syslog_facility_number(name.c_str());
+    return f < 0 ? LOG_DAEMON : f;
 }
 
 int syslog_priority(LogLevel level) {
@@ -106,7 +96,7 @@ bool open_target(const std::string& error_log, const std::string& ident,
     if (error_log == "syslog") {
         static std::string kept_ident; // openlog keeps the pointer
         kept_ident = ident;
-        openlog(kept_ident.c_str(), LOG_PID | LOG_CONS, facility_from_name(facility));
+        openlog(kept_ident.c_str(), LOG_PID | LOG_CONS, facility_or_daemon(facility));
         s.syslog = true;
         return true;
     }

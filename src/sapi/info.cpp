@@ -43,7 +43,7 @@ void print_modules() {
 
 } // namespace
 
-int print_info(InfoMode mode, const zygote::PhpIniOptions& ini) {
+int print_info(InfoMode mode, const PhpIniOptions& ini) {
     if (mode == InfoMode::Info) lowphp_sapi_module.phpinfo_as_text = 1;
     if (!start_php(nullptr, ini)) return kExitSoftware;
     if (mode == InfoMode::Startup) {

@@ -286,7 +286,7 @@ std::string fpm_config_dir() {
 
 // php.ini lookup as php-fpm does it: -c, then PHPRC, then php-fpm's own
 // directory; a pool's `php_ini` takes precedence over all of them.
-void choose_ini(const config::PoolConfig* pool, const zygote::PhpIniOptions& ini,
+void choose_ini(const config::PoolConfig* pool, const PhpIniOptions& ini,
                 std::string& path_storage) {
     lowphp_sapi_module.php_ini_ignore = ini.no_ini ? 1 : 0;
     lowphp_sapi_module.php_ini_ignore_cwd = 1;
@@ -350,7 +350,7 @@ class ScanDirForStartup {
 };
 
 // -d entries as INI text, quoted the way php_ini_builder_define quotes them.
-char* build_ini_entries(const zygote::PhpIniOptions& ini) {
+char* build_ini_entries(const PhpIniOptions& ini) {
     static std::string text; // PHP keeps the pointer for the life of the process
     text.clear();
     for (const auto& d : ini.defines) {
@@ -375,7 +375,7 @@ std::string running_binary() {
 
 } // namespace
 
-bool start_php(const config::PoolConfig* pool, const zygote::PhpIniOptions& ini) {
+bool start_php(const config::PoolConfig* pool, const PhpIniOptions& ini) {
     static std::string ini_path;
     zend_signal_startup();
     sapi_startup(&lowphp_sapi_module);
@@ -392,7 +392,7 @@ bool start_php(const config::PoolConfig* pool, const zygote::PhpIniOptions& ini)
     return lowphp_sapi_module.startup(&lowphp_sapi_module) == SUCCESS;
 }
 
-bool start_pool(const config::PoolConfig& pool, const zygote::PhpIniOptions& ini) {
+bool start_pool(const config::PoolConfig& pool, const PhpIniOptions& ini) {
     if (!start_php(&pool, ini)) return false;
     apply_pool_values(pool);
     return true;

@@ -106,7 +106,7 @@ extern WorkerSlot* current_slot;
 extern sapi_module_struct lowphp_sapi_module;
 
 // sapi_startup + php_module_startup with the chosen php.ini (zygote, -v/-i/-m).
-bool start_php(const config::PoolConfig* pool, const zygote::PhpIniOptions& ini);
+bool start_php(const config::PoolConfig* pool, const PhpIniOptions& ini);
 
 // Set an ini directive's master value as php-fpm's fpm_php_zend_ini_alter_master
 // does: `system` also locks it against ini_set. Returns false when unknown.
