@@ -38,6 +38,8 @@ import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+from bench import descendants, proc_table, title  # noqa: E402  (process tree and cmdline, bench/bench.py)
+
 
 def env_int(name, default):
     v = os.environ.get(name, "")
@@ -112,27 +114,6 @@ def table():
             if st:
                 t[int(d)] = st
     return t
-
-
-def descendants(root, t=None):
-    t = t or table()
-    kids = collections.defaultdict(list)
-    for pid, st in t.items():
-        kids[st["ppid"]].append(pid)
-    out, todo = [], [root]
-    while todo:
-        for c in kids.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def cmdline(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
 
 
 def rss_kb(pid):
@@ -538,18 +519,18 @@ class Soak:
         pidfile = read(f"{tmp}/lowphp.pid").strip()
         if pidfile and pidfile != str(self.master.pid):
             self.fail(f"pid file says {pidfile}, master started as {self.master.pid} ({where})")
-        if "master process" not in cmdline(self.master.pid):
-            self.fail(f"pid {self.master.pid} is no longer lowphp-fpm's master ({where}): {cmdline(self.master.pid)!r}")
+        if "master process" not in title(self.master.pid):
+            self.fail(f"pid {self.master.pid} is no longer lowphp-fpm's master ({where}): {title(self.master.pid)!r}")
             return False
         return True
 
     def family(self):
-        t = table()
+        t = proc_table()
         d = descendants(self.master.pid, t)
         known.update(d)
-        zyg = [p for p in d if cmdline(p).startswith(f"lowphp-fpm: zygote {POOL}")]
-        workers = [p for p in d if cmdline(p).startswith(f"lowphp-fpm: pool {POOL}")]
-        zombies = [p for p in d if t[p]["state"] == "Z"]
+        zyg = [p for p in d if title(p).startswith(f"lowphp-fpm: zygote {POOL}")]
+        workers = [p for p in d if title(p).startswith(f"lowphp-fpm: pool {POOL}")]
+        zombies = [p for p in d if t[p][1] == "Z"]
         other = [p for p in d if p not in zyg and p not in workers and p not in zombies]
         return zyg, workers, zombies, other
 
@@ -824,7 +805,7 @@ class Soak:
             self.fail(f"expected one zygote at the end, found {last['zygotes']}")
         if last and last["other"]:
             self.fail("unexpected processes under the master at the end: " +
-                      ", ".join(f"{p} {cmdline(p)!r}" for p in last["other"]))
+                      ", ".join(f"{p} {title(p)!r}" for p in last["other"]))
 
         # lost work after fastcgi_finish_request: every answered finish.php appended its line
         ran = len(read(f"{tmp}/finish.count")) // 2
