@@ -198,16 +198,6 @@ CommandLine parse(int argc, char** argv) {
     return cl;
 }
 
-void log_messages(const std::vector<lowphp::config::Message>& messages, size_t from, size_t to) {
-    for (size_t i = from; i < to && i < messages.size(); ++i) {
-        const auto& m = messages[i];
-        if (m.raw) // the INI scanner's own lines carry no log prefix in php-fpm
-            fprintf(stderr, "%s\n", m.text.c_str());
-        else
-            lowphp::log::write(m.level, "fpm_conf_init_main", 0, false, "%s", m.text.c_str());
-    }
-}
-
 // fpm_unix_resolve_socket_premissions and fpm_unix_conf_wp: names are looked
 // up at start-up and by -t (so a typo fails the test), digits are ids. Not
 // root, php-fpm 8.2 ignores user and group at start-up (with a notice each),
@@ -291,12 +281,13 @@ int main(int argc, char** argv) {
     po.require_user = geteuid() == 0 && !opts.run_as_root;
     po.open_log_files = true;
     lowphp::config::ParseResult parsed = lowphp::config::load(opts.config_path, po);
+    opts.parse = po;
     if (parsed.global) { // its own notices already obey its log_level (as php-fpm's)
         lowphp::log::Settings ls = lowphp::log::settings();
         ls.level = parsed.global->log_level;
         lowphp::log::configure(ls);
     }
-    log_messages(parsed.messages, 0, parsed.error_log_from);
+    lowphp::master::log_config_messages(parsed.messages, 0, parsed.error_log_from);
     if (parsed.global) {
         // php-fpm opens error_log once [global] checked out: what follows (the
         // pools' errors, -t's verdict) is written there too, and to stderr
@@ -305,7 +296,8 @@ int main(int argc, char** argv) {
         bool daemon = opts.force_daemon >= 0 ? opts.force_daemon == 1 : g.daemonize;
         if (lowphp::log::use_error_log(daemon, opts.force_stderr))
             lowphp::log::open_target(g.error_log, g.syslog_ident, g.syslog_facility);
-        log_messages(parsed.messages, parsed.error_log_from, parsed.messages.size());
+        lowphp::master::log_config_messages(parsed.messages, parsed.error_log_from,
+                                            parsed.messages.size());
     }
     std::vector<lowphp::pool::Identity> identities;
     if (!parsed.config ||

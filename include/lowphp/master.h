@@ -18,8 +18,13 @@ struct Options {
     bool force_stderr = false; // -O
     bool run_as_root = false;  // -R
     PhpIniOptions ini;
+    config::ParseOptions parse;    // as start-up read the configuration (a reload checks it so)
     std::vector<std::string> argv; // the original command line, for the reload re-exec
 };
+
+// The configuration reader's messages [from, to), as php-fpm logs them (the INI
+// scanner's own lines go to stderr without a prefix).
+void log_config_messages(const std::vector<config::Message>& messages, size_t from, size_t to);
 
 // Runs the process manager until it stops; returns the process exit status.
 // `identities` are the pools' (same order), resolved by the start-up checks.

@@ -408,9 +408,37 @@ void Master::on_signal(int signo) {
         open_pool_logs(true);
         break;
     case SIGUSR2:
+        if (state_ == State::Running && !configuration_loads()) break;
         begin_stop(State::Reloading);
         break;
     }
+}
+
+// Beyond php-fpm, whose new image exits when the configuration no longer
+// loads (the site goes down): it is read first, as the new image will read
+// it. If it does not load, the reload is refused with the reader's errors
+// and the running generation goes on serving.
+bool Master::configuration_loads() {
+    config::ParseOptions po = opts_.parse;
+    po.open_log_files = false; // the new image opens them
+    config::ParseResult parsed = config::load(opts_.config_path, po);
+    bool ok = parsed.config.has_value();
+    if (ok) {
+        for (const auto& pool : parsed.config->pools) {
+            pool::Identity id;
+            std::string error;
+            if (!pool::resolve_identity(pool, getuid() == 0, id, error)) {
+                ZLOG_ERROR("[pool %s] %s", pool.name.c_str(), error.c_str());
+                ok = false;
+            }
+        }
+    }
+    if (ok) return true;
+    log_config_messages(parsed.messages, 0, parsed.messages.size());
+    ZLOG_ERROR("reload refused: the configuration file %s does not load; the running "
+               "configuration goes on",
+               opts_.config_path.c_str());
+    return false;
 }
 
 // access.log and slowlog of every pool (fpm_log_open). On SIGUSR1 the files are
@@ -537,6 +565,16 @@ void Master::cleanup() {
         p.ondemand_ev.reset();
     }
     workers_.clear();
+}
+
+void log_config_messages(const std::vector<config::Message>& messages, size_t from, size_t to) {
+    for (size_t i = from; i < to && i < messages.size(); ++i) {
+        const auto& m = messages[i];
+        if (m.raw) // the INI scanner's own lines carry no log prefix in php-fpm
+            fprintf(stderr, "%s\n", m.text.c_str());
+        else
+            log::write(m.level, "fpm_conf_init_main", 0, false, "%s", m.text.c_str());
+    }
 }
 
 int run(config::Config cfg, std::vector<pool::Identity> identities, const Options& opts) {

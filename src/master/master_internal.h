@@ -114,6 +114,7 @@ class Master {
 
     // Lifecycle (master.cpp).
     void on_signal(int signo);
+    bool configuration_loads();
     void on_tick();
     void check_request_timeouts(); // request_terminate_timeout, request_slowlog_timeout
     // `announce`: log what a signal asked for ("Finishing ...", "Reloading in

@@ -5,7 +5,7 @@ import signal
 import threading
 import time
 
-from lowphp_test import LOG_PREFIX, Stack, check, check_eq, check_in, http, run, test, wait_for
+from lowphp_test import LOG_PREFIX, Stack, check, check_eq, check_in, http, run, test, util, wait_for
 
 NOTICE = LOG_PREFIX + "NOTICE: "
 WARNING = LOG_PREFIX + "WARNING: "
@@ -199,6 +199,37 @@ def sigusr2_reload_keeps_serving():
         check(s.backend.running(), "master still running after reload")
         m = s.backend.wait_log(NOTICE + r"fpm is running, pid (\d+)\n", mark)
         check_eq(int(m.group(1)), s.backend.pid, "same master pid after reload")
+    finally:
+        s.close(check=True)
+
+
+@test
+def a_reload_with_a_broken_config_keeps_serving():
+    """Beyond php-fpm (whose new image exits, taking the site down): SIGUSR2
+    with a configuration that no longer loads is refused with the reader's
+    error, the running workers go on serving; once the file is fixed, SIGUSR2
+    reloads."""
+    s = Stack(pool={"pm.max_children": "2"})
+    try:
+        b = s.backend
+        workers = b.worker_pids()
+        good = util.read_text(b.conf_file)
+        util.write_file(b.conf_file, good + "\nbogus_directive = 1\n")
+        mark = b.log_mark()
+        b.send_signal(signal.SIGUSR2)
+        b.wait_log(r"ERROR: \[.*php-fpm\.conf:\d+\] unknown entry 'bogus_directive'\n", mark)
+        b.wait_log(r"ERROR: reload refused: the configuration file .*php-fpm\.conf does not load; "
+                   r"the running configuration goes on\n", mark)
+        check(b.running(), "master still running")
+        check_eq(http.get(s.port, "/hello.php").status, 200, "serving after the refused reload")
+        check_eq(sorted(b.worker_pids()), sorted(workers), "the same workers")
+        check("Reloading in progress" not in b.log_since(mark), "no reload began")
+        util.write_file(b.conf_file, good)
+        mark = b.log_mark()
+        b.send_signal(signal.SIGUSR2)
+        b.wait_log(NOTICE + r"Reloading in progress \.\.\.\n", mark)
+        b.wait_log(NOTICE + r"ready to handle connections\n", mark, timeout=10)
+        check_eq(http.get(s.port, "/hello.php").status, 200, "serving after the reload")
     finally:
         s.close(check=True)
 
