@@ -23,7 +23,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 
-from lowphp_test import Backend, Nginx, check, check_eq, compat, fcgi, http, run, site, test, util
+from lowphp_test import Backend, Nginx, check, check_eq, compat, fcgi, http, run, shut_down, site, test, util
 from lowphp_test.backend import lowphp_bin, phpfpm_bin, write_ini
 
 NAMES = ("php-fpm8.2", "lowphp-fpm")
@@ -55,21 +55,7 @@ class Both:
         return os.path.join(self.root, rel)
 
     def close(self, check=True):
-        errs = []
-        try:
-            for b in self.backends:
-                if b.proc is not None:
-                    try:
-                        b.stop(check=check)
-                    except AssertionError as e:
-                        errs.append(f"{b.name}: {e}")
-        finally:
-            for b in self.backends:
-                b.close()
-            self.tmp.cleanup()
-        if errs:
-            raise AssertionError("\n".join(errs))
-
+        shut_down(self.backends, self.tmp, check=check)
 
 def crashes(b, mark=0):
     return [l for l in b.log_since(mark).splitlines() if re.search(r"exited (on signal|with code)", l)]

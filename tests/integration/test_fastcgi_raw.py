@@ -1,6 +1,6 @@
 """$LOWPHP_BIN driven directly over FastCGI (no nginx): records, keep-conn,
 GET_VALUES, multiplexing attempts, aborts, malformed input."""
-from lowphp_test import Backend, TempDir, fcgi_checks, run, site, test
+from lowphp_test import Backend, TempDir, fcgi_checks, run, shut_down, site, test
 
 CTX = {}
 
@@ -29,17 +29,7 @@ def setup():
 
 
 def teardown(_):
-    try:
-        for k in ("unix", "tcp"):
-            if k in CTX and CTX[k].proc is not None:
-                CTX[k].stop(check=True)
-    finally:
-        for k in ("unix", "tcp"):
-            if k in CTX:
-                CTX[k].close()
-        if "tmp" in CTX:
-            CTX["tmp"].cleanup()
-
+    shut_down([CTX[k] for k in ("unix", "tcp") if k in CTX], CTX.get("tmp"))
 
 if __name__ == "__main__":
     run(setup, teardown)

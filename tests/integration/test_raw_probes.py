@@ -33,7 +33,7 @@ import socket
 import struct
 import time
 
-from lowphp_test import Backend, TempDir, check, compat, fcgi, phpfpm_bin, run, site, test, util, wait_for
+from lowphp_test import Backend, TempDir, check, compat, fcgi, phpfpm_bin, run, shut_down, site, test, util, wait_for
 
 CTX = {}
 POOL = {"pm": "static", "pm.max_children": "1", "catch_workers_output": "yes"}
@@ -619,23 +619,7 @@ def setup():
 
 
 def teardown(_):
-    try:
-        errs = []
-        for k in ("ref", "sub"):
-            if k in CTX and CTX[k].proc is not None:
-                try:
-                    CTX[k].stop(check=True)
-                except AssertionError as e:
-                    errs.append(str(e))
-        if errs:
-            raise AssertionError("\n".join(errs))
-    finally:
-        for k in ("ref", "sub"):
-            if k in CTX:
-                CTX[k].close()
-        if "tmp" in CTX:
-            CTX["tmp"].cleanup()
-
+    shut_down([CTX[k] for k in ("ref", "sub") if k in CTX], CTX.get("tmp"))
 
 if __name__ == "__main__":
     run(setup, teardown)

@@ -187,11 +187,12 @@ def step_clock_while(b, offset, step, after):
 @test
 def a_clock_step_forward_does_not_time_a_request_out():
     """The wall clock jumps two hours ahead while a 2.5 s script runs under
-    request_terminate_timeout = 3: the request is answered (timed on the
+    request_terminate_timeout = 4: the request is answered (timed on the
     monotonic clock, it has run for 2.5 s, not two hours)."""
-    # 3 s: the master checks every second, twice after the step
-    b, offset = stepped_clock_backend({"pm.max_children": "1", "request_terminate_timeout": "3",
-                                       "request_slowlog_timeout": "3", "slowlog": "SLOW"})
+    # 4 s: the master checks every 1.33 s, twice after the step, and a slow
+    # (sanitizer) build's 2.5 s request stays well inside it
+    b, offset = stepped_clock_backend({"pm.max_children": "1", "request_terminate_timeout": "4",
+                                       "request_slowlog_timeout": "4", "slowlog": "SLOW"})
     b.start()
     try:
         r, took = step_clock_while(b, offset, "+2h", 0.8)

@@ -307,6 +307,27 @@ class Backend:
         return [p for p in util.descendants_of(self.pid) if util.pid_alive(p)]
 
 
+def shut_down(backends, tmp=None, check=True):
+    """Stops every backend still running (with check, each must leave nothing
+    behind), closes them all and removes `tmp`; raises once with every
+    backend's complaint."""
+    errs = []
+    try:
+        for b in backends:
+            if b.proc is not None:
+                try:
+                    b.stop(check=check)
+                except AssertionError as e:
+                    errs.append(f"{b.name}: {e}")
+    finally:
+        for b in backends:
+            b.close()
+        if tmp is not None:
+            tmp.cleanup()
+    if errs:
+        raise AssertionError("\n".join(errs))
+
+
 def write_ini(path, upload_dir, overrides=None):
     """Write DEFAULT_INI (+ overrides, None deletes) to path."""
     settings = dict(DEFAULT_INI)
