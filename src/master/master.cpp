@@ -50,40 +50,12 @@ bool Master::setup_logging() {
     return true;
 }
 
-namespace {
-
-constexpr const char* kInheritedSockets = "LOWPHP_FPM_SOCKETS";
-
-// "listen=fd,listen=fd" left by the master before it re-executed itself; each
-// is logged, used or not (fpm_sockets_init_main).
-std::map<std::string, int> inherited_sockets() {
-    std::map<std::string, int> out;
-    const char* env = getenv(kInheritedSockets);
-    std::string list = env ? env : "";
-    unsetenv(kInheritedSockets);
-    size_t pos = 0;
-    while (pos < list.size()) {
-        size_t end = list.find(',', pos);
-        if (end == std::string::npos) end = list.size();
-        std::string item = list.substr(pos, end - pos);
-        size_t eq = item.rfind('=');
-        if (eq != std::string::npos) {
-            out[item.substr(0, eq)] = atoi(item.c_str() + eq + 1);
-            ZLOG_NOTICE("using inherited socket fd=%d, \"%s\"", atoi(item.c_str() + eq + 1),
-                        item.substr(0, eq).c_str());
-        }
-        pos = end + 1;
-    }
-    return out;
-}
-
-} // namespace
-
 // One listening socket: inherited across a reload when its address is listed,
 // else created. `cfg.listen` is the address.
 bool Master::listen_on(const config::PoolConfig& cfg, net::Listener& out,
-                       std::map<std::string, int>& inherited) {
-    auto it = inherited.find(cfg.listen);
+                       std::vector<std::pair<std::string, int>>& inherited) {
+    auto it = std::find_if(inherited.begin(), inherited.end(),
+                           [&](const auto& s) { return s.first == cfg.listen; });
     if (it != inherited.end()) {
         // The socket never closed across the reload: nothing queued is lost.
         fcntl(it->second, F_SETFD, FD_CLOEXEC);
@@ -99,7 +71,10 @@ bool Master::listen_on(const config::PoolConfig& cfg, net::Listener& out,
 }
 
 bool Master::create_listeners() {
-    auto inherited = inherited_sockets();
+    // Each is logged, used or not (fpm_sockets_init_main).
+    auto& inherited = handover_.sockets;
+    for (const auto& [listen, fd] : inherited)
+        ZLOG_NOTICE("using inherited socket fd=%d, \"%s\"", fd, listen.c_str());
     for (auto& pool : pools_) {
         if (!listen_on(pool.cfg, pool.listener, inherited)) return false;
         if (pool.cfg.pm_status_listen.empty()) continue;
@@ -112,6 +87,7 @@ bool Master::create_listeners() {
         close(fd);
         if (!listen.empty() && listen[0] == '/') unlink(listen.c_str());
     }
+    inherited.clear();
     return true;
 }
 
@@ -134,19 +110,17 @@ std::string reload_line(const std::string& path, const std::vector<std::string>&
 // is the one started, not /proc/self/exe: after a package upgrade that names
 // the old, deleted file, and the new binary must take over.
 void Master::reexec() {
-    keep_parked_across_exec();
-    std::string list;
+    Handover next;
+    keep_parked_across_exec(next);
     for (auto& p : pools_) {
         for (auto [l, addr] : {std::pair{&p.listener, &p.cfg.listen},
                                std::pair{&p.status_listener, &p.cfg.pm_status_listen}}) {
             if (!l->fd) continue;
             fcntl(l->fd.get(), F_SETFD, 0);
-            if (!list.empty()) list += ',';
-            list += *addr + "=" + std::to_string(l->fd.get());
+            next.sockets.emplace_back(*addr, l->fd.get());
         }
     }
-    setenv(kInheritedSockets, list.c_str(), 1);
-    setenv("LOWPHP_FPM_RELOADED", "1", 1);
+    next.put();
     std::vector<char*> args;
     for (auto& a : opts_.argv)
         args.push_back(a.data());
@@ -248,10 +222,7 @@ int wait_for_daemon(int fd) {
 // php-fpm's daemon mode: the parent waits until the child reports start-up
 // success, so `php-fpm -D` exits 0 only once the server is ready.
 bool Master::daemonize_if_asked() {
-    if (getenv("LOWPHP_FPM_RELOADED")) { // already detached before the reload
-        unsetenv("LOWPHP_FPM_RELOADED");
-        return true;
-    }
+    if (handover_.reloaded) return true; // already detached before the reload
     if (!cfg_.global.daemonize) return true;
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) < 0) {
@@ -315,6 +286,7 @@ int Master::run() {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe_path_ = n > 0 ? std::string(exe, static_cast<size_t>(n)) : "/proc/self/exe";
+    handover_ = Handover::take();
     if (opts_.force_daemon >= 0) cfg_.global.daemonize = opts_.force_daemon == 1;
     if (!setup_logging()) return kExitConfig;
     pools_.resize(cfg_.pools.size());
@@ -363,7 +335,8 @@ int Master::run() {
     ZLOG_NOTICE("fpm is running, pid %d", static_cast<int>(getpid()));
     bool ok = true;
     for (size_t i = 0; i < pools_.size() && ok; ++i)
-        ok = open_parking(i) && adopt_parked(i);
+        ok = open_parking(i);
+    if (ok) adopt_parked();
     // Only ondemand pools: ready now, before the zygotes' PHP start-ups take the CPU.
     if (ok) maybe_ready();
     for (size_t i = 0; i < pools_.size() && ok; ++i) {

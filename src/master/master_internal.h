@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "event.h"
+#include "handover.h"
 #include "lowphp/child_output.h"
 #include "lowphp/config.h"
 #include "lowphp/master.h"
@@ -142,8 +143,8 @@ class Master {
     void wait_for_room(size_t pool, int fd);
     void on_handoff_room(size_t pool);
     void close_parked();
-    void keep_parked_across_exec(); // reload: parked fds survive execv
-    bool adopt_parked(size_t pool); // after a reload: take them back
+    void keep_parked_across_exec(Handover& next); // reload: parked fds survive execv
+    void adopt_parked();                          // after a reload: take them back
 
     // Workers (process_manager.cpp).
     void reap_children();
@@ -169,7 +170,7 @@ class Master {
     bool setup_logging();
     bool create_listeners();
     bool listen_on(const config::PoolConfig& cfg, net::Listener& out,
-                   std::map<std::string, int>& inherited);
+                   std::vector<std::pair<std::string, int>>& inherited);
     bool write_pid_file();
     bool apply_master_limits();
     bool open_pool_logs(bool reopen);
@@ -188,6 +189,7 @@ class Master {
 
     config::Config cfg_;
     std::vector<pool::Identity> identities_; // moved into pools_ by run()
+    Handover handover_;                      // what the image before a reload left
     Options opts_;
     std::unique_ptr<event_base, EventBaseDeleter> base_;
     std::vector<EventPtr> signal_events_;

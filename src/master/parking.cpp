@@ -104,14 +104,9 @@ void Master::on_handoff_room(size_t index) {
     }
 }
 
-namespace {
-constexpr const char* kInheritedParked = "LOWPHP_FPM_PARKED";
-}
-
 // Everything parked or queued for a handoff no worker will take now: kept
-// open across execv and listed as "<fd> <pool>" lines in the environment.
-void Master::keep_parked_across_exec() {
-    std::string list;
+// open across execv, listed in the hand-over record.
+void Master::keep_parked_across_exec(Handover& next) {
     for (size_t i = 0; i < pools_.size(); ++i) {
         PoolRuntime& pool = pools_[i];
         if (pool.park_rx) on_park(i); // what exiting workers sent last
@@ -123,45 +118,27 @@ void Master::keep_parked_across_exec() {
         for (auto& [fd, conn] : pool.parked) {
             conn.ev.reset();
             fcntl(fd, F_SETFD, 0);
-            list += std::to_string(conn.fd.release()) + " " + pool.cfg.name + "\n";
+            next.parked.emplace(pool.cfg.name, conn.fd.release());
         }
-        pool.parked.clear(); // now owned by the environment list
+        pool.parked.clear(); // now owned by the hand-over record
     }
-    setenv(kInheritedParked, list.c_str(), 1);
 }
 
-bool Master::adopt_parked(size_t index) {
-    const char* env = getenv(kInheritedParked);
-    if (!env) return true;
-    std::string list = env, rest;
-    size_t pos = 0;
-    while (pos < list.size()) {
-        size_t end = list.find('\n', pos);
-        if (end == std::string::npos) end = list.size();
-        std::string line = list.substr(pos, end - pos);
-        pos = end + 1;
-        size_t sp = line.find(' ');
-        if (sp == std::string::npos) continue;
-        int fd = atoi(line.c_str());
-        if (line.substr(sp + 1) != pools_[index].cfg.name) {
-            rest += line + "\n";
+// After a reload: each pool of the new configuration takes back its parked
+// connections; those of a pool that is gone are closed.
+void Master::adopt_parked() {
+    for (auto& [pool_name, fd] : handover_.parked) {
+        size_t index = 0;
+        while (index < pools_.size() && pools_[index].cfg.name != pool_name)
+            ++index;
+        if (index == pools_.size()) {
+            close(fd);
             continue;
         }
         fcntl(fd, F_SETFD, FD_CLOEXEC);
         watch_parked(index, fd);
     }
-    // The last pool closes what no pool of the new configuration claims.
-    if (index + 1 == pools_.size()) {
-        unsetenv(kInheritedParked);
-        for (size_t p = 0; p < rest.size();) {
-            size_t e = rest.find('\n', p);
-            close(atoi(rest.c_str() + p));
-            p = e == std::string::npos ? rest.size() : e + 1;
-        }
-    } else {
-        setenv(kInheritedParked, rest.c_str(), 1);
-    }
-    return true;
+    handover_.parked.clear();
 }
 
 void Master::close_parked() {
