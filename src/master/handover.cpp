@@ -9,6 +9,32 @@ namespace {
 
 constexpr const char* kHandover = "LOWPHP_FPM_HANDOVER";
 
+// lowphp-fpm 0.2.0 left three variables: a package upgrade reloads such an
+// image into this one, which must still find its sockets and connections.
+void take_0_2_0(Handover& h) {
+    const char* reloaded = getenv("LOWPHP_FPM_RELOADED");
+    const char* sockets = getenv("LOWPHP_FPM_SOCKETS"); // "address=fd,address=fd"
+    const char* parked = getenv("LOWPHP_FPM_PARKED");   // "fd pool\n" lines
+    h.reloaded = h.reloaded || reloaded;
+    for (std::string list = sockets ? sockets : "", item; !list.empty();) {
+        size_t comma = list.find(',');
+        item = list.substr(0, comma);
+        list = comma == std::string::npos ? "" : list.substr(comma + 1);
+        size_t eq = item.rfind('=');
+        if (eq != std::string::npos)
+            h.sockets.emplace_back(item.substr(0, eq), atoi(item.c_str() + eq + 1));
+    }
+    for (std::string list = parked ? parked : "", line; !list.empty();) {
+        size_t nl = list.find('\n');
+        line = list.substr(0, nl);
+        list = nl == std::string::npos ? "" : list.substr(nl + 1);
+        size_t sp = line.find(' ');
+        if (sp != std::string::npos) h.parked.emplace(line.substr(sp + 1), atoi(line.c_str()));
+    }
+    for (const char* name : {"LOWPHP_FPM_RELOADED", "LOWPHP_FPM_SOCKETS", "LOWPHP_FPM_PARKED"})
+        unsetenv(name);
+}
+
 } // namespace
 
 void Handover::put() const {
@@ -41,6 +67,7 @@ Handover Handover::take() {
         else if (kind == "parked")
             h.parked.emplace(name, fd);
     }
+    take_0_2_0(h);
     return h;
 }
 
