@@ -224,6 +224,26 @@ def heal(b, master_pid, worker_before, mark, expect_exit=False):
     return seen, problems
 
 
+def script_outcome(path, wait=1.5):
+    """What the probe script wrote at shutdown, or "did not run". A request
+    whose client went away may be served after the heal check's request (the
+    worker takes both from the handoff queue, in either order): its marker is
+    waited for a moment, not read once."""
+    deadline = time.monotonic() + wait
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not os.path.exists(path):
+        return "did not run"
+    text = open(path).read()
+    for _ in range(20):  # written at shutdown: may be caught half-written
+        try:
+            return json.loads(text)
+        except ValueError:
+            time.sleep(0.05)
+            text = open(path).read()
+    return json.loads(text)
+
+
 def probe_test(fn, expect_exit=False, may_differ=(), safe=None):
     """Run probe fn(backend) -> observation on php-fpm8.2 then lowphp-fpm,
     heal-check both, check lowphp-fpm's observation with safe(obs) (raises),
@@ -238,7 +258,7 @@ def probe_test(fn, expect_exit=False, may_differ=(), safe=None):
             markers = o.pop("_markers", {})
             seen, problems = heal(b, master, worker, mark, expect_exit)
             for name, path in markers.items():
-                o["script " + name] = json.loads(open(path).read()) if os.path.exists(path) else "did not run"
+                o["script " + name] = script_outcome(path)
             o.update(seen)
             obs[b.name] = o
             print(f"  {b.name}: {json.dumps(o, sort_keys=True)[:1500]}", flush=True)
