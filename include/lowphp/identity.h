@@ -6,6 +6,7 @@
 
 #include <string>
 #include <sys/types.h>
+#include <vector>
 
 #include "lowphp/config.h"
 
@@ -26,6 +27,15 @@ struct Identity {
 // Not root: user and group are not used, and USER / HOME are the running
 // user's. False with php-fpm's message in `error` for an unknown name.
 bool resolve_identity(const config::PoolConfig& pool, bool root, Identity& out, std::string& error);
+
+// Every pool's listen.owner / listen.group, user and group looked up, as
+// php-fpm's start-up (fpm_unix_resolve_socket_premissions, fpm_unix_conf_wp)
+// and -t (`test`: names looked up even when not root, root pools allowed) do;
+// the first failure is logged in php-fpm's words and ends the check. Not root,
+// `notices` says that user and group are ignored. `identities` gets one per
+// pool. Used at start-up and before a reload.
+bool check_identities(const config::Config& cfg, bool root_allowed, bool test, bool notices,
+                      std::vector<Identity>& identities);
 
 // In a worker, as root: setgid, then initgroups and setuid when a uid is set;
 // false after logging what failed.

@@ -395,19 +395,13 @@ bool Master::configuration_loads() {
     config::ParseOptions po = opts_.parse;
     po.open_log_files = false; // the new image opens them
     config::ParseResult parsed = config::load(opts_.config_path, po);
-    bool ok = parsed.config.has_value();
-    if (ok) {
-        for (const auto& pool : parsed.config->pools) {
-            pool::Identity id;
-            std::string error;
-            if (!pool::resolve_identity(pool, getuid() == 0, id, error)) {
-                ZLOG_ERROR("[pool %s] %s", pool.name.c_str(), error.c_str());
-                ok = false;
-            }
-        }
+    std::vector<pool::Identity> identities; // the new image resolves its own
+    if (!parsed.config) {
+        log_config_messages(parsed.messages, 0, parsed.messages.size());
+    } else if (pool::check_identities(*parsed.config, opts_.run_as_root, /*test=*/false,
+                                      /*notices=*/false, identities)) {
+        return true;
     }
-    if (ok) return true;
-    log_config_messages(parsed.messages, 0, parsed.messages.size());
     ZLOG_ERROR("reload refused: the configuration file %s does not load; the running "
                "configuration goes on",
                opts_.config_path.c_str());

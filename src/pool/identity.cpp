@@ -64,6 +64,55 @@ bool resolve_identity(const config::PoolConfig& pool, bool root, Identity& out,
     return true;
 }
 
+// fpm_unix_resolve_socket_premissions and fpm_unix_conf_wp: names are looked
+// up at start-up and by -t (so a typo fails the test), digits are ids. Not
+// root, php-fpm 8.2 ignores user and group at start-up (with a notice each),
+// but -t still looks them up, silently: the test fails on a typo either way.
+bool check_identities(const config::Config& cfg, bool root_allowed, bool test, bool notices,
+                      std::vector<Identity>& identities) {
+    bool root = getuid() == 0;
+    using config::is_numeric_id;
+    for (const auto& pool : cfg.pools) {
+        const char* name = pool.name.c_str();
+        errno = 0;
+        if (!pool.listen_owner.empty() && !is_numeric_id(pool.listen_owner) &&
+            !getpwnam(pool.listen_owner.c_str())) {
+            ZLOG_SYSERROR("[pool %s] cannot get uid for user '%s'", name,
+                          pool.listen_owner.c_str());
+            return false;
+        }
+        errno = 0;
+        if (!pool.listen_group.empty() && !is_numeric_id(pool.listen_group) &&
+            !getgrnam(pool.listen_group.c_str())) {
+            ZLOG_SYSERROR("[pool %s] cannot get gid for group '%s'", name,
+                          pool.listen_group.c_str());
+            return false;
+        }
+        if (!root && !test && notices) {
+            if (!pool.user.empty())
+                ZLOG_NOTICE("[pool %s] 'user' directive is ignored when FPM is not running as root",
+                            name);
+            if (!pool.group.empty())
+                ZLOG_NOTICE(
+                    "[pool %s] 'group' directive is ignored when FPM is not running as root", name);
+        }
+        Identity id;
+        std::string error;
+        // -t looks the names up even when not root: a typo fails the test.
+        if (!resolve_identity(pool, root || test, id, error)) {
+            ZLOG_ERROR("[pool %s] %s", name, error.c_str());
+            return false;
+        }
+        // At start-up only (fpm_unix_conf_wp): -t passes such a pool.
+        if (root && !root_allowed && id.runs_as_root()) {
+            ZLOG_ERROR("[pool %s] please specify user and group other than root", name);
+            return false;
+        }
+        identities.push_back(std::move(id));
+    }
+    return true;
+}
+
 bool apply_identity(const Identity& id, const std::string& pool_name) {
     if (getuid() != 0) return true;
     const char* name = pool_name.c_str();

@@ -224,6 +224,15 @@ def a_reload_with_a_broken_config_keeps_serving():
         check_eq(http.get(s.port, "/hello.php").status, 200, "serving after the refused reload")
         check_eq(sorted(b.worker_pids()), sorted(workers), "the same workers")
         check("Reloading in progress" not in b.log_since(mark), "no reload began")
+        # a file that parses but names an unknown user: the new image would
+        # stop at start-up's identity checks, so the reload is refused too
+        util.write_file(b.conf_file, good + "\nlisten.owner = lowphp_no_such_user\n")
+        mark = b.log_mark()
+        b.send_signal(signal.SIGUSR2)
+        b.wait_log(r"ERROR: \[pool www\] cannot get uid for user 'lowphp_no_such_user'", mark)
+        b.wait_log(r"ERROR: reload refused: the configuration file .*php-fpm\.conf does not load", mark)
+        check_eq(http.get(s.port, "/hello.php").status, 200, "serving after the second refused reload")
+        check("Reloading in progress" not in b.log_since(mark), "no reload began")
         util.write_file(b.conf_file, good)
         mark = b.log_mark()
         b.send_signal(signal.SIGUSR2)
