@@ -9,6 +9,17 @@ namespace {
 
 constexpr const char* kHandover = "LOWPHP_FPM_HANDOVER";
 
+// Calls f on each `sep`-separated item of `text` (null: none).
+template <class F> void for_each_item(const char* text, char sep, F f) {
+    std::string list = text ? text : "";
+    for (size_t pos = 0; pos < list.size();) {
+        size_t end = list.find(sep, pos);
+        if (end == std::string::npos) end = list.size();
+        f(list.substr(pos, end - pos));
+        pos = end + 1;
+    }
+}
+
 // lowphp-fpm 0.2.0 left three variables: a package upgrade reloads such an
 // image into this one, which must still find its sockets and connections.
 void take_0_2_0(Handover& h) {
@@ -16,21 +27,15 @@ void take_0_2_0(Handover& h) {
     const char* sockets = getenv("LOWPHP_FPM_SOCKETS"); // "address=fd,address=fd"
     const char* parked = getenv("LOWPHP_FPM_PARKED");   // "fd pool\n" lines
     h.reloaded = h.reloaded || reloaded;
-    for (std::string list = sockets ? sockets : "", item; !list.empty();) {
-        size_t comma = list.find(',');
-        item = list.substr(0, comma);
-        list = comma == std::string::npos ? "" : list.substr(comma + 1);
+    for_each_item(sockets, ',', [&](const std::string& item) {
         size_t eq = item.rfind('=');
         if (eq != std::string::npos)
             h.sockets.emplace_back(item.substr(0, eq), atoi(item.c_str() + eq + 1));
-    }
-    for (std::string list = parked ? parked : "", line; !list.empty();) {
-        size_t nl = list.find('\n');
-        line = list.substr(0, nl);
-        list = nl == std::string::npos ? "" : list.substr(nl + 1);
+    });
+    for_each_item(parked, '\n', [&](const std::string& line) {
         size_t sp = line.find(' ');
         if (sp != std::string::npos) h.parked.emplace(line.substr(sp + 1), atoi(line.c_str()));
-    }
+    });
     for (const char* name : {"LOWPHP_FPM_RELOADED", "LOWPHP_FPM_SOCKETS", "LOWPHP_FPM_PARKED"})
         unsetenv(name);
 }
@@ -50,23 +55,17 @@ Handover Handover::take() {
     Handover h;
     const char* env = getenv(kHandover);
     h.reloaded = env != nullptr;
-    std::string record = env ? env : "";
-    unsetenv(kHandover);
-    size_t pos = 0;
-    while (pos < record.size()) {
-        size_t end = record.find('\n', pos);
-        if (end == std::string::npos) end = record.size();
-        std::string line = record.substr(pos, end - pos);
-        pos = end + 1;
+    for_each_item(env, '\n', [&](const std::string& line) {
         size_t first = line.find(' '), second = line.find(' ', first + 1);
-        if (first == std::string::npos || second == std::string::npos) continue;
+        if (first == std::string::npos || second == std::string::npos) return;
         int fd = atoi(line.c_str() + first + 1);
         std::string kind = line.substr(0, first), name = line.substr(second + 1);
         if (kind == "socket")
             h.sockets.emplace_back(name, fd);
         else if (kind == "parked")
             h.parked.emplace(name, fd);
-    }
+    });
+    unsetenv(kHandover);
     take_0_2_0(h);
     return h;
 }
