@@ -78,6 +78,9 @@ void write_raw(const std::string& line);
 void write(LogLevel level, const char* function, int line, bool with_errno, const char* fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+// "SIGQUIT" for SIGQUIT, as php-fpm's fpm_signal_names; empty if unknown.
+std::string signal_name(int signo);
+
 } // namespace lowphp::log
 
 #define ZLOG_DEBUG(...)                                                                            \

@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <string>
 
-namespace lowphp::master {
-class Master;
+namespace lowphp {
+class Scoreboard;
 }
 
 namespace lowphp::systemd_notify {
@@ -36,10 +36,11 @@ struct Heartbeat {
 
 // The master's notifications. ready(): READY=1 and MAINPID; true when a
 // heartbeat is due every `hb.interval_us`. report_status(): one heartbeat,
-// php-fpm's STATUS= line. stopping(): RELOADING=1 or STOPPING=1 (the master
+// php-fpm's STATUS= line (`active` and `idle` workers of every pool, the
+// requests counted by `board`). stopping(): RELOADING=1 or STOPPING=1 (the master
 // has ended its heartbeat).
-bool ready(master::Master& m, int systemd_interval_s, Heartbeat& hb);
-void report_status(master::Master& m, Heartbeat& hb);
+bool ready(Scoreboard& board, int systemd_interval_s, Heartbeat& hb);
+void report_status(Scoreboard& board, int active, int idle, Heartbeat& hb);
 void stopping(bool reloading);
 
 } // namespace lowphp::systemd_notify

@@ -229,4 +229,9 @@ void write(LogLevel level, const char* function, int line, bool with_errno, cons
     errno = saved_errno;
 }
 
+std::string signal_name(int signo) {
+    const char* abbrev = sigabbrev_np(signo);
+    return abbrev ? std::string("SIG") + abbrev : std::string();
+}
+
 } // namespace lowphp::log

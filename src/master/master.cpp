@@ -76,12 +76,12 @@ bool Master::create_listeners() {
     for (const auto& [listen, fd] : inherited)
         ZLOG_NOTICE("using inherited socket fd=%d, \"%s\"", fd, listen.c_str());
     for (auto& pool : pools_) {
-        if (!listen_on(pool.cfg, pool.listener, inherited)) return false;
-        if (pool.cfg.pm_status_listen.empty()) continue;
+        if (!listen_on(pool->cfg(), pool->listener, inherited)) return false;
+        if (pool->cfg().pm_status_listen.empty()) continue;
         // pm.status_listen: php-fpm's hidden status pool, same socket settings
-        config::PoolConfig status = pool.cfg;
-        status.listen = pool.cfg.pm_status_listen;
-        if (!listen_on(status, pool.status_listener, inherited)) return false;
+        config::PoolConfig status = pool->cfg();
+        status.listen = pool->cfg().pm_status_listen;
+        if (!listen_on(status, pool->status_listener, inherited)) return false;
     }
     for (auto& [listen, fd] : inherited) { // a pool that the new configuration dropped
         close(fd);
@@ -111,10 +111,13 @@ std::string reload_line(const std::string& path, const std::vector<std::string>&
 // the old, deleted file, and the new binary must take over.
 void Master::reexec() {
     Handover next;
-    keep_parked_across_exec(next);
     for (auto& p : pools_) {
-        for (auto [l, addr] : {std::pair{&p.listener, &p.cfg.listen},
-                               std::pair{&p.status_listener, &p.cfg.pm_status_listen}}) {
+        std::vector<int> parked;
+        p->release_parked(parked);
+        for (int fd : parked)
+            next.parked.emplace(p->name(), fd);
+        for (auto [l, addr] : {std::pair{&p->listener, &p->cfg().listen},
+                               std::pair{&p->status_listener, &p->cfg().pm_status_listen}}) {
             if (!l->fd) continue;
             fcntl(l->fd.get(), F_SETFD, 0);
             next.sockets.emplace_back(*addr, l->fd.get());
@@ -139,10 +142,10 @@ void Master::reexec() {
     execv(exe_path_.c_str(), args.data());
     sigprocmask(SIG_SETMASK, &old, nullptr);
     ZLOG_SYSERROR("execv() failed");
-    close_parked();
     for (auto& p : pools_) {
-        fcntl(p.listener.fd.get(), F_SETFD, FD_CLOEXEC);
-        if (p.status_listener.fd) fcntl(p.status_listener.fd.get(), F_SETFD, FD_CLOEXEC);
+        p->close_parked();
+        fcntl(p->listener.fd.get(), F_SETFD, FD_CLOEXEC);
+        if (p->status_listener.fd) fcntl(p->status_listener.fd.get(), F_SETFD, FD_CLOEXEC);
     }
     state_ = State::Terminating;
 }
@@ -289,11 +292,6 @@ int Master::run() {
     handover_ = Handover::take();
     if (opts_.force_daemon >= 0) cfg_.global.daemonize = opts_.force_daemon == 1;
     if (!setup_logging()) return kExitConfig;
-    pools_.resize(cfg_.pools.size());
-    for (size_t i = 0; i < cfg_.pools.size(); ++i) {
-        pools_[i].cfg = cfg_.pools[i];
-        pools_[i].identity = std::move(identities_.at(i));
-    }
     signal(SIGPIPE, SIG_IGN);
     if (!apply_master_limits()) {
         ZLOG_ERROR("FPM initialization failed");
@@ -301,29 +299,13 @@ int Master::run() {
     }
     if (!daemonize_if_asked()) return kExitConfig;
     proctitle::set("lowphp-fpm: master process (" + cfg_.path + ")");
-    std::vector<std::string> names;
-    std::vector<uint32_t> slots;
-    std::vector<int> styles;
-    std::vector<uint64_t> max_memory;
-    std::vector<bool> status_worker;
-    for (auto& p : pools_) {
-        max_memory.push_back(p.cfg.pm_max_memory);
-        status_worker.push_back(!p.cfg.pm_status_listen.empty());
-        names.push_back(p.cfg.name);
-        styles.push_back(static_cast<int>(p.cfg.pm));
-        slots.push_back(static_cast<uint32_t>(p.cfg.pm_max_children));
-        // the status worker's slot (last) is never free for a pool worker
-        p.slot_busy.assign(static_cast<size_t>(p.cfg.pm_max_children), false);
-        if (status_worker.back()) p.slot_busy.push_back(true);
-    }
-    if (!scoreboard_.create(names, styles, slots, max_memory, status_worker) ||
-        !open_pool_logs(false) || !create_listeners() || !write_pid_file()) {
+    base_.reset(event_base_new());
+    if (!create_pools() || !open_pool_logs(false) || !create_listeners() || !write_pid_file()) {
         ZLOG_ERROR("FPM initialization failed");
         notify_parent(false);
         cleanup();
         return kExitConfig;
     }
-    base_.reset(event_base_new());
     install_events();
     // Handlers are in place: take the signals a reload kept blocked (and pending).
     sigset_t none;
@@ -335,20 +317,12 @@ int Master::run() {
     ZLOG_NOTICE("fpm is running, pid %d", static_cast<int>(getpid()));
     bool ok = true;
     for (size_t i = 0; i < pools_.size() && ok; ++i)
-        ok = open_parking(i);
+        ok = pools_[i]->open_parking();
     if (ok) adopt_parked();
     // Only ondemand pools: ready now, before the zygotes' PHP start-ups take the CPU.
-    if (ok) maybe_ready();
-    for (size_t i = 0; i < pools_.size() && ok; ++i) {
-        PoolRuntime& pool = pools_[i];
-        // ondemand without pm.status_listen: no PHP until a connection comes
-        if (pool.cfg.pm == config::PmStyle::Ondemand && !pool.status_listener.fd) {
-            pool.zygote_wanted = false;
-            watch_ondemand(i);
-            continue;
-        }
-        ok = start_zygote(i);
-    }
+    if (ok) pool_ready();
+    for (size_t i = 0; i < pools_.size() && ok; ++i)
+        ok = pools_[i]->start();
     if (!ok) {
         ZLOG_ERROR("FPM initialization failed");
         notify_parent(false);
@@ -361,7 +335,7 @@ int Master::run() {
 }
 
 void Master::on_signal(int signo) {
-    ZLOG_DEBUG("received %s", signal_name(signo).c_str());
+    ZLOG_DEBUG("received %s", log::signal_name(signo).c_str());
     switch (signo) {
     case SIGCHLD:
         reap_children();
@@ -413,53 +387,21 @@ bool Master::configuration_loads() {
 // (php-fpm does the same: fpm_pctl_kill_all(SIGQUIT)).
 bool Master::open_pool_logs(bool reopen) {
     bool any = false, access_reopened = false;
-    for (auto& pool : pools_) {
-        for (auto [path, fd] : {std::pair{&pool.cfg.access_log, &pool.access_log_fd},
-                                std::pair{&pool.cfg.slowlog, &pool.slowlog_fd}}) {
-            // php-fpm only ever writes (and creates) a slowlog for a pool with
-            // request_slowlog_timeout.
-            bool unused = fd == &pool.slowlog_fd && !pool.cfg.request_slowlog_timeout;
-            if (path->empty() || unused) continue;
-            // After start-up fd 2 is the error log: /dev/stderr means the stderr we
-            // were started with (GH-8885).
-            int f = *path == "/dev/stderr" && log::original_stderr_fd() >= 0
-                        ? fcntl(log::original_stderr_fd(), F_DUPFD_CLOEXEC, 3)
-                        : open(path->c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-                               S_IRUSR | S_IWUSR);
-            if (f < 0) {
-                ZLOG_SYSERROR(fd == &pool.access_log_fd ? "failed to open access log (%s)"
-                                                        : "Unable to create or open slowlog(%s)",
-                              path->c_str());
-                if (!reopen) return false;
-                continue;
-            }
-            fd->reset(f);
-            any = true;
-            access_reopened |= reopen && fd == &pool.access_log_fd;
-        }
-    }
+    for (auto& pool : pools_)
+        if (!pool->open_logs(reopen, any, access_reopened)) return false;
     if (access_reopened) ZLOG_NOTICE("access log file re-opened");
     if (reopen && any)
-        for (auto& [pid, w] : workers_)
-            quit_worker(w);
+        for (auto& pool : pools_)
+            pool->quit_workers();
     return true;
 }
 
 // fpm_pctl_kill_all, with its debug lines.
 void Master::signal_workers(int signo) {
     int alive = 0;
-    for (auto& [pid, w] : workers_) {
-        alive += signo == SIGQUIT ? quit_worker(w) : kill(pid, signo) == 0;
-        ZLOG_DEBUG("[pool %s] sending signal %d %s to child %d", pools_[w.pool].cfg.name.c_str(),
-                   signo, signal_name(signo).c_str(), static_cast<int>(pid));
-    }
+    for (auto& pool : pools_)
+        alive += pool->signal_workers(signo);
     if (alive) ZLOG_DEBUG("%d child(ren) still alive", alive);
-}
-
-// A graceful stop: the worker ends after its current request. False if it is gone.
-bool Master::quit_worker(Worker& w) {
-    scoreboard_.slot(w.slot).quit.store(true);
-    return kill(w.pid, SIGQUIT) == 0;
 }
 
 // QUIT: workers finish what they are serving, then exit. TERM/INT: workers are
@@ -481,15 +423,11 @@ void Master::begin_stop(State how, bool announce) {
                                                                     : "terminating");
     int signo = how == State::Terminating ? SIGTERM : SIGQUIT;
     signal_workers(signo);
-    stop_signal_sent_ = signo;
-    // Idle kept connections: nothing is in flight on them. A reload keeps them
-    // for the next generation of workers.
-    if (how != State::Reloading) close_parked();
     for (auto& p : pools_) {
-        p.zygote_ev.reset();
-        p.ondemand_ev.reset();
-        p.zygote_ctl.reset(); // a zygote exits when its control socket closes
-        if (p.zygote_pid > 0) kill(p.zygote_pid, SIGTERM);
+        // Idle kept connections: nothing is in flight on them. A reload keeps
+        // them for the next generation of workers.
+        if (how != State::Reloading) p->close_parked();
+        p->stop();
     }
     int timeout = cfg_.global.process_control_timeout;
     if (how == State::Terminating || timeout > 0) {
@@ -498,40 +436,37 @@ void Master::begin_stop(State how, bool announce) {
         struct timeval tv = {how == State::Terminating ? 1 : timeout, 0};
         escalate_event_->add(&tv);
     }
-    maybe_exit();
+    child_gone();
 }
 
-void Master::maybe_exit() {
+// The last child of a stopping master is gone: it exits, or re-executes itself.
+void Master::child_gone() {
     if (!stopping()) return;
-    if (!workers_.empty()) return;
     for (auto& p : pools_)
-        if (p.zygote_pid > 0) return;
+        if (!p->finished()) return;
     if (state_ == State::Reloading) reexec();
     event_base_loopbreak(base_.get());
 }
 
 void Master::on_tick() {
-    if (state_ == State::Running || state_ == State::Starting) manage_pools();
+    if (state_ != State::Running && state_ != State::Starting) return;
+    for (auto& p : pools_)
+        p->manage();
 }
 
 void Master::cleanup() {
     for (auto& p : pools_) {
-        net::remove_socket_file(p.listener);
-        p.listener.fd.reset();
-        if (p.status_listener.fd) net::remove_socket_file(p.status_listener);
-        p.status_listener.fd.reset();
+        net::remove_socket_file(p->listener);
+        p->listener.fd.reset();
+        if (p->status_listener.fd) net::remove_socket_file(p->status_listener);
+        p->status_listener.fd.reset();
     }
     if (!pid_path_.empty()) unlink(pid_path_.c_str());
-    close_parked();
     signal_events_.clear();
     tick_event_.reset();
     heartbeat_event_.reset();
     escalate_event_.reset();
-    for (auto& p : pools_) {
-        p.zygote_ev.reset();
-        p.ondemand_ev.reset();
-    }
-    workers_.clear();
+    pools_.clear(); // their events before the event base
 }
 
 void log_config_messages(const std::vector<config::Message>& messages, size_t from, size_t to) {

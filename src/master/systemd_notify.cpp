@@ -2,6 +2,7 @@
 // is ready, reloading or stopping, and sends a STATUS= line (plus WATCHDOG=1
 // when the unit has a watchdog) every systemd_interval, as php-fpm does.
 #include "lowphp/systemd_notify.h"
+#include "lowphp/scoreboard.h"
 
 #include <cerrno>
 #include <cstddef>
@@ -15,7 +16,6 @@
 
 #include "lowphp/log.h"
 #include "lowphp/unique_fd.h"
-#include "master_internal.h"
 
 namespace lowphp::systemd_notify {
 namespace {
@@ -25,10 +25,10 @@ const char* socket_name() {
     return name && (name[0] == '/' || name[0] == '@') && name[1] ? name : nullptr;
 }
 
-uint64_t accepted_connections(master::Master& m) {
+uint64_t accepted_connections(Scoreboard& board) {
     uint64_t total = 0;
-    for (size_t i = 0; i < m.scoreboard().pool_count(); ++i)
-        total += m.scoreboard().pool(i).accepted_conn.load();
+    for (size_t i = 0; i < board.pool_count(); ++i)
+        total += board.pool(i).accepted_conn.load();
     return total;
 }
 
@@ -76,7 +76,7 @@ uint64_t heartbeat_interval_us(int systemd_interval_s, bool& watchdog) {
     return systemd_interval_s > 0 ? static_cast<uint64_t>(systemd_interval_s) * 1000000 : 0;
 }
 
-bool ready(master::Master& m, int systemd_interval_s, Heartbeat& hb) {
+bool ready(Scoreboard& board, int systemd_interval_s, Heartbeat& hb) {
     if (!enabled()) return false;
     if (!send("READY=1\nSTATUS=Ready to handle connections\nMAINPID=" + std::to_string(getpid())))
         ZLOG_SYSWARNING("failed to notify start to systemd");
@@ -84,18 +84,12 @@ bool ready(master::Master& m, int systemd_interval_s, Heartbeat& hb) {
     if (hb.watchdog)
         ZLOG_NOTICE("systemd watchdog configured to %.3gsec",
                     static_cast<double>(hb.interval_us) / 1e6);
-    hb.last_requests = accepted_connections(m);
+    hb.last_requests = accepted_connections(board);
     return hb.interval_us > 0;
 }
 
-void report_status(master::Master& m, Heartbeat& hb) {
-    int active = 0, idle = 0;
-    for (size_t i = 0; i < m.scoreboard().pool_count(); ++i) {
-        int pool_idle = m.idle_workers(i);
-        idle += pool_idle;
-        active += m.total_workers(i) - pool_idle;
-    }
-    uint64_t requests = accepted_connections(m);
+void report_status(Scoreboard& board, int active, int idle, Heartbeat& hb) {
+    uint64_t requests = accepted_connections(board);
     double traffic = static_cast<double>(requests - hb.last_requests) * 1e6 /
                      static_cast<double>(hb.interval_us);
     hb.last_requests = requests;

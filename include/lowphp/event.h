@@ -1,13 +1,13 @@
 // A libevent event that owns its callback: a closure carrying its owner (as
 // Envoy's dispatcher hands out owned handles), so no file-level pointer to the
-// master is needed for libevent's void* to reach it.
+// owner is needed for libevent's void* to reach it.
 #pragma once
 
 #include <event2/event.h>
 #include <functional>
 #include <memory>
 
-namespace lowphp::master {
+namespace lowphp {
 
 class Event {
   public:
@@ -42,4 +42,4 @@ inline EventPtr make_event(event_base* base, evutil_socket_t fd, short what, Eve
     return std::make_unique<Event>(base, fd, what, std::move(cb));
 }
 
-} // namespace lowphp::master
+} // namespace lowphp

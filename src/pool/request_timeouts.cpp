@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include "lowphp/log.h"
-#include "master_internal.h"
+#include "lowphp/pool.h"
 
-namespace lowphp::master {
+namespace lowphp::pool {
 namespace {
 
 // The stages php-fpm watches: from reading headers to the end of execution;
@@ -33,13 +33,12 @@ void wake_slowlog_thread(WorkerSlot& slot) {
 
 } // namespace
 
-void Master::check_request_timeouts() {
-    uint64_t now = mono_us();
+void Pool::check_request_timeouts(uint64_t now) {
+    const config::PoolConfig& cfg = cfg_;
+    if (!cfg.request_terminate_timeout && !cfg.request_slowlog_timeout) return;
     for (auto& [pid, w] : workers_) {
-        const config::PoolConfig& cfg = pools_[w.pool].cfg;
-        if (!cfg.request_terminate_timeout && !cfg.request_slowlog_timeout) continue;
-        WorkerSlot& slot = scoreboard_.slot(w.slot);
-        SlotCopy s = read_slot(slot);
+        WorkerSlot& worker_slot = slot(w.slot);
+        SlotCopy s = read_slot(worker_slot);
         if (s.pid != pid || !in_request(s.state, cfg.request_terminate_timeout_track_finished))
             continue;
         uint64_t elapsed = now > s.request_started_us ? now - s.request_started_us : 0;
@@ -50,13 +49,13 @@ void Master::check_request_timeouts() {
             w.slow_logged_request != s.request_started_us &&
             elapsed > static_cast<uint64_t>(cfg.request_slowlog_timeout) * 1000000u) {
             w.slow_logged_request = s.request_started_us;
-            scoreboard_.pool(w.pool).slow_requests.fetch_add(1);
+            board().slow_requests.fetch_add(1);
             ZLOG_WARNING("[pool %s] child %d, script '%s' (request: \"%s\") executing too slow "
                          "(%u.%06u sec), "
                          "logging",
                          cfg.name.c_str(), static_cast<int>(pid), s.script.c_str(),
                          request_text(s).c_str(), sec, usec);
-            wake_slowlog_thread(slot);
+            wake_slowlog_thread(worker_slot);
         }
         if (cfg.request_terminate_timeout && w.terminated_request != s.request_started_us &&
             elapsed > static_cast<uint64_t>(cfg.request_terminate_timeout) * 1000000u) {
@@ -71,4 +70,4 @@ void Master::check_request_timeouts() {
     }
 }
 
-} // namespace lowphp::master
+} // namespace lowphp::pool
