@@ -1,6 +1,7 @@
-// access.log lines: php-fpm's access.format language (fpm_log.c of 8.2), its
-// checks at start-up and its 1024-byte line. Pure: the worker gathers the
-// request's facts into an AccessRecord and writes the line itself.
+// access.log lines: a pool's access.format (its syntax and start-up check are
+// config/'s, lowphp/access_format.h) rendered into php-fpm's 1024-byte line.
+// Pure: the worker gathers the request's facts into an AccessRecord and
+// writes the line itself.
 #pragma once
 
 #include <cstdint>
@@ -24,10 +25,6 @@ struct AccessRecord {
     std::function<std::optional<std::string>(const std::string&)> param;
     std::function<std::optional<std::string>(const std::string&)> header;
 };
-
-// Start-up check (php-fpm runs the formatter in test mode): "" when the format
-// is valid, else the WARNING php-fpm logs before "wrong format for access.format".
-std::string check_access_format(const std::string& format);
 
 // The line (without its '\n'), cut at php-fpm's 1024 bytes; `truncated` says so.
 std::string format_access_line(const std::string& format, const AccessRecord& r, bool& truncated);

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "lowphp/access_log.h"
+#include "lowphp/access_format.h"
 #include "lowphp/log.h"
 
 namespace lowphp::config {
@@ -212,7 +212,7 @@ bool check_access_logs(Checker& ck, const std::vector<PoolConfig>& pools,
                            "failed to open access log (" + p.access_log + ")" + *err);
     for (const auto& p : pools) {
         if (p.access_log.empty()) continue;
-        std::string warning = status::check_access_format(p.access_format);
+        std::string warning = check_access_format(p.access_format);
         if (warning.empty()) continue;
         ck.out.push_back({LogLevel::Warning, warning, false});
         return ck.fail(LogLevel::Error, "[pool " + p.name + "] wrong format for access.format '" +

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "lowphp/access_format.h"
 #include "lowphp/access_log.h"
 #include "lowphp/status.h"
 
@@ -101,7 +102,7 @@ void access_line(FuzzedDataProvider& in) {
         return has_header ? std::optional<std::string>(header_value) : std::nullopt;
     };
     // The worker formats only what passed the start-up check.
-    if (!check_access_format(format).empty()) return;
+    if (!lowphp::config::check_access_format(format).empty()) return;
     bool truncated = false;
     std::string line = format_access_line(format, r, truncated);
     if (line.size() > kAccessLineMax) abort();
