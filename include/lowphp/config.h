@@ -133,6 +133,25 @@ struct ParseOptions {
     // Open (create) error_log, slowlogs and access logs while checking, as
     // php-fpm's post-processing does (for -t and start-up, not for reading).
     bool open_log_files = false;
+    // Keep every line read in ParseResult::source (for --migrate).
+    bool keep_source = false;
+};
+
+// A line as the reader met it, in reading order: include= is followed where it
+// stands, as php-fpm does. --migrate copies the text (comments, order,
+// spelling) into the section the loader put the line in.
+struct SourceLine {
+    enum Kind {
+        Opened,  // the reader opened `file`: the main file, then each include= match
+        Text,    // a blank line or a comment
+        Section, // [name]
+        Entry,   // name = value, name[key] = value, include = pattern
+    } kind = Text;
+    std::string file;  // the file the line is in, or the file opened
+    std::string text;  // the line as written, without its newline
+    std::string name;  // the section's name, or the directive's ("php_value" for php_value[k])
+    std::string value; // as php-fpm reads it (quotes, ${VAR} resolved)
+    std::string written_name, written_value; // the two sides of the '=' as written
 };
 
 struct ParseResult {
@@ -142,6 +161,7 @@ struct ParseResult {
     // point, so messages from index `error_log_from` on are logged there too.
     std::optional<GlobalConfig> global;
     size_t error_log_from = SIZE_MAX;
+    std::vector<SourceLine> source; // with ParseOptions::keep_source
 };
 
 // Parse the main file with its includes, then validate and fill defaults as

@@ -213,6 +213,7 @@ struct Context {
     int recursion = 0;
     int lineno = 0;
     int pool = -1; // index in cfg.pools of the current section, -1 for [global]
+    std::vector<SourceLine>* source = nullptr; // ParseOptions::keep_source
 
     void error(std::string text) { messages.push_back({LogLevel::Error, std::move(text), false}); }
     std::string where(const std::string& file) const {
@@ -330,8 +331,21 @@ void enter_section(Context& c, const std::string& name) {
     c.pool = static_cast<int>(c.cfg.pools.size() - 1);
 }
 
+// The line for --migrate. A line the loader refuses fails the load, so it
+// is kept as mere text.
+void keep(Context& c, const std::string& file, const std::string& text, const values::Line& l) {
+    if (!c.source) return;
+    SourceLine::Kind kind = l.kind == values::Line::Section ? SourceLine::Section
+                            : l.kind == values::Line::Entry ? SourceLine::Entry
+                                                            : SourceLine::Text;
+    std::string line = text.ends_with('\n') ? text.substr(0, text.size() - 1) : text;
+    c.source->push_back(
+        {kind, file, std::move(line), l.name, l.value, l.written_name, l.written_value});
+}
+
 bool on_line(Context& c, const std::string& file, const std::string& text) {
     values::Line l = values::scan_line(text);
+    keep(c, file, text, l);
     switch (l.kind) {
     case values::Line::Empty:
         return true;
@@ -388,6 +402,7 @@ bool load_file(Context& c, const std::string& path) {
         --c.recursion;
         return false;
     }
+    if (c.source) c.source->push_back({SourceLine::Opened, path, "", "", "", "", ""});
     c.lineno = 0;
     bool ok = read_lines(c, path, fp.get());
     --c.recursion;
@@ -397,12 +412,13 @@ bool load_file(Context& c, const std::string& path) {
 } // namespace
 
 ParseResult load(const std::string& path, const ParseOptions& opts) {
+    ParseResult r;
     Context c;
+    if (opts.keep_source) c.source = &r.source;
     c.prefix = !opts.prefix.empty() ? opts.prefix
                                     : (!opts.default_prefix.empty() ? opts.default_prefix : "/usr");
     c.cfg.path = path;
     c.cfg.prefix = opts.prefix;
-    ParseResult r;
     bool ok = load_file(c, path);
     r.messages = std::move(c.messages);
     if (!ok) {

@@ -251,6 +251,8 @@ Line scan_line(const std::string& raw) {
     l.value = ValueScanner(rest).run(error);
     if (!error.empty()) return {Line::SyntaxError, "", std::nullopt, error};
     l.kind = Line::Entry;
+    l.written_name = trim(t.substr(0, stop));
+    l.written_value = trim(rest);
     return l;
 }
 

@@ -15,6 +15,9 @@ struct Line {
     std::string name;                  // section name or directive name
     std::optional<std::string> offset; // php_value[offset]; "" for name[]
     std::string value;                 // scanned value (or the syntax error text)
+    // An entry's two sides of its '=' as written, for --migrate's report ("= {}":
+    // the other kinds of line are built without them, -Wmissing-field-initializers).
+    std::string written_name = {}, written_value = {};
 };
 
 Line scan_line(const std::string& line);

@@ -1,8 +1,9 @@
 // lowphp-fpm --migrate: php-fpm.conf + pool files -> lowphp configuration.
-// The source is first loaded with config::load (php-fpm's own checks and
-// values); a second, line-level pass copies every line into the section it
-// belongs to, so comments, order and spelling survive, and rewrites only the
-// directives that must differ for both servers to run side by side.
+// The source is loaded with config::load (php-fpm's own checks and values),
+// which also keeps every line it read; a line-level pass over those copies
+// each into the section it belongs to, so comments, order and spelling
+// survive, and rewrites only the directives that must differ for both
+// servers to run side by side.
 #include "lowphp/migrate.h"
 #include "lowphp/exit_codes.h"
 #include "lowphp/log.h"
@@ -16,33 +17,17 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <glob.h>
-#include <memory>
 #include <set>
 #include <sstream>
+#include <strings.h>
 #include <unistd.h>
 
 namespace lowphp::migrate {
 namespace {
 
-constexpr int kMaxIncludeDepth = 5;
-
-std::string trim(const std::string& s) {
-    size_t b = s.find_first_not_of(" \t\r");
-    if (b == std::string::npos) return "";
-    size_t e = s.find_last_not_of(" \t\r");
-    return s.substr(b, e - b + 1);
-}
-
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-    return s;
-}
-
-std::string unquote(std::string v) {
-    if (v.size() >= 2 && (v[0] == '"' || v[0] == '\'') && v.back() == v[0])
-        v = v.substr(1, v.size() - 2);
-    return v;
+// A directive's name, case-insensitive as php-fpm's tables match it.
+bool is(const config::SourceLine& l, const char* name) {
+    return strcasecmp(l.name.c_str(), name) == 0;
 }
 
 std::string basename_of(const std::string& path) {
@@ -90,9 +75,9 @@ struct ListenMap {
     }
 };
 
-// Line-level pass: every line lands in the section it belongs to, include=
-// files inline (as php-fpm reads them: an included file continues the
-// current section until it opens its own).
+// Line-level pass over the lines config::load kept: every line lands in the
+// section it belongs to, include= files inline (as php-fpm reads them: an
+// included file continues the current section until it opens its own).
 struct Reader {
     const Options& opts;
     const config::Config& cfg;
@@ -100,9 +85,7 @@ struct Reader {
     ListenMap listens;
     std::map<std::string, std::string> new_listen, new_status_listen; // pool -> address
     Section* current = nullptr;
-    std::string pending;      // comments and blank lines, given to the next section or entry
-    std::string written_name; // the directive name as the file spells it
-    std::string error;
+    std::string pending; // comments and blank lines, given to the next section or entry
 
     void flush_pending() {
         if (current) current->text += pending;
@@ -141,29 +124,28 @@ struct Reader {
         s.changed.push_back({line_name, from, to, why});
     }
 
-    void global_entry(const std::string& name, const std::string& raw, const std::string& line) {
+    void global_entry(const config::SourceLine& l) {
         Section& g = plan.global;
-        std::string value = unquote(raw);
-        if (name == "pid") {
-            changed(g, "pid", value, opts.run_dir + "/lowphp-fpm.pid",
+        if (is(l, "pid")) {
+            changed(g, "pid", l.value, opts.run_dir + "/lowphp-fpm.pid",
                     "php-fpm writes its pid there; both servers run side by side");
-        } else if (name == "error_log" && value != "syslog") {
-            changed(g, "error_log", value, opts.error_log,
+        } else if (is(l, "error_log") && l.value != "syslog") {
+            changed(g, "error_log", l.value, opts.error_log,
                     "a log of its own, rotated by /etc/logrotate.d/lowphp-fpm");
-        } else if (name == "syslog.ident" && cfg.global.error_log == "syslog") {
-            changed(g, "syslog.ident", value, "lowphp-fpm",
+        } else if (is(l, "syslog.ident") && cfg.global.error_log == "syslog") {
+            changed(g, "syslog.ident", l.value, "lowphp-fpm",
                     "tells lowphp-fpm's lines from php-fpm's");
         } else {
-            g.text += line + "\n";
-            g.unchanged.emplace_back(written_name, raw);
+            g.text += l.text + "\n";
+            g.unchanged.emplace_back(l.written_name, l.written_value);
         }
     }
 
-    void pool_entry(Section& s, const std::string& name, const std::string& raw,
-                    const std::string& line) {
+    void pool_entry(Section& s, const config::SourceLine& l) {
         const config::PoolConfig* p = pool_config(s.name);
-        if (!opts.keep_listen && p && (name == "listen" || name == "pm.status_listen")) {
-            bool status = name == "pm.status_listen";
+        if (!opts.keep_listen && p && (is(l, "listen") || is(l, "pm.status_listen"))) {
+            bool status = is(l, "pm.status_listen");
+            const char* name = status ? "pm.status_listen" : "listen";
             const std::string& from = status ? p->pm_status_listen : p->listen;
             auto& table = status ? new_status_listen : new_listen;
             if (!table.count(s.name))
@@ -178,77 +160,40 @@ struct Reader {
             changed(s, name, from, to, why);
             return;
         }
-        s.text += line + "\n";
-        s.unchanged.emplace_back(written_name, raw);
+        s.text += l.text + "\n";
+        s.unchanged.emplace_back(l.written_name, l.written_value);
     }
 
-    bool include(const std::string& file, int lineno, const std::string& pattern, int depth) {
-        std::string full = pattern[0] == '/' ? pattern : opts.prefix + "/" + pattern;
-        glob_t g{};
-        int rc = glob(full.c_str(), GLOB_ERR | GLOB_MARK, nullptr, &g);
-        std::unique_ptr<glob_t, void (*)(glob_t*)> guard(&g, globfree);
-        if (rc == GLOB_NOMATCH) return true;
-        if (rc != 0) {
-            error = "unable to expand include '" + full + "' from " + file + ":" +
-                    std::to_string(lineno);
-            return false;
-        }
-        for (size_t i = 0; i < g.gl_pathc; ++i) {
-            std::string p = g.gl_pathv[i];
-            if (p.empty() || p.back() == '/') continue;
-            flush_pending();
-            if (current) current->text += "; lowphp-fpm --migrate: from " + p + "\n";
-            if (!read(p, depth + 1)) return false;
-        }
-        return true;
+    void section(const config::SourceLine& l) {
+        bool global = strcasecmp(l.name.c_str(), "global") == 0;
+        current = global ? &plan.global : &pool_section(l.name);
+        note_file(*current, l.file);
+        flush_pending();
+        if (!global) current->text += l.text + "\n"; // the written file has its own [global]
     }
 
-    bool read(const std::string& file, int depth) {
-        if (depth > kMaxIncludeDepth) {
-            error = "includes nested deeper than " + std::to_string(kMaxIncludeDepth) +
-                    " levels at " + file;
-            return false;
-        }
-        std::ifstream in(file);
-        if (!in) {
-            error = "unable to read " + file + log::errno_suffix(errno);
-            return false;
-        }
-        std::string line;
-        int lineno = 0;
-        while (std::getline(in, line)) {
-            ++lineno;
-            std::string t = trim(line);
-            if (t.size() > 1 && t[0] == '[' && t.back() == ']') {
-                std::string name = trim(t.substr(1, t.size() - 2));
-                current = name == "global" ? &plan.global : &pool_section(name);
-                note_file(*current, file);
-                flush_pending();
-                if (current != &plan.global) current->text += line + "\n";
-                continue;
-            }
-            if (!current) current = &plan.global;
-            size_t eq = t.find('=');
-            if (t.empty() || t[0] == ';' || t[0] == '#' || eq == std::string::npos) {
-                pending += line + "\n";
-                continue;
-            }
-            written_name = trim(t.substr(0, eq));
-            std::string name = lower(written_name);
-            std::string raw = trim(t.substr(eq + 1));
-            if (name == "include") {
-                if (!include(file, lineno, unquote(raw), depth)) return false;
-                continue;
-            }
-            note_file(*current, file);
+    void entry(const config::SourceLine& l) {
+        if (is(l, "include")) return; // the loader followed it: its files come as Opened
+        note_file(*current, l.file);
+        flush_pending();
+        if (current == &plan.global)
+            global_entry(l);
+        else
+            pool_entry(*current, l);
+    }
+
+    void read(const config::SourceLine& l) {
+        if (l.kind == config::SourceLine::Section) return section(l);
+        if (l.kind == config::SourceLine::Opened) {
             flush_pending();
-            if (current == &plan.global)
-                global_entry(name, raw, line);
-            else
-                pool_entry(*current, name, raw, line);
+            if (current) current->text += "; lowphp-fpm --migrate: from " + l.file + "\n";
+            return;
         }
-        if (depth == 0) flush_pending();
-        return true;
+        if (!current) current = &plan.global;
+        if (l.kind == config::SourceLine::Text)
+            pending += l.text + "\n";
+        else
+            entry(l);
     }
 };
 
@@ -284,15 +229,15 @@ Plan plan(const Options& opts) {
     config::ParseOptions po;
     po.prefix = opts.prefix;
     po.default_prefix = opts.prefix;
+    po.keep_source = true;
     config::ParseResult parsed = config::load(opts.source, po);
     result.messages = parsed.messages;
     if (!parsed.config) return result;
     result.global.name = "global";
     Reader r(opts, *parsed.config, result);
-    if (!r.read(opts.source, 0)) {
-        result.messages.push_back({config::LogLevel::Error, r.error, false});
-        return result;
-    }
+    for (const auto& line : parsed.source)
+        r.read(line);
+    r.flush_pending();
     Section& g = result.global;
     bool has_error_log = false;
     for (const auto& c : g.changed)

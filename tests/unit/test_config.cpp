@@ -346,6 +346,34 @@ TEST_CASE("config: arrays keep php-fpm's order, newest first") {
           std::string::npos);
 }
 
+TEST_CASE("config: keep_source gives every line read, include= followed where it stands") {
+    ParseOptions o;
+    o.prefix = kData;
+    o.keep_source = true;
+    ParseResult r = load(kData + "/inc_main.conf", o);
+    REQUIRE(r.config);
+    std::vector<std::string> opened;
+    for (const auto& l : r.source)
+        if (l.kind == SourceLine::Opened) opened.push_back(l.file);
+    CHECK(opened == std::vector<std::string>{kData + "/inc_main.conf", kData + "/pool.d/a.conf",
+                                             kData + "/pool.d/b.conf"});
+    REQUIRE(r.source.size() > 3);
+    CHECK(r.source[1].kind == SourceLine::Section);
+    CHECK(r.source[2].kind == SourceLine::Entry); // include = pool.d/*.conf, then its files
+    CHECK(r.source[3].kind == SourceLine::Opened);
+    const SourceLine& last = r.source.back();
+    CHECK(last.kind == SourceLine::Entry);
+    CHECK(last.file == kData + "/inc_main.conf");
+    CHECK(last.text == "php_value[after_include] = yes");
+    CHECK(last.name == "php_value");
+    CHECK(last.value == "1"); // the scanner reads yes as "1"
+    CHECK(last.written_name == "php_value[after_include]");
+    CHECK(last.written_value == "yes");
+    CHECK(r.source[r.source.size() - 2].kind == SourceLine::Text);
+    o.keep_source = false;
+    CHECK(load(kData + "/inc_main.conf", o).source.empty()); // only when asked
+}
+
 TEST_CASE("config: includes, relative to the prefix, nested at most 5 files deep") {
     ParseOptions o;
     o.prefix = kData;

@@ -2,7 +2,9 @@
 // error_log, include), where lines and comments land.
 #include <doctest/doctest.h>
 
+#include <fstream>
 #include <string>
+#include <unistd.h>
 
 #include "lowphp/migrate.h"
 
@@ -78,6 +80,21 @@ TEST_CASE("migrate: comments stay with their pool, array keys keep their case") 
     REQUIRE(c.unchanged.size() == 3); // listen changed
     CHECK(c.unchanged[2].first == "env[Mixed_Case]");
     CHECK(c.unchanged[2].second == "kept");
+}
+
+TEST_CASE("migrate: lines land where the loader puts them (byte order mark, [ spaced ])") {
+    std::string path = "/tmp/lowphp_test_migrate_" + std::to_string(getpid()) + ".conf";
+    std::ofstream(path) << "\xEF\xBB\xBF[global]\n[ www ]\nlisten = 9000\npm = static\n"
+                           "pm.max_children = 1\n";
+    Options o;
+    o.source = path;
+    Plan p = plan(o);
+    unlink(path.c_str());
+    REQUIRE(p.ok);
+    REQUIRE(p.pools.size() == 1);
+    const Section& www = pool(p, " www "); // php-fpm 8.2 names it so too
+    CHECK(www.text.rfind("[ www ]\n", 0) == 0);
+    CHECK(change(www, "listen")->to == "10000");
 }
 
 TEST_CASE("migrate: an invalid source is refused with php-fpm's messages") {
