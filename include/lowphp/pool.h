@@ -18,6 +18,7 @@
 #include "lowphp/child_output.h"
 #include "lowphp/config.h"
 #include "lowphp/event.h"
+#include "lowphp/generation.h"
 #include "lowphp/identity.h"
 #include "lowphp/net.h"
 #include "lowphp/php_ini_options.h"
@@ -77,6 +78,9 @@ struct Worker {
     bool status = false;              // the pm.status_listen worker: outside the pm's counts
     uint64_t slow_logged_request = 0; // request_started_us already reported slow
     uint64_t terminated_request = 0;  // request_started_us already ended by the timeout
+    // Of the previous generation (a reload): serves until this one is up, then
+    // ends after its request; outside the pm's counts, its slot in the old board.
+    bool retiring = false;
     std::unique_ptr<OutputPipe> out, err;
 };
 
@@ -102,10 +106,13 @@ class Pool {
 
     // Start-up (pool.cpp, parking.cpp).
     bool open_logs(bool reopen, bool& any, bool& access_reopened); // access.log, slowlog
-    bool open_parking();
-    void adopt_parked(int fd); // a kept connection handed over by a reload
-    bool start();              // the zygote now, or at an ondemand pool's first connection
-    bool up() const;           // start-up waits for nothing more of this pool
+    // The previous generation's channels when a reload handed them over (its
+    // workers go on parking there), else new ones.
+    bool open_parking(const Channels* inherited);
+    void adopt_parked(int fd);                       // a kept connection handed over by a reload
+    void adopt_retiring(const RetiringChild& child); // a worker of the previous generation
+    bool start();    // the zygote now, or at an ondemand pool's first connection
+    bool up() const; // start-up waits for nothing more of this pool
 
     // Running (process_manager.cpp, request_timeouts.cpp).
     void manage(); // the 1-second tick
@@ -114,15 +121,20 @@ class Pool {
     size_t children() const;                   // workers alive or being forked
     int total_workers() const;                 // the pm's count: without the status worker
     int idle_workers() const;
-    void quit_workers(); // graceful replacement (SIGUSR1)
+    void quit_workers();  // graceful replacement (SIGUSR1)
+    void quit_retiring(); // this generation is up: the previous one ends
+    void kill_retiring(); // it outlived process_control_timeout
 
     // Stopping (pool.cpp, parking.cpp).
     int signal_workers(int signo); // those still alive
     void stop();                   // no new workers; the zygote ends
     bool finished() const { return workers_.empty() && zygote_pid_ == 0; }
     void close_parked();
-    // A reload: every parked or queued connection, released for the next image.
+    // A reload, for the next image: every parked connection, the channels,
+    // and the children (those an image before handed over too).
     void release_parked(std::vector<int>& fds);
+    Channels release_channels();
+    void release_children(std::vector<RetiringChild>& out);
 
   private:
     // process_manager.cpp
@@ -139,6 +151,7 @@ class Pool {
     void kill_idle_worker();
     bool quit_worker(Worker& w);
     void on_worker_exit(Worker& w, int status);
+    void on_retiring_exit(Worker& w, int status);
     void free_worker_slot(const Worker& w);
     void on_zygote_exit(int status);
     // zygote_link.cpp

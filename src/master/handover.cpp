@@ -1,6 +1,8 @@
 // The reload hand-over record (see handover.h).
 #include <cstdlib>
+#include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "handover.h"
 
@@ -18,6 +20,21 @@ template <class F> void for_each_item(const char* text, char sep, F f) {
         f(list.substr(pos, end - pos));
         pos = end + 1;
     }
+}
+
+std::string numbers(std::initializer_list<int64_t> values) {
+    std::string text;
+    for (int64_t v : values)
+        text += (text.empty() ? "" : ",") + std::to_string(v);
+    return text;
+}
+
+std::vector<int64_t> parse_numbers(const std::string& text) {
+    std::vector<int64_t> values;
+    for_each_item(text.c_str(), ',', [&](const std::string& item) {
+        values.push_back(strtoll(item.c_str(), nullptr, 10));
+    });
+    return values;
 }
 
 // lowphp-fpm 0.2.0 left three variables: a package upgrade reloads such an
@@ -48,6 +65,14 @@ void Handover::put() const {
         record += "socket " + std::to_string(fd) + " " + address + "\n";
     for (const auto& [pool, fd] : parked)
         record += "parked " + std::to_string(fd) + " " + pool + "\n";
+    for (const auto& [pool, c] : channels)
+        record += "channels " + numbers({c.park_rx, c.park_tx, c.handoff_rx, c.handoff_tx}) + " " +
+                  pool + "\n";
+    for (const auto& r : retiring)
+        record += "retiring " +
+                  numbers({static_cast<int64_t>(r.pid), static_cast<int64_t>(r.started_us), r.out,
+                           r.err, r.zygote}) +
+                  " " + r.pool + "\n";
     setenv(kHandover, record.c_str(), 1);
 }
 
@@ -60,10 +85,18 @@ Handover Handover::take() {
         if (first == std::string::npos || second == std::string::npos) return;
         int fd = atoi(line.c_str() + first + 1);
         std::string kind = line.substr(0, first), name = line.substr(second + 1);
+        std::vector<int64_t> n = parse_numbers(line.substr(first + 1, second - first - 1));
         if (kind == "socket")
             h.sockets.emplace_back(name, fd);
         else if (kind == "parked")
             h.parked.emplace(name, fd);
+        else if (kind == "channels" && n.size() == 4)
+            h.channels[name] = pool::Channels{static_cast<int>(n[0]), static_cast<int>(n[1]),
+                                              static_cast<int>(n[2]), static_cast<int>(n[3])};
+        else if (kind == "retiring" && n.size() == 5)
+            h.retiring.push_back(
+                pool::RetiringChild{static_cast<pid_t>(n[0]), name, static_cast<uint64_t>(n[1]),
+                                    static_cast<int>(n[2]), static_cast<int>(n[3]), n[4] != 0});
     });
     unsetenv(kHandover);
     take_0_2_0(h);

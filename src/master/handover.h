@@ -1,7 +1,9 @@
 // What a reloading master hands to its next image across execv: the listening
-// sockets by address and the parked kept-alive connections by pool. One
-// record in the environment, a line per descriptor ("socket FD ADDRESS",
-// "parked FD POOL"); the descriptors themselves stay open across execv.
+// sockets by address, the parked kept-alive connections and each pool's
+// kept-connection channels by pool, and the children still running. One
+// record in the environment, a line per item ("socket FD ADDRESS", "parked FD
+// POOL", "channels RX,TX,RX,TX POOL", "retiring PID,STARTED,OUT,ERR,ZYGOTE
+// POOL"); the descriptors themselves stay open across execv.
 #pragma once
 
 #include <map>
@@ -9,13 +11,17 @@
 #include <utility>
 #include <vector>
 
+#include "lowphp/generation.h"
+
 namespace lowphp::master {
 
 struct Handover {
     // listen address and fd, in the pools' order (php-fpm logs them so)
     std::vector<std::pair<std::string, int>> sockets;
     std::multimap<std::string, int> parked; // pool name -> fd
-    bool reloaded = false;                  // a previous image left the record
+    std::map<std::string, pool::Channels> channels;
+    std::vector<pool::RetiringChild> retiring;
+    bool reloaded = false; // a previous image left the record
 
     // Leaves the record in the environment for the next image (the caller
     // clears FD_CLOEXEC on the descriptors).

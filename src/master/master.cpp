@@ -111,11 +111,17 @@ std::string reload_line(const std::string& path, const std::vector<std::string>&
 // the old, deleted file, and the new binary must take over.
 void Master::reexec() {
     Handover next;
+    for (pid_t pid : orphans_)
+        next.retiring.push_back({pid, "", 0, -1, -1, false});
+    for (pid_t pid : previous_zygotes_)
+        next.retiring.push_back({pid, "", 0, -1, -1, true});
     for (auto& p : pools_) {
         std::vector<int> parked;
         p->release_parked(parked);
         for (int fd : parked)
             next.parked.emplace(p->name(), fd);
+        next.channels[p->name()] = p->release_channels();
+        p->release_children(next.retiring);
         for (auto [l, addr] : {std::pair{&p->listener, &p->cfg().listen},
                                std::pair{&p->status_listener, &p->cfg().pm_status_listen}}) {
             if (!l->fd) continue;
@@ -147,7 +153,7 @@ void Master::reexec() {
         fcntl(p->listener.fd.get(), F_SETFD, FD_CLOEXEC);
         if (p->status_listener.fd) fcntl(p->status_listener.fd.get(), F_SETFD, FD_CLOEXEC);
     }
-    state_ = State::Terminating;
+    begin_stop(State::Terminating);
 }
 
 // [global] process.priority, rlimit_files, rlimit_core (fpm_unix_init_main).
@@ -316,9 +322,13 @@ int Master::run() {
                       !cfg_.global.daemonize); // from here on, only the error log (as php-fpm)
     ZLOG_NOTICE("fpm is running, pid %d", static_cast<int>(getpid()));
     bool ok = true;
-    for (size_t i = 0; i < pools_.size() && ok; ++i)
-        ok = pools_[i]->open_parking();
-    if (ok) adopt_parked();
+    for (auto& p : pools_) {
+        auto inherited = handover_.channels.find(p->name());
+        ok = ok &&
+             p->open_parking(inherited == handover_.channels.end() ? nullptr : &inherited->second);
+        if (inherited != handover_.channels.end()) handover_.channels.erase(inherited);
+    }
+    if (ok) adopt_previous_generation();
     // Only ondemand pools: ready now, before the zygotes' PHP start-ups take the CPU.
     if (ok) pool_ready();
     for (size_t i = 0; i < pools_.size() && ok; ++i)
@@ -401,6 +411,8 @@ void Master::signal_workers(int signo) {
     int alive = 0;
     for (auto& pool : pools_)
         alive += pool->signal_workers(signo);
+    for (pid_t pid : orphans_) // the previous generation of a pool that is gone
+        alive += kill(pid, signo) == 0;
     if (alive) ZLOG_DEBUG("%d child(ren) still alive", alive);
 }
 
@@ -410,7 +422,9 @@ void Master::begin_stop(State how, bool announce) {
     if (state_ == State::Terminating || state_ == how ||
         (state_ == State::Reloading && how == State::Finishing))
         return;
-    if (state_ == State::Starting && how == State::Reloading) return; // not up yet: ignore
+    // Not up yet, or on its way out (php-fpm: only TERM overrides QUIT): ignored.
+    if ((state_ == State::Starting || state_ == State::Finishing) && how == State::Reloading)
+        return;
     state_ = how;
     systemd_heartbeat_.reset();
     systemd_notify::stopping(how == State::Reloading);
@@ -421,12 +435,16 @@ void Master::begin_stop(State how, bool announce) {
     ZLOG_DEBUG("switching to '%s' state", how == State::Finishing   ? "finishing"
                                           : how == State::Reloading ? "reloading"
                                                                     : "terminating");
+    if (how == State::Reloading) { // the next generation starts while this one serves
+        for (auto& p : pools_)
+            p->stop();
+        reexec();
+        return;
+    }
     int signo = how == State::Terminating ? SIGTERM : SIGQUIT;
     signal_workers(signo);
     for (auto& p : pools_) {
-        // Idle kept connections: nothing is in flight on them. A reload keeps
-        // them for the next generation of workers.
-        if (how != State::Reloading) p->close_parked();
+        p->close_parked(); // idle kept connections: nothing is in flight on them
         p->stop();
     }
     int timeout = cfg_.global.process_control_timeout;
@@ -442,9 +460,9 @@ void Master::begin_stop(State how, bool announce) {
 // The last child of a stopping master is gone: it exits, or re-executes itself.
 void Master::child_gone() {
     if (!stopping()) return;
+    if (!orphans_.empty()) return;
     for (auto& p : pools_)
         if (!p->finished()) return;
-    if (state_ == State::Reloading) reexec();
     event_base_loopbreak(base_.get());
 }
 

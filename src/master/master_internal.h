@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -76,7 +77,8 @@ class Master final : public pool::Host {
     bool daemonize_if_asked();
     void notify_parent(bool ok);
     void install_events();
-    void adopt_parked();
+    void adopt_previous_generation();
+    void retire_previous_generation();
     void cleanup();
     void signal_workers(int signo);
     void report_to_systemd();
@@ -95,6 +97,10 @@ class Master final : public pool::Host {
     Scoreboard scoreboard_;
     std::vector<std::unique_ptr<pool::Pool>> pools_;
     std::map<pid_t, int> early_exits_; // reaped before the zygote reported them
+    // Workers of the previous generation whose pool is gone, and its zygotes.
+    std::set<pid_t> orphans_, previous_zygotes_;
+    EventPtr retire_event_;     // process_control_timeout for the previous generation
+    EventPtr emergency_reload_; // emergency_restart_threshold reached
     State state_ = State::Starting;
     std::string pid_path_;
     std::string exe_path_; // the binary as started: a reload executes the file now there

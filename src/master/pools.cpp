@@ -3,6 +3,7 @@
 // crash counting.
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,24 +37,65 @@ bool Master::create_pools() {
 }
 
 // After a reload: each pool of the new configuration takes back its parked
-// connections; those of a pool that is gone are closed.
-void Master::adopt_parked() {
-    for (auto& [pool_name, fd] : handover_.parked) {
+// connections and the workers of its previous generation; what belonged to a
+// pool that is gone is closed, and its workers are only reaped.
+void Master::adopt_previous_generation() {
+    auto find = [&](const std::string& name) {
         auto it = std::find_if(pools_.begin(), pools_.end(),
-                               [&](const auto& p) { return p->name() == pool_name; });
-        if (it == pools_.end())
-            close(fd);
+                               [&](const auto& p) { return p->name() == name; });
+        return it == pools_.end() ? nullptr : it->get();
+    };
+    for (auto& [pool_name, fd] : handover_.parked) {
+        if (pool::Pool* p = find(pool_name))
+            p->adopt_parked(fd);
         else
-            (*it)->adopt_parked(fd);
+            close(fd);
+    }
+    for (auto& [pool_name, c] : handover_.channels)
+        for (int fd : {c.park_rx, c.park_tx, c.handoff_rx, c.handoff_tx})
+            close(fd);
+    for (const auto& child : handover_.retiring) {
+        pool::Pool* p = find(child.pool);
+        if (p && !child.zygote) {
+            p->adopt_retiring(child);
+            continue;
+        }
+        // A zygote was told to stop already (SIGTERM): it is reaped without a word.
+        (child.zygote ? previous_zygotes_ : orphans_).insert(child.pid);
+        for (int fd : {child.out, child.err})
+            if (fd >= 0) close(fd);
     }
     handover_.parked.clear();
+    handover_.channels.clear();
+    handover_.retiring.clear();
+    // A pool that is gone has nothing to wait for: its workers end now.
+    for (pid_t pid : orphans_)
+        kill(pid, SIGQUIT);
+}
+
+// This generation is up: the previous one's idle workers leave now, its busy
+// ones after their request, and all of them within process_control_timeout.
+void Master::retire_previous_generation() {
+    for (auto& p : pools_)
+        p->quit_retiring();
+    int timeout = cfg_.global.process_control_timeout;
+    if (timeout <= 0) return;
+    retire_event_ = make_event(base_.get(), -1, 0, [this](evutil_socket_t, short) {
+        for (auto& p : pools_)
+            p->kill_retiring();
+        for (pid_t pid : orphans_)
+            kill(pid, SIGKILL);
+    });
+    struct timeval tv = {timeout, 0};
+    retire_event_->add(&tv);
 }
 
 void Master::reap_children() {
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        bool known = std::any_of(pools_.begin(), pools_.end(),
+        bool known = orphans_.erase(pid) > 0 || previous_zygotes_.erase(pid) > 0 ||
+                     std::any_of(pools_.begin(), pools_.end(),
                                  [&](auto& p) { return p->on_child_exit(pid, status); });
         // A worker that died before its zygote's reply named it: kept until the reply.
         if (!known) early_exits_[pid] = status;
@@ -108,7 +150,13 @@ void Master::count_failure() {
     failures_us_.clear();
     ZLOG_WARNING("failed processes threshold (%d in %d sec) is reached, initiating reload",
                  threshold, interval);
-    begin_stop(State::Reloading, false);
+    // From the event loop, not from inside the pool reaping the crashed
+    // worker: the reload hands every child to the next image, and that one is gone.
+    emergency_reload_ = make_event(base_.get(), -1, 0, [this](evutil_socket_t, short) {
+        begin_stop(State::Reloading, false);
+    });
+    struct timeval at_once = {0, 0};
+    emergency_reload_->add(&at_once);
 }
 
 // php-fpm's STATUS= heartbeat: the workers of every pool.
@@ -134,6 +182,7 @@ void Master::pool_ready() {
         if (!p->up()) return;
     state_ = State::Running;
     ZLOG_NOTICE("ready to handle connections");
+    retire_previous_generation();
     ZLOG_NOTICE("systemd monitor interval set to %dms", cfg_.global.systemd_interval * 1000);
     notify_parent(true);
     if (!systemd_heartbeat_ &&

@@ -26,8 +26,16 @@ bool pair(UniqueFd& a, UniqueFd& b) {
 
 } // namespace
 
-bool Pool::open_parking() {
-    if (!pair(park_rx_, park_tx_) || !pair(handoff_rx_, handoff_tx_)) {
+bool Pool::open_parking(const Channels* inherited) {
+    if (inherited) {
+        for (auto [fd, to] :
+             {std::pair{inherited->park_rx, &park_rx_}, std::pair{inherited->park_tx, &park_tx_},
+              std::pair{inherited->handoff_rx, &handoff_rx_},
+              std::pair{inherited->handoff_tx, &handoff_tx_}}) {
+            fcntl(fd, F_SETFD, FD_CLOEXEC);
+            to->reset(fd);
+        }
+    } else if (!pair(park_rx_, park_tx_) || !pair(handoff_rx_, handoff_tx_)) {
         ZLOG_SYSERROR("[pool %s] failed to create the connection handoff sockets", name().c_str());
         return false;
     }
@@ -103,13 +111,10 @@ void Pool::on_handoff_room() {
     }
 }
 
-// Everything parked or queued for a handoff no worker will take now: kept
-// open across execv (no close-on-exec), owned by the caller from here on.
+// Everything parked or waiting for room in the handoff queue: kept open
+// across execv (no close-on-exec), owned by the caller from here on. What
+// the queue and the park channel hold stays there, for the next generation.
 void Pool::release_parked(std::vector<int>& fds) {
-    if (park_rx_) on_park(); // what exiting workers sent last
-    int fd;
-    while (handoff_rx_ && (fd = net::recv_fd(handoff_rx_.get())) >= 0)
-        parked_[fd] = ParkedConnection{UniqueFd(fd), nullptr};
     room_ev_.reset();
     waiting_for_room_.clear(); // they are parked too
     for (auto& [parked_fd, conn] : parked_) {
@@ -118,6 +123,15 @@ void Pool::release_parked(std::vector<int>& fds) {
         fds.push_back(conn.fd.release());
     }
     parked_.clear();
+}
+
+// The channels stay open across execv: this generation's workers park on
+// them until they leave, and the next generation serves the queue.
+Channels Pool::release_channels() {
+    park_ev_.reset();
+    for (const UniqueFd* fd : {&park_rx_, &park_tx_, &handoff_rx_, &handoff_tx_})
+        fcntl(fd->get(), F_SETFD, 0);
+    return Channels{park_rx_.get(), park_tx_.get(), handoff_rx_.get(), handoff_tx_.get()};
 }
 
 void Pool::close_parked() {

@@ -29,17 +29,20 @@ uint32_t Pool::free_slot() {
 int Pool::total_workers() const {
     int n = pending_spawns_;
     for (auto& [pid, w] : workers_)
-        if (!w.status) ++n;
+        if (!w.status && !w.retiring) ++n;
     return n;
 }
 
 size_t Pool::children() const {
-    return workers_.size() + static_cast<size_t>(pending_spawns_);
+    size_t n = static_cast<size_t>(pending_spawns_);
+    for (auto& [pid, w] : workers_)
+        n += !w.retiring;
+    return n;
 }
 
 // A pool worker waiting for work, not already being retired.
 bool Pool::is_idle(const Worker& w) const {
-    return !w.idle_kill && !w.status &&
+    return !w.idle_kill && !w.status && !w.retiring &&
            slot(w.slot).state.load(std::memory_order_relaxed) ==
                static_cast<int>(WorkerState::Idle);
 }
@@ -226,13 +229,25 @@ void Pool::kill_idle_worker() {
 
 // A graceful stop: the worker ends after its current request. False if it is gone.
 bool Pool::quit_worker(Worker& w) {
-    slot(w.slot).quit.store(true);
+    if (!w.retiring) slot(w.slot).quit.store(true); // its slot is in the old board
     return kill(w.pid, SIGQUIT) == 0;
 }
 
 void Pool::quit_workers() {
     for (auto& [pid, w] : workers_)
         quit_worker(w);
+}
+
+// nginx's order: the previous generation's workers served until this one was
+// up; now its idle ones leave at once and its busy ones after their request.
+void Pool::quit_retiring() {
+    for (auto& [pid, w] : workers_)
+        if (w.retiring) quit_worker(w);
+}
+
+void Pool::kill_retiring() {
+    for (auto& [pid, w] : workers_)
+        if (w.retiring) kill(pid, SIGKILL);
 }
 
 // fpm_pctl_kill_all's part for this pool, with its debug lines.
@@ -279,8 +294,9 @@ void Pool::on_worker_exit(Worker& w, int status) {
         if (p->ev) on_output(p); // what is still in the pipe
         flush_output(p);
     }
-    free_worker_slot(w);
-    bool is_stopping = host_.stopping();
+    if (!w.retiring) free_worker_slot(w);
+    // A worker of the previous generation leaves as in a stopping master.
+    bool is_stopping = host_.stopping() || w.retiring;
     log::LogLevel severity = log::LogLevel::Notice;
     bool restart = true;
     char how[128];

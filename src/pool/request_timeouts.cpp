@@ -37,6 +37,7 @@ void Pool::check_request_timeouts(uint64_t now) {
     const config::PoolConfig& cfg = cfg_;
     if (!cfg.request_terminate_timeout && !cfg.request_slowlog_timeout) return;
     for (auto& [pid, w] : workers_) {
+        if (w.retiring) continue; // its slot is in the previous generation's board
         WorkerSlot& worker_slot = slot(w.slot);
         SlotCopy s = read_slot(worker_slot);
         if (s.pid != pid || !in_request(s.state, cfg.request_terminate_timeout_track_finished))

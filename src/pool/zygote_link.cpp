@@ -162,7 +162,8 @@ void Pool::on_worker_forked(pid_t pid, uint32_t slot_index) {
 void Pool::count_new_worker_active() {
     int active = 1;
     for (auto& [pid, w] : workers_)
-        if (!w.status && slot(w.slot).state.load() > static_cast<int>(WorkerState::Accepting))
+        if (!w.status && !w.retiring &&
+            slot(w.slot).state.load() > static_cast<int>(WorkerState::Accepting))
             ++active;
     int seen = board().max_active.load();
     while (active > seen && !board().max_active.compare_exchange_weak(seen, active)) {

@@ -6,6 +6,7 @@
 // in the backlog (p99 ~ 1 s).
 #include <cerrno>
 #include <cstring>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -86,6 +87,29 @@ void ConnectionSource::wait_for_rest(int fd, size_t waiting) {
 void ConnectionSource::retire() {
     idle_.reset(); // stops its thread: what it holds goes to the master
     park_home();   // and so does the home, now that idle_ is gone
+    pass_on_wakeups();
+}
+
+// EPOLLEXCLUSIVE wakes one waiting worker per new connection or handoff. A
+// worker woken just as it was told to stop took that wakeup with it: the
+// connection would wait, while the others sleep, until the next one comes
+// (seen at a reload, where the previous generation stops while the next one
+// waits). What is ready now goes to the master, which hands it to a worker.
+void ConnectionSource::pass_on_wakeups() {
+    if (park_fd_ < 0) return; // pm.status_listen's worker: its successor sees the socket ready
+    constexpr int kMostWakeups = 8; // as many as could have come in one wait
+    for (int i = 0; i < kMostWakeups; ++i) {
+        int fd = -1;
+        if (ready_now(handoff_fd_)) fd = receive_handoff();
+        if (fd < 0 && ready_now(listen_fd_)) fd = accept_one();
+        if (fd < 0) return;
+        park_with_master(park_fd_, fd);
+    }
+}
+
+bool ConnectionSource::ready_now(int fd) {
+    struct pollfd p = {fd, POLLIN, 0};
+    return fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
 }
 
 void ConnectionSource::set_aside(int fd) {

@@ -47,11 +47,14 @@ class ConnectionSource {
     // The request on `fd` has begun to arrive (`waiting` bytes) but is not
     // whole: it waits for the rest without this worker.
     void wait_for_rest(int fd, size_t waiting);
-    // At exit: every connection this worker holds goes to the master.
+    // At exit: every connection this worker holds goes to the master, and
+    // so does what its last wakeup was for.
     void retire();
     int home() const { return home_; }
 
   private:
+    void pass_on_wakeups();
+    static bool ready_now(int fd);
     int take_home();
     int take_next(const struct epoll_event* events, int n, bool& accepted);
     int accept_one();

@@ -20,6 +20,26 @@ TEST_CASE("handover: what one image puts, the next takes, once") {
     CHECK_FALSE(Handover::take().reloaded);          // a first start
 }
 
+TEST_CASE("handover: a pool's channels and the children still running cross the reload") {
+    Handover out;
+    out.channels["shop site"] = {20, 21, 22, 23};
+    out.retiring = {{4242, "shop site", 987654321012ull, 30, 31, false},
+                    {4243, "www", 5, -1, -1, true}};
+    out.put();
+    Handover in = Handover::take();
+    REQUIRE(in.channels.count("shop site") == 1);
+    const auto& c = in.channels["shop site"];
+    CHECK((c.park_rx == 20 && c.park_tx == 21 && c.handoff_rx == 22 && c.handoff_tx == 23));
+    REQUIRE(in.retiring.size() == 2);
+    const auto& w = in.retiring[0];
+    CHECK(w.pid == 4242);
+    CHECK(w.pool == "shop site");
+    CHECK(w.started_us == 987654321012ull); // a monotonic time beyond 32 bits
+    CHECK((w.out == 30 && w.err == 31 && !w.zygote));
+    const auto& z = in.retiring[1];
+    CHECK((z.pid == 4243 && z.pool == "www" && z.out == -1 && z.err == -1 && z.zygote));
+}
+
 TEST_CASE("handover: a 0.2.0 image's three variables are read too") {
     setenv("LOWPHP_FPM_RELOADED", "1", 1);
     setenv("LOWPHP_FPM_SOCKETS", "/run/php/a.sock=4,[::]:9000=6", 1);
