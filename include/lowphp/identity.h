@@ -1,7 +1,7 @@
 // Who a pool's workers become: php-fpm's fpm_unix_conf_wp, resolved once in
 // the master from the pool's user and group, and applied in each worker
-// (fpm_unix_init_child). One resolution serves the start-up checks, the
-// pool's session directory and the worker, so they cannot disagree.
+// (fpm_unix_init_child; worker/worker.cpp's apply_identity). One resolution serves the start-up
+// checks, the pool's session directory and the worker, so they cannot disagree.
 #pragma once
 
 #include <string>
@@ -36,9 +36,5 @@ bool resolve_identity(const config::PoolConfig& pool, bool root, Identity& out, 
 // pool. Used at start-up and before a reload.
 bool check_identities(const config::Config& cfg, bool root_allowed, bool test, bool notices,
                       std::vector<Identity>& identities);
-
-// In a worker, as root: setgid, then initgroups and setuid when a uid is set;
-// false after logging what failed.
-bool apply_identity(const Identity& id, const std::string& pool_name);
 
 } // namespace lowphp::pool

@@ -113,24 +113,4 @@ bool check_identities(const config::Config& cfg, bool root_allowed, bool test, b
     return true;
 }
 
-bool apply_identity(const Identity& id, const std::string& pool_name) {
-    if (getuid() != 0) return true;
-    const char* name = pool_name.c_str();
-    if (id.gid && setgid(id.gid) < 0) {
-        ZLOG_SYSERROR("[pool %s] failed to setgid(%d)", name, static_cast<int>(id.gid));
-        return false;
-    }
-    if (!id.uid) return true;
-    if (initgroups(id.groups_user.c_str(), id.gid) < 0) {
-        ZLOG_SYSERROR("[pool %s] failed to initgroups(%s, %d)", name, id.groups_user.c_str(),
-                      static_cast<int>(id.gid));
-        return false;
-    }
-    if (setuid(id.uid) < 0) {
-        ZLOG_SYSERROR("[pool %s] failed to setuid(%d)", name, static_cast<int>(id.uid));
-        return false;
-    }
-    return true;
-}
-
 } // namespace lowphp::pool

@@ -134,11 +134,13 @@ Channels Pool::release_channels() {
     return Channels{park_rx_.get(), park_tx_.get(), handoff_rx_.get(), handoff_tx_.get()};
 }
 
+// Stopping: what workers park from now on is closed as it comes (on_park);
+// the channel is still read, or a worker leaving with many kept connections
+// would wait for room that never comes.
 void Pool::close_parked() {
     room_ev_.reset();
     waiting_for_room_.clear(); // they are parked too
     parked_.clear();           // closes them
-    park_ev_.reset();
 }
 
 } // namespace lowphp::pool

@@ -1,9 +1,10 @@
 // A worker never sits on an idle kept connection while work waits elsewhere,
-// and never leaves a request waiting on an idle connection while it serves
-// another one: the idle one is set aside (IdleConnections), which hands it to
-// whichever worker is free once nginx sends a request on it. php-fpm pins a
-// worker to each kept connection instead, which leaves new connections waiting
-// in the backlog (p99 ~ 1 s).
+// and never leaves a request waiting long on an idle connection while it
+// serves another one: it watches all its kept connections with the listening
+// socket and the handoff queue, serving whichever has work, and its watching
+// thread passes on a request that waited a tick while it was busy
+// (KeptConnections). php-fpm pins a worker to each kept connection instead,
+// which leaves new connections waiting in the backlog (p99 ~ 1 s).
 #include <cerrno>
 #include <cstring>
 #include <poll.h>
@@ -18,7 +19,7 @@
 namespace lowphp::worker {
 namespace {
 
-constexpr uint64_t kListen = 1, kHandoff = 2, kHome = 3, kWakeup = 4;
+constexpr uint64_t kListen = 1, kHandoff = 2, kWakeup = 4;
 
 bool add(int epfd, int fd, uint64_t tag, uint32_t extra) {
     struct epoll_event ev {};
@@ -30,9 +31,11 @@ bool add(int epfd, int fd, uint64_t tag, uint32_t extra) {
 } // namespace
 
 ConnectionSource::ConnectionSource(int listen_fd, int handoff_fd, int queue_fd, int park_fd,
-                                   const std::string& allowed_clients, bool inet)
+                                   const std::string& allowed_clients, bool inet,
+                                   std::function<bool()> someone_idle)
     : listen_fd_(listen_fd), handoff_fd_(handoff_fd), park_fd_(park_fd),
-      epoll_(epoll_create1(EPOLL_CLOEXEC)), allowed_(inet ? allowed_clients : "") {
+      epoll_(epoll_create1(EPOLL_CLOEXEC)), kept_(epoll_.get()),
+      allowed_(inet ? allowed_clients : "") {
     // EPOLLEXCLUSIVE: one idle worker wakes per new connection, not all of them.
     if (!epoll_ || !add(epoll_.get(), listen_fd_, kListen, EPOLLEXCLUSIVE) ||
         (handoff_fd_ >= 0 && !add(epoll_.get(), handoff_fd_, kHandoff, EPOLLEXCLUSIVE))) {
@@ -40,53 +43,22 @@ ConnectionSource::ConnectionSource(int listen_fd, int handoff_fd, int queue_fd, 
         epoll_.reset();
         return;
     }
-    // Without the thread, idle connections are parked with the master.
     if (queue_fd >= 0 && park_fd >= 0) {
-        idle_ = std::make_unique<IdleConnections>(queue_fd, park_fd);
+        idle_ =
+            std::make_unique<IdleConnections>(queue_fd, park_fd, kept_, std::move(someone_idle));
         if (!idle_->start()) idle_.reset();
     }
 }
 
-void ConnectionSource::watch_home(int fd) {
-    home_ = fd;
-    if (!add(epoll_.get(), fd, kHome, 0)) {
-        ZLOG_SYSWARNING("epoll_ctl failed for a kept connection");
-        close(fd);
-        home_ = -1;
-    }
-}
-
-void ConnectionSource::keep(int fd) {
-    if (home_ == fd) return;
-    if (home_ >= 0) park_home();
-    watch_home(fd);
-}
-
-void ConnectionSource::park_home() {
-    if (home_ < 0) return;
-    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, home_, nullptr);
-    set_aside(home_);
-    home_ = -1;
-}
-
-void ConnectionSource::release(int fd) {
-    if (fd == home_)
-        park_home();
-    else
-        set_aside(fd);
-}
-
 void ConnectionSource::wait_for_rest(int fd, size_t waiting) {
-    if (fd == home_) {
-        epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, home_, nullptr);
-        home_ = -1;
-    }
+    kept_.remove(fd);
     idle_->add_partial(fd, waiting);
 }
 
 void ConnectionSource::retire() {
-    idle_.reset(); // stops its thread: what it holds goes to the master
-    park_home();   // and so does the home, now that idle_ is gone
+    idle_.reset(); // stops its thread: the partial requests it holds go to the master
+    for (int fd : kept_.take_all())
+        park_with_master(park_fd_, fd);
     pass_on_wakeups();
 }
 
@@ -112,19 +84,6 @@ bool ConnectionSource::ready_now(int fd) {
     return fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
 }
 
-void ConnectionSource::set_aside(int fd) {
-    if (idle_)
-        idle_->add(fd);
-    else
-        park_with_master(park_fd_, fd);
-}
-
-int ConnectionSource::take_home() {
-    int fd = home_;
-    // It stays registered: it is served now and usually kept again.
-    return fd;
-}
-
 int ConnectionSource::accept_one() {
     struct sockaddr_storage addr;
     socklen_t len = sizeof addr;
@@ -143,31 +102,22 @@ int ConnectionSource::receive_handoff() {
     return net::recv_fd(handoff_fd_);
 }
 
-// The sources take turns (home, then parked, then new connections), so none
-// waits behind another that stays ready. epoll cannot give that order: it
-// reports level-triggered sources that stay ready in the same order every
-// time, so under load a worker took the listening socket first on every call
-// and kept connections handed over by the master waited until the load fell
-// (p99 above one second with uploads). The home also must not go first every
-// time: nginx reuses its most recent cached connection at once, and it would
-// overtake both queues for as long as nginx keeps writing on it.
-// Returns -1 when another worker was faster to every ready source.
-int ConnectionSource::take_next(const struct epoll_event* events, int n, bool& accepted) {
-    static constexpr uint64_t kTurns[] = {kHome, kHandoff, kListen};
-    for (int step = 1; step <= 3; ++step) {
-        uint64_t kind = kTurns[(last_turn_ + step) % 3];
-        bool ready = false;
-        for (int i = 0; i < n && !ready; ++i)
-            ready = events[i].data.u64 == kind;
-        if (!ready) continue;
-        int fd = kind == kHome ? take_home() : kind == kHandoff ? receive_handoff() : accept_one();
-        if (fd < 0) continue; // another worker was faster
-        last_turn_ = (last_turn_ + step) % 3;
-        accepted = kind == kListen;
-        if (kind != kHome) park_home();
-        return fd;
+// The sources take turns: epoll reports one event per wait, and a source
+// that stays ready (the listening socket, the queue) goes behind the others
+// each time, so none waits behind another that stays busy; a kept connection
+// is reported once per request (one shot). Returns -1 when another worker was
+// faster, or for the wakeup.
+int ConnectionSource::take(const struct epoll_event& event, bool& accepted) {
+    uint64_t tag = event.data.u64;
+    if (tag & KeptConnections::kTag) {
+        int fd = static_cast<int>(tag & ~KeptConnections::kTag);
+        return kept_.claim(fd) ? fd : -1;
     }
-    return -1;
+    if (tag == kHandoff) return receive_handoff();
+    if (tag != kListen) return -1;
+    int fd = accept_one();
+    accepted = fd >= 0;
+    return fd;
 }
 
 bool ConnectionSource::watch_wakeup(int fd) {
@@ -177,18 +127,38 @@ bool ConnectionSource::watch_wakeup(int fd) {
 // A SIGQUIT between the check of `stop` and the wait is not lost: its handler
 // also makes the wakeup eventfd readable.
 int ConnectionSource::next(volatile sig_atomic_t& stop, bool& accepted) {
-    struct epoll_event events[4];
+    struct epoll_event event;
     while (!stop) {
-        int n = epoll_wait(epoll_.get(), events, 4, -1);
+        accepted = false;
+        // Idle from here: a connection the watching thread finds from now on
+        // it re-arms, for the wait below.
+        kept_.set_busy(false);
+        // What the watching thread found ready while this worker was busy
+        // takes turns with the epoll's sources: served first every time, it
+        // left new connections in the backlog for a second under load.
+        bool waiting = kept_.has_ready();
+        if (waiting && ready_turn_) {
+            if (int fd = kept_.take_ready(); fd >= 0) return serving(fd, false);
+        }
+        int n = epoll_wait(epoll_.get(), &event, 1, waiting ? 0 : -1);
         if (n < 0) {
             if (errno == EINTR) continue;
             ZLOG_SYSERROR("epoll_wait() failed");
             return -1;
         }
-        if (stop) return -1;
-        if (int fd = take_next(events, n, accepted); fd >= 0) return fd;
+        if (stop) return -1; // a kept connection's spent event: retire() parks it
+        if (int fd = n == 1 ? take(event, accepted) : -1; fd >= 0) return serving(fd, true);
+        if (int fd = waiting ? kept_.take_ready() : -1; fd >= 0) return serving(fd, false);
     }
     return -1;
+}
+
+// The worker starts serving `fd`: its watching thread ticks again if it
+// slept, and the other kind of source goes first next time.
+int ConnectionSource::serving(int fd, bool from_epoll) {
+    ready_turn_ = from_epoll;
+    if (kept_.set_busy(true) && idle_) idle_->wake();
+    return fd;
 }
 
 } // namespace lowphp::worker

@@ -1,13 +1,15 @@
-// Where a worker's next FastCGI connection comes from: its own kept-alive
-// connection, the pool's listening socket, or the pool's handoff queue (kept
-// connections that a worker gave up and nginx has written on since).
+// Where a worker's next FastCGI connection comes from: one of its own kept-alive
+// connections, the pool's listening socket, or the pool's handoff queue (kept
+// connections whose busy worker passed them on, and those the master held).
 #pragma once
 
 #include <csignal>
+#include <functional>
 #include <memory>
 #include <sys/epoll.h>
 
 #include "idle_connections.h"
+#include "kept_connections.h"
 #include "lowphp/net.h"
 #include "lowphp/unique_fd.h"
 
@@ -15,10 +17,13 @@ namespace lowphp::worker {
 
 class ConnectionSource {
   public:
-    // `queue_fd` is the sending end of the handoff queue (-1: idle kept
-    // connections go to the master at once).
+    // `queue_fd` is the sending end of the handoff queue (-1: no watching
+    // thread; the worker serves every connection it keeps itself, as the
+    // pm.status_listen worker does).
+    // `someone_idle`: whether another worker of the pool waits for work.
     ConnectionSource(int listen_fd, int handoff_fd, int queue_fd, int park_fd,
-                     const std::string& allowed_clients, bool inet);
+                     const std::string& allowed_clients, bool inet,
+                     std::function<bool()> someone_idle);
     bool ok() const { return static_cast<bool>(epoll_); }
 
     // `fd` (an eventfd the SIGQUIT handler writes) ends a wait in next().
@@ -28,19 +33,14 @@ class ConnectionSource {
     // listening socket.
     int next(volatile sig_atomic_t& stop, bool& accepted);
 
-    // The connection just served stays open (FCGI_KEEP_CONN): it becomes this
-    // worker's home until the worker takes other work, then it is set aside
-    // (IdleConnections watches it for the pool).
-    void keep(int fd);
-    // The connection `fd` was closed: it is no longer the home.
-    void forget(int fd) {
-        if (fd == home_) home_ = -1;
-    }
-    // Set the home connection aside (before serving another one).
-    void park_home();
-    // Set aside the connection being served, whose request is answered while
-    // its script runs on (fastcgi_finish_request on a kept connection).
-    void release(int fd);
+    // The connection just served stays open (FCGI_KEEP_CONN): the worker
+    // watches it for its next request (KeptConnections).
+    void keep(int fd) { kept_.keep(fd); }
+    // The connection `fd` was closed after its request.
+    void forget(int fd) { kept_.forget(fd); }
+    // The connection being served is answered while its script runs on
+    // (fastcgi_finish_request on a kept connection): watched again at once.
+    void release(int fd) { kept_.keep(fd); }
     // Whether wait_for_rest() can take connections (the pool's workers can;
     // the status worker reads as it comes).
     bool waits_for_requests() const { return static_cast<bool>(idle_); }
@@ -50,24 +50,21 @@ class ConnectionSource {
     // At exit: every connection this worker holds goes to the master, and
     // so does what its last wakeup was for.
     void retire();
-    int home() const { return home_; }
 
   private:
     void pass_on_wakeups();
     static bool ready_now(int fd);
-    int take_home();
-    int take_next(const struct epoll_event* events, int n, bool& accepted);
+    int take(const struct epoll_event& event, bool& accepted);
     int accept_one();
     int receive_handoff();
-    void watch_home(int fd);
-    void set_aside(int fd);
+    int serving(int fd, bool from_epoll);
 
     int listen_fd_, handoff_fd_, park_fd_;
-    std::unique_ptr<IdleConnections> idle_;
     UniqueFd epoll_;
-    int home_ = -1;
-    unsigned last_turn_ = 0; // the source served last (see take_next)
+    KeptConnections kept_; // in epoll_
+    std::unique_ptr<IdleConnections> idle_;
     net::AllowedClients allowed_;
+    bool ready_turn_ = true; // see next()
 };
 
 } // namespace lowphp::worker

@@ -1,14 +1,18 @@
-// Why a thread in the worker rather than the master: nginx reuses its most
-// recent idle connection, which is usually the one a worker just gave up to
-// serve the next connection in line (~60% of keep-alive requests at
-// saturation). Parked with the master, each such request cost two descriptor
-// passes, a libevent add/remove, a MSG_PEEK and two master wakeups. Here it
-// costs one pass and a wakeup of this thread; and the master, which may be
-// busy or stopped, is not on the request's path.
+// Why a thread in the worker rather than the master: the master may be busy
+// or stopped, and each pass through it cost two descriptor passes, a
+// libevent add/remove, a MSG_PEEK and two master wakeups. Why ticks rather
+// than a wakeup per request: nginx writes its next request on a connection
+// the worker keeps while that worker is still finishing the last one; woken
+// at once, the thread passed almost every request to another worker (a
+// wakeup, epoll_ctl twice, a descriptor pass and a close each: 17% more CPU
+// per request than php-fpm on hello.php). Waiting a tick lets the owner take
+// it itself, which it does almost always.
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <ctime>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -22,25 +26,54 @@
 namespace lowphp::worker {
 namespace {
 
-constexpr uint64_t kStop = UINT64_MAX;    // the wake_ eventfd's tag
+constexpr uint64_t kStop = UINT64_MAX;      // the wake_ eventfd's tag
+constexpr uint64_t kNudge = UINT64_MAX - 1; // the nudge_ eventfd's tag
+// How long a request waits on a kept connection of a busy worker before it
+// goes to another worker: between one and two ticks. Shorter ticks cost the
+// busy worker CPU (a tick of 1 ms: +10 us per request on the json page).
+// While ticks find nothing waiting, they space out up to kLongestTickUs: a
+// worker sleeping 20 ms in a script was woken five times per request.
+constexpr uint64_t kTickUs = 4000, kLongestTickUs = 16000;
+
+uint64_t now_us() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
+}
 constexpr uint64_t kPartial = 1ull << 62; // tag bit: a partial request (add_partial)
 
 } // namespace
 
+// A worker leaving with hundreds of kept connections fills the channel
+// faster than the master empties it: it waits for room (a second at most)
+// rather than dropping a connection nginx has written on.
 void park_with_master(int park_fd, int fd) {
-    if (park_fd < 0 || !net::send_fd(park_fd, fd)) shutdown(fd, SHUT_RDWR);
+    bool parked = false;
+    for (int tries = 0; park_fd >= 0 && !parked && tries < 100; ++tries) {
+        parked = net::send_fd(park_fd, fd);
+        if (parked || (errno != EAGAIN && errno != EWOULDBLOCK)) break;
+        struct pollfd room = {park_fd, POLLOUT, 0};
+        poll(&room, 1, 10);
+    }
+    if (!parked) shutdown(fd, SHUT_RDWR);
     close(fd);
 }
 
-IdleConnections::IdleConnections(int queue_fd, int park_fd)
-    : queue_fd_(queue_fd), park_fd_(park_fd), epoll_(epoll_create1(EPOLL_CLOEXEC)),
-      wake_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+IdleConnections::IdleConnections(int queue_fd, int park_fd, KeptConnections& kept,
+                                 std::function<bool()> someone_idle)
+    : queue_fd_(queue_fd), park_fd_(park_fd), kept_(kept), someone_idle_(std::move(someone_idle)),
+      epoll_(epoll_create1(EPOLL_CLOEXEC)), wake_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      nudge_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
 bool IdleConnections::start() {
-    struct epoll_event ev {};
-    ev.events = EPOLLIN;
+    struct epoll_event ev {
+    }, nudge{};
+    ev.events = nudge.events = EPOLLIN;
     ev.data.u64 = kStop;
-    if (!epoll_ || !wake_ || epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &ev) < 0) {
+    nudge.data.u64 = kNudge;
+    if (!epoll_ || !wake_ || !nudge_ ||
+        epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &ev) < 0 ||
+        epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, nudge_.get(), &nudge) < 0) {
         ZLOG_SYSERROR("unable to set up the idle connections' event queue");
         return false;
     }
@@ -59,20 +92,9 @@ bool IdleConnections::start() {
     return true;
 }
 
-void IdleConnections::add(int fd) {
-    {
-        std::lock_guard lock(mutex_);
-        held_.push_back(fd);
-    }
-    struct epoll_event ev {};
-    // RDHUP: nginx closing an idle connection is told apart without a read.
-    ev.events = EPOLLIN | EPOLLRDHUP;
-    ev.data.u64 = static_cast<uint64_t>(fd);
-    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) < 0) {
-        ZLOG_SYSWARNING("epoll_ctl failed for an idle kept connection");
-        forget(fd);
-        park_with_master(park_fd_, fd);
-    }
+void IdleConnections::wake() {
+    uint64_t one = 1;
+    (void)!write(nudge_.get(), &one, sizeof one);
 }
 
 // Edge-triggered: woken when bytes arrive, not while the ones seen wait. The
@@ -105,7 +127,7 @@ void IdleConnections::more_arrived(int fd, uint32_t events) {
     }
     bool hung_up = events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
     if (static_cast<size_t>(now) > seen || (hung_up && now > 0)) {
-        hand_over(fd, events); // a worker judges again (a half-closed request is served as it is)
+        hand_over(fd); // a worker judges again (a half-closed request is served as it is)
     } else if (hung_up) {
         epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
         forget(fd); // the client gave up before its request was whole
@@ -128,7 +150,8 @@ void* IdleConnections::thread_main(void* self) {
 void IdleConnections::watch() {
     struct epoll_event events[16];
     for (;;) {
-        int n = epoll_wait(epoll_.get(), events, 16, -1);
+        int timeout = kept_.may_sleep() ? -1 : static_cast<int>(tick_us_ / 1000);
+        int n = epoll_wait(epoll_.get(), events, 16, timeout);
         if (n < 0 && errno != EINTR) {
             ZLOG_SYSERROR("epoll_wait() failed on idle kept connections");
             return;
@@ -136,32 +159,48 @@ void IdleConnections::watch() {
         for (int i = 0; i < n; ++i) {
             uint64_t tag = events[i].data.u64;
             if (tag == kStop) return;
-            if (tag & kPartial)
+            if (tag == kNudge) {
+                uint64_t count;
+                (void)!read(nudge_.get(), &count, sizeof count);
+                tick_us_ = kTickUs;
+            } else {
                 more_arrived(static_cast<int>(tag & ~kPartial), events[i].events);
-            else
-                hand_over(static_cast<int>(tag), events[i].events);
+            }
         }
+        tick();
     }
 }
 
-// A request arrived (or nginx closed the connection): it leaves this worker.
-void IdleConnections::hand_over(int fd, uint32_t events) {
-    bool request = true;
-    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-        // Closed; unless a request was written before the close (half-close).
-        char byte;
-        request = (events & EPOLLIN) && recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
-    }
+void IdleConnections::tick() {
+    uint64_t now = now_us();
+    if (now - last_tick_us_ < tick_us_) return;
+    last_tick_us_ = now;
+    bool found = false;
+    for (int fd : kept_.overdue(someone_idle_, found))
+        pass_on(fd);
+    tick_us_ = found ? kTickUs : std::min(tick_us_ * 2, kLongestTickUs);
+}
+
+// The request that arrived on a partial connection is whole enough (or the
+// client closed): it leaves this thread's epoll for a worker.
+void IdleConnections::hand_over(int fd) {
     // Out of the epoll before the close: the descriptor in flight keeps the
     // connection open, and with it this registration.
     epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
     forget(fd);
-    if (!request) {
+    pass_on(fd);
+}
+
+// To the pool's handoff queue, unless nginx closed it without a request (a
+// request written before a half-close is served). The queue is full only
+// when every worker is far behind: the master holds it then and retries.
+void IdleConnections::pass_on(int fd) {
+    char byte;
+    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
         close(fd);
         return;
     }
-    // The queue is full only when every worker is far behind: the master
-    // holds it then and retries.
     if (net::send_fd(queue_fd_, fd))
         close(fd);
     else

@@ -79,6 +79,20 @@ bool install_signals(UniqueFd& wakeup) {
     return true;
 }
 
+// Whether a worker of the pool other than slot `me` waits for work (its
+// watching thread asks, a few times a second at most, before it passes on a
+// request this busy worker has not taken).
+bool another_idle(Scoreboard& board, size_t pool, uint32_t me) {
+    const PoolBoard& p = board.pool(pool);
+    for (uint32_t i = p.first_slot; i < p.first_slot + p.slot_count; ++i) {
+        const WorkerSlot& s = board.slot(i);
+        if (i != me && s.pid.load(std::memory_order_relaxed) != 0 &&
+            s.state.load(std::memory_order_relaxed) == static_cast<int>(WorkerState::Idle))
+            return true;
+    }
+    return false;
+}
+
 void redirect_stdio(int out, int err) {
     int devnull = open("/dev/null", O_RDWR);
     dup2(devnull, STDIN_FILENO);
@@ -124,6 +138,28 @@ void set_limits(const config::PoolConfig& pool) {
     }
 }
 
+// As root: setgid, then initgroups and setuid when a uid is set; false after
+// logging what failed.
+bool apply_identity(const pool::Identity& id, const std::string& pool_name) {
+    if (getuid() != 0) return true;
+    const char* name = pool_name.c_str();
+    if (id.gid && setgid(id.gid) < 0) {
+        ZLOG_SYSERROR("[pool %s] failed to setgid(%d)", name, static_cast<int>(id.gid));
+        return false;
+    }
+    if (!id.uid) return true;
+    if (initgroups(id.groups_user.c_str(), id.gid) < 0) {
+        ZLOG_SYSERROR("[pool %s] failed to initgroups(%s, %d)", name, id.groups_user.c_str(),
+                      static_cast<int>(id.gid));
+        return false;
+    }
+    if (setuid(id.uid) < 0) {
+        ZLOG_SYSERROR("[pool %s] failed to setuid(%d)", name, static_cast<int>(id.uid));
+        return false;
+    }
+    return true;
+}
+
 // chroot, chdir, then the pool's identity: php-fpm's fpm_unix_init_child order.
 bool drop_privileges(const config::PoolConfig& pool, const pool::Identity& id) {
     if (!pool.chroot.empty() && chroot(pool.chroot.c_str()) < 0) {
@@ -136,7 +172,7 @@ bool drop_privileges(const config::PoolConfig& pool, const pool::Identity& id) {
         ZLOG_SYSERROR("[pool %s] failed to chdir(%s)", pool.name.c_str(), dir);
         return false;
     }
-    return pool::apply_identity(id, pool.name);
+    return apply_identity(id, pool.name);
 }
 
 bool become_pool_user(const config::PoolConfig& pool, const pool::Identity& id) {
@@ -292,8 +328,10 @@ void run(const Params& params) {
     sapi::start_slowlog_thread(pool, slot, params.slowlog_fd);
     fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
     // allowed_clients applies to inet listeners only, as in php-fpm.
-    ConnectionSource source(listen_fd, status ? -1 : z.handoff_fd, status ? -1 : z.handoff_send_fd,
-                            status ? -1 : z.park_fd, pool.listen_allowed_clients, !address.is_unix);
+    ConnectionSource source(
+        listen_fd, status ? -1 : z.handoff_fd, status ? -1 : z.handoff_send_fd,
+        status ? -1 : z.park_fd, pool.listen_allowed_clients, !address.is_unix,
+        [&z, me = params.slot] { return another_idle(*z.scoreboard, z.pool_index, me); });
     if (!source.ok() || !source.watch_wakeup(quit_wakeup.get())) _exit(kExitSoftware);
     g_source = &source;
     sapi::set_release_connection([](int fd) { g_source->release(fd); });
