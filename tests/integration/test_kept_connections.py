@@ -107,6 +107,28 @@ def kept_connection_not_overtaken_by_new_ones():
 
 
 @test
+def waiting_kept_connections_take_turns_with_new_ones():
+    """Requests that came on a busy worker's kept connections wait with that
+    worker (no other is idle) and take turns with the connections waiting in
+    the backlog: served all first, they left new connections waiting for a
+    second under load (keep-alive bootstrap p99 1.3 s in the bench)."""
+    with static_pool(1) as env:
+        params = env.params
+        kept = [open_kept(env), open_kept(env)]  # the only worker keeps both
+        [busy] = send_sleeps(env, 1, 1500)
+        read_until_stdout(busy)
+        later = send_sleeps(env, 2, 100)
+        for k in kept:  # as long as the others: they finish 100 ms apart
+            k.send_request(params("sleep.php", "ms=100"), keep_conn=True)
+        check_eq(busy.read_response().complete, True, "the long request completed")
+        order = finishing_order({"kept 1": kept[0], "kept 2": kept[1],
+                                 "new 1": later[0], "new 2": later[1]})
+        kinds = [name.split()[0] for name in order]
+        check_eq(kinds, ["kept", "new", "kept", "new"],
+                 f"kinds of connection in the order served ({order})")
+
+
+@test
 def finish_request_releases_the_kept_connection():
     """fastcgi_finish_request() answers nginx, which puts the connection back in
     its keepalive cache and may send its next request on it at once. php-fpm
