@@ -11,7 +11,6 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
-#include <ctime>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -22,6 +21,7 @@
 #include "idle_connections.h"
 #include "lowphp/fd_passing.h"
 #include "lowphp/log.h"
+#include "lowphp/scoreboard.h"
 
 namespace lowphp::worker {
 namespace {
@@ -34,12 +34,6 @@ constexpr uint64_t kNudge = UINT64_MAX - 1; // the nudge_ eventfd's tag
 // While ticks find nothing waiting, they space out up to kLongestTickUs: a
 // worker sleeping 20 ms in a script was woken five times per request.
 constexpr uint64_t kTickUs = 4000, kLongestTickUs = 16000;
-
-uint64_t now_us() {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
-}
 constexpr uint64_t kPartial = 1ull << 62; // tag bit: a partial request (add_partial)
 
 } // namespace
@@ -172,7 +166,7 @@ void IdleConnections::watch() {
 }
 
 void IdleConnections::tick() {
-    uint64_t now = now_us();
+    uint64_t now = mono_us();
     if (now - last_tick_us_ < tick_us_) return;
     last_tick_us_ = now;
     bool found = false;

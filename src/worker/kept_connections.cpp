@@ -9,15 +9,20 @@
 
 namespace lowphp::worker {
 
-bool KeptConnections::keep(int fd) {
+// Watched for its next request, one shot (`op`: ADD, or MOD once its shot is spent).
+bool KeptConnections::arm(int fd, int op) {
     struct epoll_event ev {};
     // RDHUP: nginx closing an idle connection is told apart without a read.
     ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
     ev.data.u64 = kTag | static_cast<uint64_t>(fd);
+    return epoll_ctl(epoll_, op, fd, &ev) == 0;
+}
+
+bool KeptConnections::keep(int fd) {
     std::lock_guard lock(mutex_);
     auto it = state_.find(fd);
     bool registered = it != state_.end(); // served, so its one shot is spent
-    if (epoll_ctl(epoll_, registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) < 0) {
+    if (!arm(fd, registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD)) {
         ZLOG_SYSWARNING("epoll_ctl failed for a kept connection");
         if (registered) state_.erase(it);
         close(fd);
@@ -129,11 +134,8 @@ bool KeptConnections::collect_ready() {
     // are still unread, so they are reported at once). The worker clears
     // busy before it looks at the ready ones, so one of the two sees them.
     if (busy_.load()) return any;
-    struct epoll_event ev {};
-    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
     for (int fd : ready_) {
-        ev.data.u64 = kTag | static_cast<uint64_t>(fd);
-        epoll_ctl(epoll_, EPOLL_CTL_MOD, fd, &ev);
+        arm(fd, EPOLL_CTL_MOD);
         state_[fd] = State::Watched;
     }
     ready_.clear();

@@ -52,6 +52,7 @@ class KeptConnections {
 
   private:
     enum class State { Watched, Ready, Serving };
+    bool arm(int fd, int op);
     bool collect_ready(); // one-shot events the main thread did not take; true if any
 
     int epoll_;
