@@ -106,6 +106,14 @@ struct PoolConfig {
     // values, as sent) exceed it is refused, its connection closed. 0 = no limit.
     static constexpr uint64_t kDefaultParamsMaxSize = 2 * 1024 * 1024;
     uint64_t request_params_max_size = kDefaultParamsMaxSize;
+    // Worker mode (lowphp addition): each worker boots worker_script once and
+    // serves the pool's requests from the handler it passes to
+    // lowphp_handle_request(). Empty = classic mode.
+    std::string worker_script;
+    int worker_max_requests = 0;             // handled requests before a restart, 0 = no limit
+    int worker_max_consecutive_failures = 6; // boot failures in a row before the pool answers 503
+    std::string worker_keep_ini;             // ini names whose request-time values are kept
+    bool worker_mode() const { return !worker_script.empty(); }
 };
 
 struct Config {

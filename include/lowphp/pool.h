@@ -151,6 +151,7 @@ class Pool {
     void kill_idle_worker();
     bool quit_worker(Worker& w);
     void on_worker_exit(Worker& w, int status);
+    void report_boot_failure(const Worker& w);
     void on_retiring_exit(Worker& w, int status);
     void free_worker_slot(const Worker& w);
     void on_zygote_exit(int status);
@@ -192,7 +193,8 @@ class Pool {
     bool zygote_wanted_ = true;
     // ondemand: connections that came (one event each) before the zygote was ready.
     int early_connections_ = 0;
-    int zygote_restarts_ = 0; // consecutive short-lived zygotes: the restart backoff
+    bool boot_failures_announced_ = false; // worker mode: the 503 line was logged
+    int zygote_restarts_ = 0;              // consecutive short-lived zygotes: the restart backoff
     uint64_t zygote_started_us_ = 0;
     uint64_t zygote_retry_at_us_ = 0;
     std::vector<bool> slot_busy_; // slot index (relative) reserved or in use

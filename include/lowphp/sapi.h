@@ -45,6 +45,31 @@ void set_release_connection(ReleaseConnection release);
 // PHP could not start the request (the worker must stop).
 bool serve(fastcgi::Connection& conn, const fastcgi::Request& req);
 
+// Worker mode (worker.script): where lowphp_handle_request() gets its
+// requests from. Implemented by the worker (worker/), called by the SAPI.
+class WorkerLoop {
+  public:
+    // The next request, read from `conn` into `req`; false when the worker
+    // must stop (both stay valid until the next call).
+    virtual bool next(fastcgi::Connection*& conn, const fastcgi::Request*& req) = 0;
+    // The request just answered is done (its connection kept or closed);
+    // false when the worker must stop after it (max requests, memory).
+    virtual bool done() = 0;
+
+  protected:
+    ~WorkerLoop() = default;
+};
+
+// How a worker script ended.
+enum WorkerScriptEnd {
+    kWorkerScriptEnded,   // lowphp_handle_request() returned false, or exit()
+    kWorkerScriptCrashed, // a fatal error (or timeout, memory_limit) in a handled request
+    kWorkerScriptFailed,  // it never reached lowphp_handle_request(): a boot failure
+};
+
+// Boot pool.worker_script and serve the pool's requests from its handler.
+WorkerScriptEnd run_worker_script(const config::PoolConfig& pool, WorkerLoop& loop);
+
 // Module shutdown at worker exit (flushes sessions etc. are per request already).
 void shutdown_worker();
 

@@ -85,7 +85,12 @@ struct PoolBoard {
     std::atomic<int> max_active;
     std::atomic<uint32_t> max_listen_queue;
     uint64_t max_memory; // pm.max_memory (lowphp), 0 = none
+    bool worker_mode;    // worker.script set (lowphp)
     std::atomic<uint64_t> memory_recycles;
+    // Worker mode: workers whose worker.script failed before its first request,
+    // in a row (a worker that boots resets it). Reaching
+    // worker.max_consecutive_failures makes the pool answer 503.
+    std::atomic<uint32_t> worker_boot_failures;
 };
 
 // Owns the mapping; copies of the pointer are inherited by every child.

@@ -26,6 +26,9 @@ struct PoolStatus {
     // lowphp's pm.max_memory; shown only by pools that set it, so a php-fpm
     // pool's page stays byte for byte php-fpm's.
     uint64_t max_memory = 0, memory_recycles = 0;
+    // lowphp's worker mode: shown only by pools with worker.script.
+    bool worker_mode = false;
+    uint64_t worker_boot_failures = 0;
 };
 
 struct ProcStatus {

@@ -118,6 +118,13 @@ std::vector<std::string> dump_pool(const PoolConfig& p) {
     if (p.pm_max_memory) pool.push_back("\tpm.max_memory = " + std::to_string(p.pm_max_memory));
     if (p.request_params_max_size != config::PoolConfig::kDefaultParamsMaxSize)
         pool.push_back("\trequest_params_max_size = " + std::to_string(p.request_params_max_size));
+    if (p.worker_mode()) {
+        pool.push_back("\tworker.script = " + p.worker_script);
+        pool.push_back("\tworker.max_requests = " + std::to_string(p.worker_max_requests));
+        pool.push_back("\tworker.max_consecutive_failures = " +
+                       std::to_string(p.worker_max_consecutive_failures));
+        pool.push_back("\tworker.keep_ini = " + p.worker_keep_ini);
+    }
     pool.push_back(" ");
     return pool;
 }

@@ -181,7 +181,12 @@ const std::map<std::string, Setter<PoolConfig>>& pool_table() {
         {"php_ini_scan_dir", str_of(&P::php_ini_scan_dir)}, // lowphp addition
         {"pm.max_memory",                                   // lowphp addition
          [](P& p, const std::string& v) { return values::parse_size(v, p.pm_max_memory); }},
-        {"request_params_max_size", // lowphp addition
+        {"worker.script", str_of(&P::worker_script)},             // lowphp addition
+        {"worker.max_requests", int_of(&P::worker_max_requests)}, // lowphp addition
+        {"worker.max_consecutive_failures",                       // lowphp addition
+         int_of(&P::worker_max_consecutive_failures)},
+        {"worker.keep_ini", str_of(&P::worker_keep_ini)}, // lowphp addition
+        {"request_params_max_size",                       // lowphp addition
          [](P& p, const std::string& v) {
              return values::parse_size(v, p.request_params_max_size);
          }},

@@ -181,6 +181,22 @@ bool check_dirs(Checker& ck, PoolConfig& p, const std::string& base) {
     return true;
 }
 
+// Worker mode: the script is opened by the worker, after chroot (so an
+// absolute path inside it, as SCRIPT_FILENAME would be).
+bool check_worker(Checker& ck, const PoolConfig& p) {
+    std::string pool = "[pool " + p.name + "] ";
+    if (!p.worker_mode()) return true;
+    if (p.worker_script[0] != '/')
+        return ck.fail(LogLevel::Error, pool + "'worker.script' must be an absolute path ('" +
+                                            p.worker_script + "')");
+    if (p.worker_max_requests < 0)
+        return ck.fail(LogLevel::Error, pool + "'worker.max_requests' can't be negative");
+    if (p.worker_max_consecutive_failures < 1)
+        return ck.fail(LogLevel::Error,
+                       pool + "'worker.max_consecutive_failures' must be a positive value");
+    return true;
+}
+
 bool process_pool(Checker& ck, PoolConfig& p, const ParseState::Pool& seen,
                   const std::string& prefix, const ParseOptions& opts) {
     if (!p.prefix.empty()) {
@@ -199,7 +215,7 @@ bool process_pool(Checker& ck, PoolConfig& p, const ParseState::Pool& seen,
     if (!check_pm(ck, p) || !check_status_ping(ck, p)) return false;
     p.access_log = full_path(p.access_log, base);
     p.slowlog = full_path(p.slowlog, base);
-    return check_slowlog(ck, p, seen, opts) && check_dirs(ck, p, base);
+    return check_slowlog(ck, p, seen, opts) && check_dirs(ck, p, base) && check_worker(ck, p);
 }
 
 // fpm_log_open, then the access.format of each pool: after every pool passed.

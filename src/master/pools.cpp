@@ -29,6 +29,8 @@ bool Master::create_pools() {
         slots.push_back(static_cast<uint32_t>(p.pm_max_children));
     }
     if (!scoreboard_.create(names, styles, slots, max_memory, status_worker)) return false;
+    for (size_t i = 0; i < cfg_.pools.size(); ++i)
+        scoreboard_.pool(i).worker_mode = cfg_.pools[i].worker_mode();
     pool::Shared shared{base_.get(), &scoreboard_, &cfg_, opts_.ini, opts_.run_as_root};
     for (size_t i = 0; i < cfg_.pools.size(); ++i)
         pools_.push_back(std::make_unique<pool::Pool>(i, cfg_.pools[i],

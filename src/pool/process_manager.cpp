@@ -6,7 +6,9 @@
 #include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <utility>
 
+#include "lowphp/exit_codes.h"
 #include "lowphp/log.h"
 #include "lowphp/pool.h"
 
@@ -288,6 +290,22 @@ void Pool::free_worker_slot(const Worker& w) {
     slot_busy_[w.slot - board().first_slot] = w.status; // its slot stays reserved
 }
 
+// Worker mode: the script failed before its first request (the worker counted
+// it on the pool's board and waited its backoff before leaving).
+void Pool::report_boot_failure(const Worker& w) {
+    uint32_t failures = board().worker_boot_failures.load();
+    auto max = static_cast<uint32_t>(cfg_.worker_max_consecutive_failures);
+    if (failures < max) {
+        ZLOG_WARNING("[pool %s] child %d: worker script '%s' failed before serving a request "
+                     "(%u in a row)",
+                     name().c_str(), static_cast<int>(w.pid), cfg_.worker_script.c_str(), failures);
+    } else if (!std::exchange(boot_failures_announced_, true)) {
+        ZLOG_ERROR("[pool %s] worker script '%s' failed %u times in a row before serving a "
+                   "request: the pool answers 503 until it is reloaded",
+                   name().c_str(), cfg_.worker_script.c_str(), failures);
+    }
+}
+
 void Pool::on_worker_exit(Worker& w, int status) {
     for (OutputPipe* p : {w.out.get(), w.err.get()}) {
         if (!p) continue;
@@ -328,6 +346,8 @@ void Pool::on_worker_exit(Worker& w, int status) {
         // does in the event loop), and announced: php-fpm logs it at NOTICE.
         if (!is_stopping) request_spawn(w.status, true);
     }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == kExitWorkerBoot && !is_stopping)
+        report_boot_failure(w);
     // Only crashes count towards emergency_restart_threshold (php-fpm: SEGV, BUS).
     if (WIFSIGNALED(status) && (WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS) &&
         !is_stopping)

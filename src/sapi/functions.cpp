@@ -51,7 +51,7 @@ ZEND_END_ARG_INFO()
 static PHP_FUNCTION(fastcgi_finish_request) {
     ZEND_PARSE_PARAMETERS_NONE();
     RequestContext* ctx = current_request;
-    if (!ctx) RETURN_FALSE;
+    if (!ctx || !ctx->conn) RETURN_FALSE; // no client: a worker script's boot
     if (ctx->closed) {
         // php-fpm keeps a kept connection's fd after the answer (fcgi_close
         // without force), so fcgi_is_closed() stays false: a second call ends
@@ -83,6 +83,24 @@ static PHP_FUNCTION(apache_request_headers) {
 }
 
 } // extern "C"
+
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_lowphp_handle_request, 0, 1, _IS_BOOL, 0)
+ZEND_ARG_TYPE_INFO(0, handler, IS_CALLABLE, 0)
+ZEND_END_ARG_INFO()
+
+const zend_function_entry worker_mode_functions[] = {
+    ZEND_FE(fastcgi_finish_request, arginfo_fastcgi_finish_request)
+        ZEND_FE(apache_request_headers, arginfo_apache_request_headers)
+            ZEND_FALIAS(getallheaders, apache_request_headers, arginfo_apache_request_headers)
+                ZEND_FE(fpm_get_status, arginfo_fpm_get_status)
+                    ZEND_FE(lowphp_handle_request, arginfo_lowphp_handle_request)
+                        ZEND_FALIAS(frankenphp_handle_request, lowphp_handle_request,
+                                    arginfo_lowphp_handle_request)
+                            ZEND_FALIAS(frankenphp_finish_request, fastcgi_finish_request,
+                                        arginfo_fastcgi_finish_request)
+                                ZEND_FALIAS(frankenphp_request_headers, apache_request_headers,
+                                            arginfo_apache_request_headers) ZEND_FE_END,
+};
 
 const zend_function_entry sapi_functions[] = {
     ZEND_FE(fastcgi_finish_request, arginfo_fastcgi_finish_request)

@@ -29,10 +29,15 @@ namespace {
 
 size_t ub_write(const char* str, size_t len) {
     RequestContext* ctx = current_request;
-    if (!ctx) return fwrite(str, 1, len, stdout); // -i / -m / -v: plain stdout
+    // -i / -m / -v, and a worker script's boot (no client yet): plain stdout.
+    if (!ctx || !ctx->conn) return fwrite(str, 1, len, stdout);
     bool written = ctx->closed ? write_after_finish(*ctx, ClosedOutput::Stream::Stdout, len)
                                : ctx->conn->write(fastcgi::kStdout, str, len);
     if (!written) {
+        if (worker_mode_active) {
+            PG(connection_status) |= PHP_CONNECTION_ABORTED;
+            return len;
+        }
         // As php-fpm: output the client cannot get aborts the script unless
         // ignore_user_abort is set.
         php_handle_aborted_connection();
@@ -43,7 +48,7 @@ size_t ub_write(const char* str, size_t len) {
 
 void flush(void* server_context) {
     auto* ctx = static_cast<RequestContext*>(server_context);
-    if (!ctx) {
+    if (!ctx || !ctx->conn) {
         fflush(stdout);
         return;
     }
@@ -51,7 +56,11 @@ void flush(void* server_context) {
     // sapi_cgibin_flush), so header() still works while output_buffering holds
     // the body.
     bool flushed = ctx->closed ? flush_after_finish(*ctx) : ctx->conn->flush();
-    if (!flushed) php_handle_aborted_connection();
+    if (flushed) return;
+    if (worker_mode_active)
+        PG(connection_status) |= PHP_CONNECTION_ABORTED;
+    else
+        php_handle_aborted_connection();
 }
 
 int send_headers(sapi_headers_struct* headers) {
@@ -69,6 +78,7 @@ int send_headers(sapi_headers_struct* headers) {
         head.headers.emplace_back(h->header, h->header_len);
     std::string block = encode_head(head);
     RequestContext* ctx = current_request;
+    if (ctx && !ctx->conn) return SAPI_HEADER_SENT_SUCCESSFULLY; // a worker script's boot
     if (ctx && !ctx->closed)
         ctx->conn->write(fastcgi::kStdout, block.data(), block.size());
     else if (!ctx)
@@ -78,7 +88,7 @@ int send_headers(sapi_headers_struct* headers) {
 
 size_t read_post(char* buffer, size_t count) {
     RequestContext* ctx = current_request;
-    if (!ctx || ctx->closed) return 0;
+    if (!ctx || !ctx->conn || ctx->closed) return 0;
     size_t remaining = static_cast<size_t>(SG(request_info).content_length) - SG(read_post_bytes);
     if (remaining < count) count = remaining;
     // php-fpm's sapi_cgibin_read_post: with REQUEST_BODY_FILE the body is read
@@ -182,6 +192,12 @@ void log_message(const char* message, int) {
     // C++ logger, so no destructor is skipped by the bailout.
     if (current_request && std::exchange(current_request->abort_after_log, false))
         php_handle_aborted_connection();
+}
+
+// Worker mode: header() between handled requests (or at boot) has no response
+// to go to; dropped rather than left for the next request.
+int worker_header_handler(sapi_header_struct*, sapi_header_op_enum, sapi_headers_struct*) {
+    return current_request && current_request->conn ? SAPI_HEADER_ADD : 0;
 }
 
 int activate() {
@@ -388,6 +404,10 @@ bool start_php(const config::PoolConfig* pool, const PhpIniOptions& ini) {
     php_import_environment_original = php_import_environment_variables;
     php_import_environment_variables = import_environment;
     php_load_environment_variables = load_environment;
+    if (pool && pool->worker_mode()) {
+        cgi_module_entry.functions = worker_mode_functions;
+        lowphp_sapi_module.header_handler = worker_header_handler;
+    }
     ScanDirForStartup scan_dir(pool);
     return lowphp_sapi_module.startup(&lowphp_sapi_module) == SUCCESS;
 }

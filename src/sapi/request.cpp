@@ -96,7 +96,7 @@ void ParamList::set(std::string_view name, const std::optional<std::string>& val
 
 void log_to_fastcgi(config::LogLevel, const char* msg, size_t len) {
     RequestContext* ctx = current_request;
-    if (!cgi_globals.fcgi_logging || !ctx || !msg || len == 0) return;
+    if (!cgi_globals.fcgi_logging || !ctx || !ctx->conn || !msg || len == 0) return;
     if (ctx->closed) {
         using Stream = ClosedOutput::Stream;
         bool fits = (!ctx->stderr_started || write_after_finish(*ctx, Stream::Stderr, 2)) &&
@@ -111,7 +111,7 @@ void log_to_fastcgi(config::LogLevel, const char* msg, size_t len) {
 }
 
 void finish_fastcgi_request(RequestContext& ctx) {
-    if (ctx.closed) return;
+    if (ctx.closed || !ctx.conn) return;
     ctx.closed = true;
     fastcgi::Connection& conn = *ctx.conn;
     conn.end_request();
@@ -185,6 +185,8 @@ bool extension_allowed(const char* path) {
     return false;
 }
 
+} // namespace
+
 // init_request_info: fill SG(request_info) from the mapped params.
 void init_request_info(RequestContext& ctx) {
     MappingOptions opts;
@@ -230,13 +232,6 @@ void set_state(WorkerState s) {
     if (current_slot) current_slot->state.store(static_cast<int>(s), std::memory_order_relaxed);
 }
 
-// fpm_request_reading_headers: a new request counts from here (php-fpm's
-// "accepted conn" counts requests, not connections).
-struct RequestClock {
-    uint64_t started_us = 0;
-    struct tms cpu {};
-};
-
 // The clock started when the worker began to read the request (worker.cpp's
 // start_reading), as php-fpm's does.
 RequestClock begin_request_slot() {
@@ -257,12 +252,15 @@ RequestClock begin_request_slot() {
     return clock;
 }
 
+namespace {
 // Truncating copy (PHP's headers turn snprintf into its own, slower one).
 void copy_field(char* dst, size_t size, const char* src) {
     size_t n = src ? strnlen(src, size - 1) : 0;
     memcpy(dst, src ? src : "", n);
     dst[n] = '\0';
 }
+
+} // namespace
 
 // fpm_request_info: what the status page shows of the running request.
 void record_request() {
@@ -303,6 +301,19 @@ RequestTimes end_request_slot(const RequestClock& clock) {
     end_slot_write(*current_slot);
     return t;
 }
+
+// fastcgi.error_header: sent instead of the status when the script failed.
+void apply_error_header() {
+    if (EG(exit_status) == 255 && cgi_globals.error_header && *cgi_globals.error_header &&
+        !SG(headers_sent)) {
+        sapi_header_line ctr{};
+        ctr.line = cgi_globals.error_header;
+        ctr.line_len = strlen(cgi_globals.error_header);
+        sapi_header_op(SAPI_HEADER_REPLACE, &ctr);
+    }
+}
+
+namespace {
 
 void execute_primary_script() {
     const char* path = SG(request_info).path_translated;
@@ -359,13 +370,7 @@ bool serve(fastcgi::Connection& conn, const fastcgi::Request& req) {
         return false;
     }
     if (!handle_status_request() && SG(request_info).request_method) execute_primary_script();
-    if (EG(exit_status) == 255 && cgi_globals.error_header && *cgi_globals.error_header &&
-        !SG(headers_sent)) {
-        sapi_header_line ctr{};
-        ctr.line = cgi_globals.error_header;
-        ctr.line_len = strlen(cgi_globals.error_header);
-        sapi_header_op(SAPI_HEADER_REPLACE, &ctr);
-    }
+    apply_error_header();
     set_state(WorkerState::Finishing);
     write_access_log(ctx, end_request_slot(clock));
     if (SG(request_info).path_translated) {

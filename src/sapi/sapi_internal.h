@@ -9,6 +9,8 @@ extern "C" {
 #include "php_variables.h"
 }
 
+#include <sys/times.h>
+
 #include <deque>
 #include <optional>
 #include <string>
@@ -142,6 +144,23 @@ struct RequestTimes {
     double cpu_user = 0, cpu_system = 0; // % of one CPU over the duration
 };
 
+// The steps of a request that classic mode (request.cpp) and worker mode
+// (worker_mode.cpp) share.
+// fpm_request_reading_headers: a new request counts from here (php-fpm's
+// "accepted conn" counts requests, not connections).
+struct RequestClock {
+    uint64_t started_us = 0;
+    struct tms cpu {};
+};
+RequestClock begin_request_slot();
+// Fill SG(request_info) from the params mapped as php-fpm maps them.
+void init_request_info(RequestContext& ctx);
+// What the status page shows of the running request.
+void record_request();
+void set_state(WorkerState s);
+void apply_error_header();
+RequestTimes end_request_slot(const RequestClock& clock);
+
 // access.log (fd from the master, -1 when the pool has none).
 extern int access_log_fd;
 void write_access_log(RequestContext& ctx, const RequestTimes& times);
@@ -150,7 +169,16 @@ void write_access_log(RequestContext& ctx, const RequestTimes& times);
 bool handle_status_request();
 
 extern "C" ZEND_FUNCTION(fpm_get_status);
+extern "C" ZEND_FUNCTION(lowphp_handle_request);
 
+// What the cgi-fcgi module gives scripts; a worker-mode pool adds
+// lowphp_handle_request() and FrankenPHP's names.
 extern const zend_function_entry sapi_functions[];
+extern const zend_function_entry worker_mode_functions[];
+
+// Set while a worker script runs: output the client cannot take is dropped
+// (connection_aborted() says so) instead of ending the script, which would
+// end the whole warm worker.
+extern bool worker_mode_active;
 
 } // namespace lowphp::sapi

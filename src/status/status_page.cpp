@@ -117,6 +117,9 @@ std::string render_text(const Snapshot& s, bool full) {
     if (p.max_memory)
         out += format("max memory:           %" PRIu64 "\nmemory recycles:      %" PRIu64 "\n",
                       p.max_memory, p.memory_recycles);
+    if (p.worker_mode)
+        out += format("mode:                 worker\nworker boot failures: %" PRIu64 "\n",
+                      p.worker_boot_failures);
     if (!full) return out;
     for (const ProcStatus& pr : s.procs) {
         ShownProc v = show(pr, keep, true);
@@ -175,6 +178,11 @@ std::string render_html(const Snapshot& s, bool full) {
                    format("<tr><th>max memory</th><td>%" PRIu64
                           "</td></tr>\n<tr><th>memory recycles</th><td>%" PRIu64 "</td></tr>\n",
                           p.max_memory, p.memory_recycles));
+    if (p.worker_mode)
+        out.insert(out.size() - strlen("</table>\n"),
+                   format("<tr><th>mode</th><td>worker</td></tr>\n<tr><th>worker boot "
+                          "failures</th><td>%" PRIu64 "</td></tr>\n",
+                          p.worker_boot_failures));
     if (!full) return out + "</body></html>";
     out +=
         "<table border=\"1\">\n"
@@ -221,6 +229,10 @@ std::string render_xml(const Snapshot& s, bool full) {
         out += format("<max-memory>%" PRIu64 "</max-memory>\n<memory-recycles>%" PRIu64
                       "</memory-recycles>\n",
                       p.max_memory, p.memory_recycles);
+    if (p.worker_mode)
+        out += format("<mode>worker</mode>\n<worker-boot-failures>%" PRIu64
+                      "</worker-boot-failures>\n",
+                      p.worker_boot_failures);
     if (!full) return out + "</status>";
     out += "<processes>\n";
     for (const ProcStatus& pr : s.procs) {
@@ -254,6 +266,9 @@ std::string render_json(const Snapshot& s, bool full) {
     if (p.max_memory)
         out += format(",\"max memory\":%" PRIu64 ",\"memory recycles\":%" PRIu64, p.max_memory,
                       p.memory_recycles);
+    if (p.worker_mode)
+        out += format(",\"mode\":\"worker\",\"worker boot failures\":%" PRIu64,
+                      p.worker_boot_failures);
     if (!full) return out + "}";
     out += ", \"processes\":[";
     bool first = true;
@@ -325,6 +340,10 @@ std::string render_openmetrics(const Snapshot& s) {
                "The number of workers recycled for exceeding pm.max_memory (lowphp-fpm).",
                p.memory_recycles);
     }
+    if (p.worker_mode)
+        metric(out, "worker_boot_failures", "gauge",
+               "Worker-mode boot failures in a row of the pool's worker.script (lowphp-fpm).",
+               p.worker_boot_failures);
     return out + "# EOF\n";
 }
 
@@ -383,6 +402,8 @@ Snapshot take_snapshot(Scoreboard& board, size_t index, int listen_fd, Now now) 
     p.slow_requests = pb.slow_requests.load();
     p.max_memory = pb.max_memory;
     p.memory_recycles = pb.memory_recycles.load();
+    p.worker_mode = pb.worker_mode;
+    p.worker_boot_failures = pb.worker_boot_failures.load();
     return s;
 }
 

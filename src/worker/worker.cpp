@@ -1,5 +1,6 @@
 // A worker: becomes the pool's user, then accepts FastCGI connections and serves
 // their requests until told to stop (SIGQUIT: after the current request).
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -285,6 +286,115 @@ struct RequestSource {
     }
 };
 
+// What follows every request, classic or worker mode: the master's log
+// marker, buffers back, the connection kept or forgotten, and whether this
+// worker has served its share (max requests, pm.max_memory).
+struct AfterRequest {
+    ConnectionSource& source;
+    fastcgi::Connection& conn;
+    fastcgi::Request& request;
+    WorkerSlot& slot;
+    const config::PoolConfig& pool;
+    int max_requests;
+    bool capture_stderr;
+    int served = 0;
+
+    // False when the worker must stop. `fd` is the connection the request came on.
+    bool operator()(int fd) {
+        ++served;
+        // fpm_stdio_flush_child: the master logs an unterminated line now
+        if (capture_stderr) (void)!write(STDERR_FILENO, log::kFlushMarker, log::kFlushMarkerSize);
+        // A request with huge params (up to request_params_max_size) leaves
+        // nothing behind: its buffers and the heap they grew go back.
+        if (conn.release_large_buffers(request)) malloc_trim(0);
+        // The last request's kept connection is not closed (php-fpm closes
+        // it): it goes to the master with the worker's others at exit, since
+        // nginx may already have sent a POST on it that it must not retry.
+        bool last = max_requests > 0 && served >= max_requests;
+        if (pool.pm_max_memory && over_memory_limit(pool.pm_max_memory, slot)) last = true;
+        if (conn.fd() >= 0)
+            source.keep(conn.fd());
+        else
+            source.forget(fd);
+        return !last;
+    }
+};
+
+// Worker mode: lowphp_handle_request() takes its requests from here.
+class WorkerModeLoop final : public sapi::WorkerLoop {
+  public:
+    WorkerModeLoop(RequestSource& source, AfterRequest& after) : source_(source), after_(after) {}
+    bool next(fastcgi::Connection*& conn, const fastcgi::Request*& req) override {
+        if (!source_.read(after_.request)) return false;
+        fd_ = source_.conn.fd();
+        conn = &source_.conn;
+        req = &after_.request;
+        return true;
+    }
+    bool done() override { return after_(fd_); }
+
+  private:
+    RequestSource& source_;
+    AfterRequest& after_;
+    int fd_ = -1;
+};
+
+// pm.max_requests, and in worker mode worker.max_requests: the lower one.
+int max_requests(const config::PoolConfig& pool) {
+    int classic = pool.pm_max_requests, worker = pool.worker_max_requests;
+    if (!pool.worker_mode() || worker <= 0) return classic;
+    return classic > 0 ? std::min(classic, worker) : worker;
+}
+
+// A pool whose worker script keeps failing at boot answers this, without PHP,
+// until a reload.
+void answer_unavailable(fastcgi::Connection& conn) {
+    static constexpr char kResponse[] = "Status: 503 Service Unavailable\r\n"
+                                        "Content-type: text/plain;charset=UTF-8\r\n\r\n"
+                                        "Service Unavailable\n";
+    conn.write(fastcgi::kStdout, kResponse, sizeof kResponse - 1);
+    conn.end_request();
+    if (!conn.keep()) conn.close(!conn.stdin_ended());
+}
+
+// A worker script that failed before its first request: wait before the
+// master starts the next attempt (n² × 100 ms, at most 1 s), unless stopped.
+void back_off(uint32_t failures, int wakeup_fd) {
+    uint64_t ms = std::min<uint64_t>(1000, uint64_t{failures} * failures * 100);
+    struct pollfd p = {wakeup_fd, POLLIN, 0};
+    uint64_t until = mono_us() + ms * 1000;
+    while (!quit_requested) {
+        uint64_t now = mono_us();
+        if (now >= until) break;
+        if (poll(&p, 1, static_cast<int>((until - now) / 1000) + 1) > 0) break;
+    }
+}
+
+// Worker mode: boot the script and serve from it; the worker's exit code.
+int run_worker_mode(const config::PoolConfig& pool, PoolBoard& board, RequestSource& next,
+                    AfterRequest& after, int wakeup_fd) {
+    auto max_failures = static_cast<uint32_t>(pool.worker_max_consecutive_failures);
+    if (board.worker_boot_failures.load() >= max_failures) {
+        while (next.read(after.request)) {
+            int fd = next.conn.fd();
+            answer_unavailable(next.conn);
+            after(fd);
+        }
+        return 0;
+    }
+    WorkerModeLoop loop(next, after);
+    switch (sapi::run_worker_script(pool, loop)) {
+    case sapi::kWorkerScriptEnded:
+        return 0;
+    case sapi::kWorkerScriptCrashed:
+        return kExitSoftware;
+    case sapi::kWorkerScriptFailed:
+        back_off(board.worker_boot_failures.fetch_add(1) + 1, wakeup_fd);
+        return kExitWorkerBoot;
+    }
+    return kExitSoftware;
+}
+
 } // namespace
 
 void run(const Params& params) {
@@ -341,29 +451,20 @@ void run(const Params& params) {
     fastcgi::Request request;
     RequestSource next{
         source, conn, *slot, !address.is_unix, pool.name.c_str(), pool.request_params_max_size};
-    int served = 0;
+    AfterRequest after{
+        source, conn, request, *slot, pool, max_requests(pool), params.stderr_fd >= 0};
     int exit_code = 0;
-    while (next.read(request)) {
-        int fd = conn.fd();
-        // The last request's kept connection is not closed (php-fpm closes
-        // it): it goes to the master with the worker's others at exit, since
-        // nginx may already have sent a POST on it that it must not retry.
-        bool last = pool.pm_max_requests > 0 && served + 1 >= pool.pm_max_requests;
-        bool ok = sapi::serve(conn, request);
-        ++served;
-        // fpm_stdio_flush_child: the master logs an unterminated line now
-        if (params.stderr_fd >= 0)
-            (void)!write(STDERR_FILENO, log::kFlushMarker, log::kFlushMarkerSize);
-        // A request with huge params (up to request_params_max_size) leaves
-        // nothing behind: its buffers and the heap they grew go back.
-        if (conn.release_large_buffers(request)) malloc_trim(0);
-        if (pool.pm_max_memory && over_memory_limit(pool.pm_max_memory, *slot)) last = true;
-        if (conn.fd() >= 0)
-            source.keep(conn.fd());
-        else
-            source.forget(fd);
-        if (!ok) exit_code = kExitSoftware;
-        if (!ok || last) break;
+    if (pool.worker_mode() && !status) {
+        exit_code =
+            run_worker_mode(pool, z.scoreboard->pool(z.pool_index), next, after, quit_wakeup.get());
+    } else {
+        while (next.read(request)) {
+            int fd = conn.fd();
+            bool ok = sapi::serve(conn, request);
+            bool more = after(fd);
+            if (!ok) exit_code = kExitSoftware;
+            if (!ok || !more) break;
+        }
     }
     // A next request already in our buffer cannot travel with the fd: close
     // that connection rather than park it without it.

@@ -884,6 +884,31 @@ TEST_CASE("config: request_params_max_size (lowphp) defaults to 2M, 0 is no limi
           std::string::npos);
 }
 
+TEST_CASE("config: worker.* (lowphp) turn a pool into worker mode") {
+    Loaded none = load_text(kPool);
+    REQUIRE(none.r.config);
+    CHECK_FALSE(none.r.config->pools[0].worker_mode());
+    CHECK(dumped(*none.r.config, "worker.script") == "<absent>");
+    Loaded l = load_text(kPool + "worker.script = /srv/app/worker.php\nworker.max_requests = 500\n"
+                                 "worker.keep_ini = session.save_path precision\n");
+    REQUIRE(l.r.config);
+    const PoolConfig& p = l.r.config->pools[0];
+    CHECK(p.worker_mode());
+    CHECK(p.worker_script == "/srv/app/worker.php");
+    CHECK(p.worker_max_requests == 500);
+    CHECK(p.worker_max_consecutive_failures == 6);
+    CHECK(p.worker_keep_ini == "session.save_path precision");
+    CHECK(dumped(*l.r.config, "worker.max_consecutive_failures") == "6");
+    CHECK(one_error(kPool + "worker.script = app/worker.php\n") ==
+          "[pool www] 'worker.script' must be an absolute path ('app/worker.php')");
+    CHECK(one_error(kPool + "worker.script = /w.php\nworker.max_requests = -1\n") ==
+          "[pool www] 'worker.max_requests' can't be negative");
+    CHECK(one_error(kPool + "worker.script = /w.php\nworker.max_consecutive_failures = 0\n") ==
+          "[pool www] 'worker.max_consecutive_failures' must be a positive value");
+    CHECK(one_error(kPool + "worker.max_requests = many\n").find("worker.max_requests") !=
+          std::string::npos);
+}
+
 // Run as root without -R, php-fpm checks `user` right after the pool's prefix,
 // before its listen address and pm values (php-fpm8.2 -t as root).
 TEST_CASE("config: a missing user is the first pool error when it is required") {
