@@ -112,7 +112,9 @@ struct PoolConfig {
     std::string worker_script;
     int worker_max_requests = 0;             // handled requests before a restart, 0 = no limit
     int worker_max_consecutive_failures = 6; // boot failures in a row before the pool answers 503
-    std::string worker_keep_ini;             // ini names whose request-time values are kept
+    std::string worker_keep_ini;
+    std::string worker_watch; // dirs or globs: a change reloads (inotify)             // ini names
+                              // whose request-time values are kept
     bool worker_mode() const { return !worker_script.empty(); }
 };
 

@@ -186,6 +186,7 @@ const std::map<std::string, Setter<PoolConfig>>& pool_table() {
         {"worker.max_consecutive_failures",                       // lowphp addition
          int_of(&P::worker_max_consecutive_failures)},
         {"worker.keep_ini", str_of(&P::worker_keep_ini)}, // lowphp addition
+        {"worker.watch", str_of(&P::worker_watch)},       // lowphp addition
         {"request_params_max_size",                       // lowphp addition
          [](P& p, const std::string& v) {
              return values::parse_size(v, p.request_params_max_size);

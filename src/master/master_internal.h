@@ -11,6 +11,7 @@
 #include <sys/types.h>
 #include <vector>
 
+#include "file_watch.h"
 #include "handover.h"
 #include "lowphp/config.h"
 #include "lowphp/event.h"
@@ -77,6 +78,7 @@ class Master final : public pool::Host {
     bool daemonize_if_asked();
     void notify_parent(bool ok);
     void install_events();
+    bool watch_worker_files();
     void adopt_previous_generation();
     void retire_previous_generation();
     void cleanup();
@@ -101,6 +103,7 @@ class Master final : public pool::Host {
     std::set<pid_t> orphans_, previous_zygotes_;
     EventPtr retire_event_;     // process_control_timeout for the previous generation
     EventPtr emergency_reload_; // emergency_restart_threshold reached
+    FileWatch file_watch_;      // worker.watch of the worker-mode pools
     State state_ = State::Starting;
     std::string pid_path_;
     std::string exe_path_; // the binary as started: a reload executes the file now there

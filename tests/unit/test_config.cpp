@@ -890,7 +890,8 @@ TEST_CASE("config: worker.* (lowphp) turn a pool into worker mode") {
     CHECK_FALSE(none.r.config->pools[0].worker_mode());
     CHECK(dumped(*none.r.config, "worker.script") == "<absent>");
     Loaded l = load_text(kPool + "worker.script = /srv/app/worker.php\nworker.max_requests = 500\n"
-                                 "worker.keep_ini = session.save_path precision\n");
+                                 "worker.keep_ini = session.save_path precision\n"
+                                 "worker.watch = /srv/app/src /srv/app/config/*.yaml\n");
     REQUIRE(l.r.config);
     const PoolConfig& p = l.r.config->pools[0];
     CHECK(p.worker_mode());
@@ -898,6 +899,8 @@ TEST_CASE("config: worker.* (lowphp) turn a pool into worker mode") {
     CHECK(p.worker_max_requests == 500);
     CHECK(p.worker_max_consecutive_failures == 6);
     CHECK(p.worker_keep_ini == "session.save_path precision");
+    CHECK(p.worker_watch == "/srv/app/src /srv/app/config/*.yaml");
+    CHECK(dumped(*l.r.config, "worker.watch") == "/srv/app/src /srv/app/config/*.yaml");
     CHECK(dumped(*l.r.config, "worker.max_consecutive_failures") == "6");
     CHECK(one_error(kPool + "worker.script = app/worker.php\n") ==
           "[pool www] 'worker.script' must be an absolute path ('app/worker.php')");
