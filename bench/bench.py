@@ -29,14 +29,29 @@ import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKENDS = ["fpm", "low"]
-NAMES = {"fpm": "php-fpm", "low": "lowphp"}
+# The worker-mode pool's own lowphp-fpm master: "wm" serves the bootstrap-worker cell,
+# "wmm" (started fresh) the WORKER_MEMORY measurement. Neither is in BACKENDS: each
+# serves the lowphp side of its cell only.
+NAMES = {"fpm": "php-fpm", "low": "lowphp", "wm": "lowphp worker mode",
+         "wmm": "lowphp worker mode (memory run)"}
 # SCRIPTS="hello bootstrap" / MODES="keep-alive": a subset, for looking into one cell
-SCRIPTS = os.environ.get("SCRIPTS", "hello json bootstrap upload slow").split()
+SCRIPTS = os.environ.get("SCRIPTS", "hello json bootstrap bootstrap-worker upload slow").split()
 MODES = [(m, m == "keep-alive") for m in ("keep-alive", "no keep-alive")
          if m in os.environ.get("MODES", "keep-alive,no keep-alive").split(",")]
 MODE_TITLES = {"keep-alive": "Keep-alive (upstream keepalive 4, fastcgi_keep_conn on)",
                "no keep-alive": "No keep-alive (plain fastcgi_pass unix:)"}
 MARKER = "LOWPHP-BENCH-BOOTSTRAP-MARKER-7f3a"
+# The worker-mode cell: php-fpm runs the classic bootstrap.php, lowphp-fpm a pool whose
+# `worker.script` is WORKER_SCRIPT (bootstrap.php's boot once per worker, its request
+# part per request), same workers, same nginx, same load.
+WORKER_CELL = "bootstrap-worker"
+WORKER_SCRIPT = "bootstrap-worker.php"
+# WORKER_MEMORY=100000: after the cells, send that many requests to a fresh worker-mode
+# pool (after WORKER_MEMORY_WARMUP) and report each worker's RSS at start and end, and
+# after each of WORKER_MEMORY_STEPS equal steps.
+WORKER_MEMORY = int(os.environ.get("WORKER_MEMORY") or 0)
+WORKER_MEMORY_WARMUP = int(os.environ.get("WORKER_MEMORY_WARMUP") or 1000)
+WORKER_MEMORY_STEPS = max(1, int(os.environ.get("WORKER_MEMORY_STEPS") or 10))
 BOUNDARY = "----lowphpbench7MA4YWxkTrZu0gW"
 UPLOAD_SIZE = 65536
 WORKERS = 4
@@ -136,9 +151,10 @@ def on_signal(sig, _frame):
     raise SystemExit(128 + sig)
 
 
-def start(name, argv, logfile=None, ready=None, timeout=30):
+def start(name, argv, logfile=None, ready=None, timeout=30, fatal=True):
     """Start argv in its own session (a terminal's Ctrl-C reaches only us; we stop it
-    in order), optionally waiting until `ready` shows up in logfile."""
+    in order), optionally waiting until `ready` shows up in logfile. Not ready in time:
+    exits, or with fatal=False stops it and returns (None, why)."""
     out = open(os.path.join(tmp, name + ".out"), "wb")
     p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                          stdin=subprocess.DEVNULL, start_new_session=True)
@@ -149,13 +165,18 @@ def start(name, argv, logfile=None, ready=None, timeout=30):
             try:
                 with open(logfile, errors="replace") as f:
                     if ready in f.read():
-                        return p
+                        return p if fatal else (p, "")
             except OSError:
                 pass
             time.sleep(0.05)
-        sys.exit(f"{name} did not become ready (exit code {p.poll()}); log:\n"
-                 + tail(logfile) + tail(out.name))
-    return p
+        why = (f"{name} did not become ready (exit code {p.poll()}); log:\n"
+               + tail(logfile) + tail(out.name))
+        if fatal:
+            sys.exit(why)
+        stop(name, p)
+        procs.remove((name, p))
+        return None, why
+    return p if fatal else (p, "")
 
 
 def tail(path, n=30):
@@ -244,8 +265,8 @@ class Service{i:03d}
     routes = "\n".join(
         f"    ['GET', '#^/section{i}/(?P<id>\\d+)/item/(?P<slug>[a-z-]+)$#', 'h{i}'],"
         for i in range(200))
-    write(f"{www}/bootstrap.php", """<?php
-spl_autoload_register(function ($class) {
+    # The app in parts, so the classic script and its worker form run the very same code.
+    boot = """spl_autoload_register(function ($class) {
     $file = __DIR__ . '/lib/' . str_replace('\\\\', '/', $class) . '.php';
     if (is_file($file)) { require $file; }
 });
@@ -262,12 +283,15 @@ for ($i = 0; $i < 300; $i++) {
     $cls = sprintf('App\\\\Service%03d', $i);
     $c->set("svc.$i", fn (Container $c) => new $cls(['name' => "service-$i", 'n' => $i]));
 }
-$sum = 0;
+"""
+    services = """$sum = 0;
 for ($i = 0; $i < 300; $i += 2) { $sum += $c->get("svc.$i")->value(); }   // 150 classes loaded
-$routes = [
+"""
+    route_table = """$routes = [
 """ + routes + """
 ];
-$path = '/section199/4711/item/hello-world';   // the last route: every regex runs
+"""
+    request = """$path = '/section199/4711/item/hello-world';   // the last route: every regex runs
 $match = null;
 foreach ($routes as [$method, $re, $handler]) {
     if ($method === 'GET' && preg_match($re, $path, $m)) { $match = [$handler, $m['id'], $m['slug']]; break; }
@@ -281,7 +305,24 @@ foreach ($vars as $k => $v) { echo '<li class="', htmlspecialchars($k), '">', ht
 echo "</ul>\\n<p>sum=$sum classes=", count(get_declared_classes()), "</p>\\n";
 echo "<footer>""" + MARKER + """</footer></body></html>\\n";
 ob_end_flush();
-""")
+"""
+    write(f"{www}/bootstrap.php", "<?php\n" + boot + services + route_table + request)
+
+    def indent(code):
+        return "".join("    " + l if l.strip() else l for l in code.splitlines(True))
+    # Worker mode (lowphp-fpm `worker.script`): the boot once per worker, the rest per
+    # request; the same body as bootstrap.php (the services are the container's shared
+    # instances, built at boot: a request only uses them).
+    write(f"{www}/{WORKER_SCRIPT}", "<?php\n"
+          "// Worker-mode form of bootstrap.php: boots once per worker, then serves every\n"
+          "// request of the pool with $handler (fresh superglobals and output each time).\n"
+          + boot
+          + 'for ($i = 0; $i < 300; $i += 2) { $c->get("svc.$i"); }   // 150 classes loaded, services built\n'
+          + route_table
+          + "$handler = static function () use ($c, $routes): void {\n"
+          + indent(services.replace("   // 150 classes loaded", "") + request)
+          + "};\n"
+          + "while (lowphp_handle_request($handler)) {\n}\n")
 
 
 def write_upload():
@@ -339,38 +380,64 @@ echo ($s && $s['opcache_enabled']) ? "opcache on" : "opcache off";
     return www, body, upload_expect
 
 
-def pool_conf(name):
+def pool_conf(name, worker_script=None, worker=False):
     # Same pool for both: static, 4 workers, the invoking user (root, hence -R).
-    return f"""[global]
+    # worker: the worker-mode pool "worker", never recycled (no max requests, no
+    # pm.max_memory), with a status page for its per-worker request counts;
+    # worker_script: its worker.script (None: classic, for the harness check).
+    conf = f"""[global]
 pid = {tmp}/{name}.pid
 error_log = {tmp}/{name}.log
 daemonize = no
 
-[www]
+[{"worker" if worker else "www"}]
 listen = {tmp}/{name}.sock
 listen.mode = 0660
 pm = static
 pm.max_children = {WORKERS}
 pm.max_requests = 0
 """
+    if worker:
+        conf += f"pm.status_path = /{name}-status\n"
+    if worker_script:
+        conf += f"worker.script = {worker_script}\nworker.max_requests = 0\n"
+    return conf
+
+
+def cell_target(script, b):
+    """(backend that serves it, file in the URL) for one side of a cell: the
+    bootstrap-worker cell is php-fpm's classic bootstrap.php against lowphp's
+    worker-mode pool (which runs its handler whatever SCRIPT_FILENAME says; nginx
+    sends the same bootstrap.php path to both)."""
+    if script == WORKER_CELL:
+        return ("wm" if b == "low" else b), "bootstrap.php"
+    return b, f"{script}.php"
 
 
 def upstream_log(name, backend):
     return f"{tmp}/{name}-{backend}-upstream.log"
 
 
-def nginx_conf(name, port, keepalive, www):
+def nginx_conf(name, port, keepalive, www, backends):
     ups, locs = "", ""
-    for b in BACKENDS:
+    for b in backends:
         sock = f"unix:{tmp}/{b}.sock"
         if keepalive:
             ups += f"    upstream {b}_ka {{ server {sock}; keepalive 4; }}\n"
             target, extra = f"{b}_ka", "fastcgi_keep_conn on;"
         else:
             target, extra = sock, ""
+        if b in ("wm", "wmm"):      # the worker pool's status page (pm.status_path)
+            locs += f"""
+        location = /{b}-status {{
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+            fastcgi_pass {target};
+            {extra}
+        }}"""
         locs += f"""
         location /{b}/ {{
-            rewrite ^/(fpm|low)(/.*)$ $2 break;
+            rewrite ^/{b}(/.*)$ $1 break;
             include /etc/nginx/fastcgi_params;
             fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
             fastcgi_pass {target};
@@ -402,6 +469,17 @@ http {{
     }}
 }}
 """
+
+
+def start_nginx(name, keepalive, www, backends):
+    """One nginx in front of `backends`; returns (process, port)."""
+    port = free_port()
+    write(f"{tmp}/{name}.conf", nginx_conf(name, port, keepalive, www, backends))
+    for d in ("body", "fastcgi", "proxy", "uwsgi", "scgi"):
+        os.makedirs(f"{tmp}/{name}-{d}", exist_ok=True)
+    ng = start(name, ["nginx", "-p", tmp, "-c", f"{tmp}/{name}.conf"])
+    wait_port(port)
+    return ng, port
 
 
 # ---------------------------------------------------------------- measuring
@@ -521,11 +599,11 @@ def wrk(url, dur, lua=None, nginx=None, backend=None):
     return r
 
 
-def mem_of(pid, keys=("Rss", "Pss")):
-    """kB of the smaps_rollup fields `keys` (0 for a process gone meanwhile)."""
+def proc_fields(path, keys):
+    """kB of the "Key: N kB" fields `keys` of a /proc file (0 for a process gone meanwhile)."""
     r = dict.fromkeys(keys, 0)
     try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
+        with open(path) as f:
             for line in f:
                 k, _, v = line.partition(":")
                 if k in r:
@@ -533,6 +611,11 @@ def mem_of(pid, keys=("Rss", "Pss")):
     except OSError:
         pass
     return r
+
+
+def mem_of(pid, keys=("Rss", "Pss")):
+    """kB of the smaps_rollup fields `keys`."""
+    return proc_fields(f"/proc/{pid}/smaps_rollup", keys)
 
 
 def memory(master):
@@ -544,6 +627,135 @@ def memory(master):
                 else "worker" if ": pool " in t else "other (" + t[:30] + ")")
         groups.setdefault(kind, []).append(mem_of(p))
     return groups
+
+
+# ---------------------------------------------------------------- worker-mode memory
+
+def proc_status(pid, keys=("VmRSS", "RssAnon")):
+    """kB of /proc/PID/status fields."""
+    return proc_fields(f"/proc/{pid}/status", keys)
+
+
+def wrk_count(url, n):
+    """wrk until ~n responses, not for a duration: each thread stops after its share
+    (the connections' in-flight requests more or less) and says so in a file; once
+    all have, wrk gets SIGINT, which ends its run early and prints the usual report
+    (thread:stop() alone leaves wrk sleeping until -d)."""
+    threads = 2
+    lua, mark = f"{tmp}/count.lua", f"{tmp}/count.done"
+    if os.path.exists(mark):
+        os.unlink(mark)
+    write(lua, f"""
+local limit, n = {-(-n // threads)}, 0
+function response(status, headers, body)
+    n = n + 1
+    if n == limit then
+        local f = io.open("{mark}", "a")
+        f:write("done\\n")
+        f:close()
+        wrk.thread:stop()
+    end
+end
+""")
+    # -d only bounds a stalled backend (no answers, no stop)
+    argv = ["wrk", f"-t{threads}", f"-c{min(CONNS, max(threads, n))}", f"-d{max(60, n // 10)}s",
+            "--timeout", WRK_TIMEOUT, "--latency", "-s", lua, url]
+    t0 = time.time()
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    while p.poll() is None:
+        try:
+            with open(mark) as f:
+                if f.read().count("done") >= threads:
+                    p.send_signal(signal.SIGINT)
+                    break
+        except OSError:
+            pass
+        time.sleep(0.05)
+    out = p.communicate()[0]
+    r = parse_wrk(out)
+    m = re.search(r"(\d+) requests in", out)
+    r["requests"] = int(m.group(1)) if m else 0
+    r["wall"] = time.time() - t0
+    return r
+
+
+def status_requests(base, b):
+    """pid -> requests served, from the pool's status page (json, full); {} if the
+    page does not answer (the RSS report then shows no counts)."""
+    st, txt = fetch(f"{base}/{b}-status?json&full")
+    try:
+        return {int(p["pid"]): int(p["requests"]) for p in json.loads(txt)["processes"]}
+    except (ValueError, KeyError, TypeError):
+        return {}
+
+
+def worker_memory(master, www, raw, fails, ngerr, keepalive):
+    """WORKER_MEMORY: a fresh worker-mode pool ("wmm", its own master, 4 workers,
+    never recycled) behind nginx (keep-alive: see main()): WORKER_MEMORY_WARMUP requests, then
+    RSS of each worker (VmRSS and RssAnon, /proc/PID/status; workers found by their
+    title "lowphp-fpm: pool worker"), then WORKER_MEMORY requests in
+    WORKER_MEMORY_STEPS steps with RSS after each. The answer must still be the
+    classic bootstrap.php's body at the end (nothing leaked into it)."""
+    res = {"n": WORKER_MEMORY, "warmup": WORKER_MEMORY_WARMUP, "samples": [], "runs": [],
+           "requests0": {}, "requests1": {}, "keepalive": keepalive}
+    name = "nginx-mem"
+    ng, port = start_nginx(name, keepalive, www, ["low", "wmm"])
+    base = f"http://127.0.0.1:{port}"
+    url = f"{base}/wmm/bootstrap.php"
+    where = f"{NAMES['wmm']} {WORKER_SCRIPT}"
+    try:
+        st, classic = fetch(f"{base}/low/bootstrap.php")
+        classic = classic if st == 200 else None
+        bad = worker_body_fails(f"{where} before the memory run", *fetch(url), classic)
+        if bad:
+            fails.extend(bad)
+            return None
+        log(f"worker memory: warm-up {WORKER_MEMORY_WARMUP} requests")
+        warm = wrk_count(url, WORKER_MEMORY_WARMUP)
+        raw.append(f"=== worker memory warm-up\n{warm['raw']}")
+        pids = workers(master)
+        res["pids"] = pids
+        res["requests0"] = status_requests(base, "wmm")
+        res["samples"].append((0, {p: proc_status(p) for p in pids}))
+        done = 0
+        for k in range(1, WORKER_MEMORY_STEPS + 1):
+            chunk = WORKER_MEMORY * k // WORKER_MEMORY_STEPS - WORKER_MEMORY * (k - 1) // WORKER_MEMORY_STEPS
+            if master.poll() is not None:
+                fails.append(f"{NAMES['wmm']} master exited (code {master.returncode}) "
+                             f"after {done} of {WORKER_MEMORY} requests")
+                break
+            r = wrk_count(url, chunk)
+            done += r["requests"]
+            res["runs"].append(r)
+            raw.append(f"=== worker memory step {k}\n{r['raw']}")
+            res["samples"].append((done, {p: proc_status(p) for p in workers(master)}))
+            rss = [v["VmRSS"] / 1024 for v in res["samples"][-1][1].values()]
+            log(f"worker memory: {done} requests, {r['rps']:.0f} req/s, errors {r['errors']}, "
+                f"VmRSS MB " + " ".join(f"{v:.1f}" for v in rss))
+        res["requests1"] = status_requests(base, "wmm")
+        res["done"] = done
+        if done < 0.95 * WORKER_MEMORY:
+            fails.append(f"{NAMES['wmm']}: only {done} of the {WORKER_MEMORY} requests answered "
+                         "(each step is bounded in time)")
+        res["end_pids"] = workers(master)
+        if res["end_pids"] != pids:
+            why = [l for l in tail(f"{tmp}/wmm.log", 200).splitlines() if "exited" in l]
+            fails.append(f"{NAMES['wmm']}: workers changed during the memory run (respawned?): "
+                         f"{pids} -> {res['end_pids']}" + "".join(f"\n    {l}" for l in why[-5:]))
+        errs = sum(r["errors"] for r in res["runs"] if r["errors"] > 0)
+        if errs or any(r["errors"] < 0 for r in res["runs"]):
+            fails.append(f"{NAMES['wmm']}: {errs} errors during the memory run"
+                         + (" (a wrk run failed)" if any(r["errors"] < 0 for r in res["runs"]) else ""))
+        fails.extend(worker_body_fails(f"{where} after {done} requests", *fetch(url), classic))
+        return res
+    finally:
+        stop(name, ng, signal.SIGQUIT)
+        procs.remove((name, ng))
+        for b, lines in nginx_errors(name, ["wmm"]).items():
+            ngerr.setdefault(b, []).extend(f"[memory run] {l}" for l in lines)
+        if ("wmm", master) in procs:
+            stop("wmm", master)
+            procs.remove(("wmm", master))
 
 
 # ---------------------------------------------------------------- checks
@@ -565,37 +777,74 @@ def body_ok(script, txt, upload_expect):
             return len(json.loads(txt)) == 100
         except ValueError:
             return False
-    if script == "bootstrap":
+    if script in ("bootstrap", WORKER_CELL):
         return MARKER in txt
     return txt.strip() == {"hello": "hello", "slow": "slow", "upload": upload_expect}[script]
 
 
-def check(base, body, upload_expect, mode):
-    """Correctness only: status 200 and the expected body from every backend x script."""
+def first_diff(a, b):
+    i = next((k for k in range(min(len(a), len(b))) if a[k] != b[k]), min(len(a), len(b)))
+    return f"differs at byte {i} of {len(a)} / {len(b)}: {a[max(0, i - 20):i + 40]!r} vs {b[max(0, i - 20):i + 40]!r}"
+
+
+def worker_body_fails(where, st, txt, classic):
+    """The worker-mode answer must be the classic bootstrap.php's body, byte for byte
+    (`classic`: lowphp's own classic answer: same interpreter, same php.ini)."""
+    if st != 200:
+        return [f"{where}: status {st}, body {txt[:200]!r}"]
+    if classic is None or MARKER not in classic:
+        return [f"{where}: no correct classic bootstrap.php answer to compare with ({classic!r:.200})"]
+    if txt != classic:
+        return [f"{where}: not the classic bootstrap.php body: {first_diff(txt, classic)}"]
+    return []
+
+
+def check(base, body, upload_expect, mode, up):
+    """Correctness only: status 200 and the expected body from every backend x script
+    (`up`: the backends that are running). The worker cell's lowphp side must answer
+    exactly what lowphp's classic bootstrap.php answers (a request without a body
+    never reaches that side otherwise)."""
     fails = []
+    classic = None
+    if WORKER_CELL in SCRIPTS:
+        st, txt = fetch(f"{base}/low/bootstrap.php")
+        classic = txt if st == 200 else None
+        st, fpm_txt = fetch(f"{base}/fpm/bootstrap.php")
+        if classic is not None and st == 200 and fpm_txt != classic:
+            log(f"  note: php-fpm's and lowphp's classic bootstrap.php differ ({first_diff(classic, fpm_txt)})")
     for b in BACKENDS:
         for s in SCRIPTS:
+            loc, path = cell_target(s, b)
+            if loc not in up:
+                continue
+            if s == WORKER_CELL and loc != b:
+                st, txt = fetch(f"{base}/{loc}/{path}")
+                f = worker_body_fails(f"{mode} {NAMES[loc]} {path} (worker.script {WORKER_SCRIPT})",
+                                      st, txt, classic)
+                log(f"  check {mode:13} {NAMES[loc]:8} {s:10} {'FAIL' if f else 'ok'}")
+                fails += f
+                continue
             if s == "upload":
                 st, txt = fetch(f"{base}/{b}/upload.php", body,
                                 {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
             else:
-                st, txt = fetch(f"{base}/{b}/{s}.php")
+                st, txt = fetch(f"{base}/{b}/{path}")
             ok = st == 200 and body_ok(s, txt, upload_expect)
             log(f"  check {mode:13} {NAMES[b]:8} {s:10} {'ok' if ok else 'FAIL'}")
             if not ok:
-                fails.append(f"{mode} {NAMES[b]} {s}.php: status {st}, body {txt[:200]!r}")
+                fails.append(f"{mode} {NAMES[b]} {path}: status {st}, body {txt[:200]!r}")
     return fails
 
 
-def nginx_errors(name):
+def nginx_errors(name, backends):
     """nginx error-log lines of level error and worse per backend (upstream resets,
     502s...), by request path."""
-    per = {b: [] for b in BACKENDS}
+    per = {b: [] for b in backends}
     for line in tail(f"{tmp}/{name}.error.log", 100000).splitlines():
         if not re.search(r"\[(error|crit|alert|emerg)\]", line):
             continue
-        for b in BACKENDS:
-            if f"/{b}/" in line or f"{b}.sock" in line:
+        for b in backends:
+            if f"/{b}/" in line or f"/{b}-status" in line or f"/{b}.sock" in line:
                 per[b].append(line)
                 break
     return per
@@ -734,7 +983,83 @@ def header(args, bins, dur, runs, quick, opcache, ceiling, waited):
     return lines
 
 
-def report(args, bins, dur, runs, quick, opcache, ceiling, waited, results, mem, ngerr, fails, dead):
+def worker_cell_note(mode, results, worker_real):
+    """Under the table: what the bootstrap-worker row compares, and issue 21's target
+    (worker mode >= 5x php-fpm's classic req/s at equal workers, p99 no worse)."""
+    f, l = results[(mode, WORKER_CELL, "fpm")], results[(mode, WORKER_CELL, "low")]
+    fm, lm = statistics.median(r["rps"] for r in f), statistics.median(r["rps"] for r in l)
+    fp, lp = statistics.median(r["p99"] for r in f), statistics.median(r["p99"] for r in l)
+    ratio = lm / fm if fm else float("nan")
+    met = ratio >= 5 and lp <= fp
+    note = (f"{WORKER_CELL}: php-fpm runs the classic bootstrap.php, lowphp a worker-mode pool "
+            f"(`worker.script` = {WORKER_SCRIPT}: bootstrap.php's boot once per worker, its request part "
+            f"per request, the same body), {WORKERS} workers each, same nginx and load. Issue 21's target "
+            f"(req/s ≥ 5× php-fpm's, p99 no worse): ratio {ratio:.2f}, p99 {fmt_ms(lp)} vs {fmt_ms(fp)} ms: "
+            f"**{'met' if met else 'not met'}**")
+    if not worker_real:
+        note += (" — LOWPHP_BIN is not lowphp-fpm: its side ran the classic bootstrap.php "
+                 "(a harness check, not a worker-mode measurement)")
+    return note
+
+
+def worker_memory_report(w, worker_real):
+    mb = lambda kb: f"{kb / 1024:.1f}"                     # noqa: E731
+    dmb = lambda kb: f"{kb / 1024:+.2f}"                   # noqa: E731
+    runs = w["runs"]
+    wall = sum(r["wall"] for r in runs)
+    errs = "?" if any(r["errors"] < 0 for r in runs) else sum(r["errors"] for r in runs)
+    lines = ["", f"## Worker mode: memory per worker over {w.get('done', 0)} requests (WORKER_MEMORY={w['n']})", "",
+             f"A fresh worker-mode pool (its own master; `worker.script` = {WORKER_SCRIPT}, pm=static, "
+             f"{WORKERS} workers, worker.max_requests = 0, no pm.max_memory) behind nginx "
+             f"{'with keep-alive (upstream keepalive 4, fastcgi_keep_conn on)' if w['keepalive'] else 'without keep-alive'}; "
+             f"`wrk -t2 -c{CONNS}`: {w['warmup']} requests of warm-up, then start = RSS of each worker, then "
+             f"{w['n']} requests in {WORKER_MEMORY_STEPS} steps with RSS after each; end = after the last. "
+             f"VmRSS and RssAnon (the heap: anonymous pages, where a leak shows; VmRSS also counts the opcache "
+             f"SHM and library pages a worker touches) from /proc/PID/status. Requests per worker: the pool's "
+             f"status page, over the measured part. Load: {w.get('done', 0) / wall if wall else 0:.0f} req/s, "
+             f"errors {errs}. Mid = RSS after half of the steps: mid → end is growth after warm-up effects.",
+             ""]
+    if not worker_real:
+        lines += ["LOWPHP_BIN is not lowphp-fpm: the pool ran the classic bootstrap.php "
+                  "(a harness check, not a worker-mode measurement).", ""]
+    lines += ["| worker pid | requests | VmRSS start MB | VmRSS end MB | Δ start→end | Δ mid→end "
+              "| RssAnon start MB | RssAnon end MB | Δ start→end | VmRSS after each step (MB) |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    samples = w["samples"]
+    if not samples:
+        return lines + ["", "(no measurement)"]
+    start = samples[0][1]
+    mid = samples[len(samples) // 2][1]
+    end = samples[-1][1]
+    tot = {"d": 0, "dm": 0, "da": 0, "n": 0}
+    for pid in sorted(set(start) | set(end)):
+        if pid in w["requests1"] and pid in w["requests0"]:
+            served = str(w["requests1"][pid] - w["requests0"][pid])
+        else:
+            served = "-"
+        if pid not in start or pid not in end:
+            lines.append(f"| {pid} | {served} | {mb(start[pid]['VmRSS']) if pid in start else '-'} | "
+                         f"{mb(end[pid]['VmRSS']) if pid in end else '-'} | - | - | - | - | - | "
+                         f"{'started' if pid not in start else 'gone'} during the run |")
+            continue
+        s0, s1, sm = start[pid], end[pid], mid.get(pid, end[pid])
+        d, dm, da = s1["VmRSS"] - s0["VmRSS"], s1["VmRSS"] - sm["VmRSS"], s1["RssAnon"] - s0["RssAnon"]
+        tot["d"] += d
+        tot["dm"] += dm
+        tot["da"] += da
+        tot["n"] += 1
+        trend = " ".join(mb(sm_[1][pid]["VmRSS"]) if pid in sm_[1] else "-" for sm_ in samples)
+        lines.append(f"| {pid} | {served} | {mb(s0['VmRSS'])} | {mb(s1['VmRSS'])} | {dmb(d)} | {dmb(dm)} | "
+                     f"{mb(s0['RssAnon'])} | {mb(s1['RssAnon'])} | {dmb(da)} | {trend} |")
+    if tot["n"]:
+        n = tot["n"]
+        lines.append(f"| **mean** | | | | **{dmb(tot['d'] / n)}** | **{dmb(tot['dm'] / n)}** | | | "
+                     f"**{dmb(tot['da'] / n)}** | |")
+    return lines
+
+
+def report(args, bins, dur, runs, quick, opcache, ceiling, waited, results, mem, ngerr, fails, dead,
+           worker_real=True, wmem=None):
     lines = header(args, bins, dur, runs, quick, opcache, ceiling, waited)
     for mode, _ in MODES:
         rows = [s for s in SCRIPTS if (mode, s, "fpm") in results and (mode, s, "low") in results]
@@ -752,55 +1077,63 @@ def report(args, bins, dur, runs, quick, opcache, ceiling, waited, results, mem,
             pairs = paired_spread(results[(mode, s, "fpm")], results[(mode, s, "low")])
             up = " | ".join(backend_wait(results[(mode, s, b)]) for b in BACKENDS)
             lines.append(f"| {s} | {fr} | {lr} | **{ratio}** | {pairs} | {fl} | {ll} | {up} | {fe} / {le} |")
+        if WORKER_CELL in rows:
+            lines += ["", worker_cell_note(mode, results, worker_real)]
 
     odd = odd_runs(results)
     if odd:
         lines += ["", "## Odd runs", ""] + [f"- {o}" for o in odd]
 
-    lines += ["", "## CPU per request (µs, median over runs; /proc utime+stime of each process group)", "",
-              "Backend = master + zygote + workers; nginx = master + workers; wrk = the load "
-              "generator; other = busy CPU of everything else on the machine meanwhile, in % of all "
-              "cores (kernel threads, other builds or tests: if it is large, the run was disturbed); "
-              "idle = CPU nobody used during the run, in % of all cores.", "",
-              "| mode | script | php-fpm backend | lowphp backend | ratio low/fpm "
-              "| nginx (fpm / low) | wrk (fpm / low) | other % (fpm / low) | idle % (fpm / low) |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for mode, _ in MODES:
-        for s in SCRIPTS:
-            if (mode, s, "fpm") not in results or (mode, s, "low") not in results:
-                continue
-            f, lw = results[(mode, s, "fpm")], results[(mode, s, "low")]
-            fb, lb = us_per_req(f, "backend"), us_per_req(lw, "backend")
-            # A cell with no answered request (php-fpm's pinned workers can stall every
-            # kept connection for a whole short run) has no CPU per request.
-            ratio = f"{lb / fb:.2f}" if fb > 0 and lb == lb else "-"
-            lines.append(f"| {mode} | {s} | {fb:.0f} | {lb:.0f} | {ratio} | "
-                         f"{us_per_req(f, 'nginx'):.0f} / {us_per_req(lw, 'nginx'):.0f} | "
-                         f"{us_per_req(f, 'wrk'):.0f} / {us_per_req(lw, 'wrk'):.0f} | "
-                         f"{other_pct(f):.0f} / {other_pct(lw):.0f} | "
-                         f"{idle_pct(f):.0f} / {idle_pct(lw):.0f} |")
+    if results:     # (SCRIPTS= with WORKER_MEMORY: no cells, only the memory run)
+        lines += ["", "## CPU per request (µs, median over runs; /proc utime+stime of each process group)", "",
+                  "Backend = master + zygote + workers; nginx = master + workers; wrk = the load "
+                  "generator; other = busy CPU of everything else on the machine meanwhile, in % of all "
+                  "cores (kernel threads, other builds or tests: if it is large, the run was disturbed); "
+                  "idle = CPU nobody used during the run, in % of all cores.", "",
+                  "| mode | script | php-fpm backend | lowphp backend | ratio low/fpm "
+                  "| nginx (fpm / low) | wrk (fpm / low) | other % (fpm / low) | idle % (fpm / low) |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for mode, _ in MODES:
+            for s in SCRIPTS:
+                if (mode, s, "fpm") not in results or (mode, s, "low") not in results:
+                    continue
+                f, lw = results[(mode, s, "fpm")], results[(mode, s, "low")]
+                fb, lb = us_per_req(f, "backend"), us_per_req(lw, "backend")
+                # A cell with no answered request (php-fpm's pinned workers can stall every
+                # kept connection for a whole short run) has no CPU per request.
+                ratio = f"{lb / fb:.2f}" if fb > 0 and lb == lb else "-"
+                lines.append(f"| {mode} | {s} | {fb:.0f} | {lb:.0f} | {ratio} | "
+                             f"{us_per_req(f, 'nginx'):.0f} / {us_per_req(lw, 'nginx'):.0f} | "
+                             f"{us_per_req(f, 'wrk'):.0f} / {us_per_req(lw, 'wrk'):.0f} | "
+                             f"{other_pct(f):.0f} / {other_pct(lw):.0f} | "
+                             f"{idle_pct(f):.0f} / {idle_pct(lw):.0f} |")
 
-    lines += ["", "## Memory after all runs (smaps_rollup, MB)", "",
-              "| backend | process | count | RSS each (avg) | PSS each (avg) | PSS sum |",
-              "|---|---|---:|---:|---:|---:|"]
-    totals = {}
-    for b in BACKENDS:
-        for kind, ms in mem.get(b, {}).items():
-            rss = [m["Rss"] for m in ms]
-            pss = [m["Pss"] for m in ms]
-            totals[b] = totals.get(b, 0) + sum(pss)
-            lines.append(f"| {NAMES[b]} | {kind} | {len(ms)} | {statistics.mean(rss) / 1024:.1f} | "
-                         f"{statistics.mean(pss) / 1024:.1f} | {sum(pss) / 1024:.1f} |")
-        if b in totals:
-            lines.append(f"| {NAMES[b]} | **total** (all processes) | | | | **{totals[b] / 1024:.1f}** |")
-    if totals.get("fpm"):
-        lines.append(f"\nPSS total ratio low/fpm: **{totals.get('low', 0) / totals['fpm']:.2f}**")
+        lines += ["", "## Memory after all runs (smaps_rollup, MB)", "",
+                  "| backend | process | count | RSS each (avg) | PSS each (avg) | PSS sum |",
+                  "|---|---|---:|---:|---:|---:|"]
+        totals = {}
+        for b in mem:
+            for kind, ms in mem[b].items():
+                rss = [m["Rss"] for m in ms]
+                pss = [m["Pss"] for m in ms]
+                totals[b] = totals.get(b, 0) + sum(pss)
+                lines.append(f"| {NAMES[b]} | {kind} | {len(ms)} | {statistics.mean(rss) / 1024:.1f} | "
+                             f"{statistics.mean(pss) / 1024:.1f} | {sum(pss) / 1024:.1f} |")
+            if b in totals:
+                lines.append(f"| {NAMES[b]} | **total** (all processes) | | | | **{totals[b] / 1024:.1f}** |")
+        if totals.get("fpm"):
+            lines.append(f"\nPSS total ratio low/fpm: **{totals.get('low', 0) / totals['fpm']:.2f}**")
 
-    for b in BACKENDS:
+    if wmem:
+        lines += worker_memory_report(wmem, worker_real)
+
+    for b in NAMES:
         if ngerr.get(b):
             lines += ["", f"## nginx error log lines for {NAMES[b]} ({len(ngerr[b])}, last 5)", "", "```"] \
                 + [l[:300] for l in ngerr[b][-5:]] + ["```"]
-    for b in BACKENDS:
+    for b in NAMES:
+        if not os.path.exists(f"{tmp}/{b}.log"):
+            continue
         errs = [l for l in tail(f"{tmp}/{b}.log", 500).splitlines()
                 if "WARNING" in l or "ERROR" in l or "ALERT" in l]
         if errs or b in dead:
@@ -832,18 +1165,41 @@ def main():
     www, body, upload_expect = make_site()
 
     bins = {"fpm": shutil.which("php-fpm8.2") or "/usr/sbin/php-fpm8.2", "low": args.bin}
-    masters = {}
-    for b in BACKENDS:
-        write(f"{tmp}/{b}.conf", pool_conf(b))
-        masters[b] = start(b, [bins[b], "-F", "-R", "-y", f"{tmp}/{b}.conf", "-p", tmp,
-                               "-c", f"{tmp}/php.ini"],
-                           f"{tmp}/{b}.log", "ready to handle connections")
-    log(f"backends ready in {tmp}")
+    bins["wm"] = bins["wmm"] = args.bin
+    # LOWPHP_BIN=/usr/sbin/php-fpm8.2 (the harness check): no worker mode there, so the
+    # worker pools run classic bootstrap.php, and the report says so.
+    worker_real = "lowphp-fpm" in subprocess.run([args.bin, "-v"], capture_output=True,
+                                                 text=True).stdout
+    worker_kw = {"worker_script": f"{www}/{WORKER_SCRIPT}" if worker_real else None, "worker": True}
+    masters, fails = {}, []
 
-    results, raw, fails, dead, ngerr, opcache = {}, [], [], {}, {b: [] for b in BACKENDS}, {}
+    def start_backend(b, fatal=True):
+        write(f"{tmp}/{b}.conf", pool_conf(b, **(worker_kw if b in ("wm", "wmm") else {})))
+        argv = [bins[b], "-F", "-R", "-y", f"{tmp}/{b}.conf", "-p", tmp, "-c", f"{tmp}/php.ini"]
+        if fatal:
+            masters[b] = start(b, argv, f"{tmp}/{b}.log", "ready to handle connections")
+            return True
+        p, why = start(b, argv, f"{tmp}/{b}.log", "ready to handle connections", fatal=False)
+        if p is None:
+            fails.append(f"{NAMES[b]} (worker.script {WORKER_SCRIPT}) did not start: {why}")
+            log(f"!! {fails[-1]}")
+            return False
+        masters[b] = p
+        return True
+
+    for b in BACKENDS:
+        start_backend(b)
+    if WORKER_CELL in SCRIPTS:
+        # Its own master, so its CPU, memory and workers are its own; a failure to
+        # start (no worker mode yet) is a FAILURE, and the other cells still run.
+        start_backend("wm", fatal=False)
+    log(f"backends ready in {tmp}")
+    up = list(masters)          # backends nginx routes to
+
+    results, raw, dead, ngerr, opcache = {}, [], {}, {b: [] for b in up}, {}
     ceiling = None
     waited = 0.0
-    first_workers = {b: workers(masters[b]) for b in BACKENDS}
+    first_workers = {b: workers(masters[b]) for b in up}
 
     def still_alive(b, where):
         """A backend whose master died is reported once and left out of later cells."""
@@ -856,20 +1212,15 @@ def main():
             return False
         return True
 
-    for mode, keepalive in MODES:
+    for mode, keepalive in (MODES if SCRIPTS else []):
         name = "nginx-ka" if keepalive else "nginx-plain"
-        port = free_port()
-        write(f"{tmp}/{name}.conf", nginx_conf(name, port, keepalive, www))
-        for d in ("body", "fastcgi", "proxy", "uwsgi", "scgi"):
-            os.makedirs(f"{tmp}/{name}-{d}", exist_ok=True)
-        ng = start(name, ["nginx", "-p", tmp, "-c", f"{tmp}/{name}.conf"])
-        wait_port(port)
-        log_at = {b: 0 for b in BACKENDS}     # where each backend's next run starts in its log
+        ng, port = start_nginx(name, keepalive, www, up)
+        log_at = {b: 0 for b in up}     # where each backend's next run starts in its log
         base = f"http://127.0.0.1:{port}"
 
         for b in BACKENDS:
             opcache.setdefault(b, fetch(f"{base}/{b}/opcache.php")[1][:40])
-        fails += check(base, body, upload_expect, mode)
+        fails += check(base, body, upload_expect, mode, up)
         if fails and quick:
             break
 
@@ -884,15 +1235,19 @@ def main():
                 # alternates, so whatever a run leaves behind (or a quiet start
                 # gives) does not always favour the same side.
                 for b in (BACKENDS if i % 2 == 0 else BACKENDS[::-1]):
-                    if not still_alive(b, f"{mode} {s} run {i + 1}"):
+                    # loc: the backend that serves this side (the worker cell's
+                    # lowphp side is the worker-mode pool "wm")
+                    loc, path = cell_target(s, b)
+                    if loc not in masters or not still_alive(loc, f"{mode} {s} run {i + 1}"):
                         continue
                     waited += wait_quiet(0 if quick else QUIET_WAIT)
-                    r = wrk(f"{base}/{b}/{s}.php", dur, lua, ng, masters[b])
+                    r = wrk(f"{base}/{loc}/{path}", dur, lua, ng, masters[loc])
                     time.sleep(0.3)        # nginx writes its buffered log lines (flush=100ms)
-                    r["up_p99"], r["up_max"], r["up_n"], log_at[b] = upstream_wait(upstream_log(name, b),
-                                                                                   log_at[b])
+                    r["up_p99"], r["up_max"], r["up_n"], log_at[loc] = upstream_wait(
+                        upstream_log(name, loc), log_at[loc])
+                    r["pool"] = loc        # in the .json: "wm" = the worker-mode pool
                     results.setdefault((mode, s, b), []).append(r)
-                    raw.append(f"=== {mode} {s} {NAMES[b]} run {i + 1}\n{r['raw']}")
+                    raw.append(f"=== {mode} {s} {NAMES[loc]} run {i + 1}\n{r['raw']}")
                     log(f"{mode:13} {s:10} {NAMES[b]:8} run {i + 1}: {r['rps']:9.0f} req/s "
                         f"p50 {fmt_ms(r['p50'])} p99 {fmt_ms(r['p99'])} ms "
                         f"backend p99 {fmt_ms(r['up_p99'])} max {fmt_ms(r['up_max'])} ms errors {r['errors']} "
@@ -902,11 +1257,11 @@ def main():
 
         stop(name, ng, signal.SIGQUIT)
         procs.remove((name, ng))
-        for b, lines in nginx_errors(name).items():
+        for b, lines in nginx_errors(name, up).items():
             ngerr[b] += [f"[{mode}] {l}" for l in lines]
 
     mem = {}
-    for b in BACKENDS:
+    for b in up:
         if still_alive(b, "the memory measurement"):
             mem[b] = memory(masters[b])
             now = workers(masters[b])
@@ -916,7 +1271,14 @@ def main():
                 fails.append(f"{NAMES[b]} workers changed during the run (respawned?): "
                              f"{first_workers[b]} -> {now}" + "".join(f"\n    {l}" for l in why[-5:]))
 
-    text = report(args, bins, dur, runs, quick, opcache, ceiling, waited, results, mem, ngerr, fails, dead)
+    wmem = None
+    if WORKER_MEMORY > 0 and start_backend("wmm", fatal=False):
+        # Keep-alive as in the keep-alive cells; not for php-fpm (the harness check):
+        # when one wrk thread has its share and stops, nginx's idle kept connections pin
+        # every php-fpm worker and the other thread's requests wait for fastcgi_read_timeout.
+        wmem = worker_memory(masters["wmm"], www, raw, fails, ngerr, keepalive=worker_real)
+    text = report(args, bins, dur, runs, quick, opcache, ceiling, waited, results, mem, ngerr, fails, dead,
+                  worker_real, wmem)
     # BENCH_OUT: where the report goes (the test suite's smoke run keeps bench/results/ untouched)
     out = os.environ.get("BENCH_OUT") or os.path.join(REPO, "bench", "results", "quick.md" if quick else "latest.md")
     os.makedirs(os.path.dirname(out), exist_ok=True)

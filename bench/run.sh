@@ -7,7 +7,12 @@
 #             script correctly (never timing), exits non-zero if not; writes bench/results/quick.md
 # Env: LOWPHP_BIN=/path/to/lowphp-fpm (default build/lowphp-fpm, built if missing)
 #      SCRIPTS="hello bootstrap", MODES="keep-alive" or "no keep-alive": a subset of the cells
+#        (scripts: hello json bootstrap bootstrap-worker upload slow; bootstrap-worker is
+#        php-fpm's classic bootstrap.php against a lowphp worker-mode pool)
 #      DUR=seconds per wrk run, RUNS=runs per cell (override either mode's defaults)
+#      WORKER_MEMORY=100000: also send that many requests to a fresh worker-mode pool and
+#        report each worker's RSS at start (after WORKER_MEMORY_WARMUP=1000) and end
+#        (and after each of WORKER_MEMORY_STEPS=10 steps)
 # The work (fixtures, processes, measuring, report) is in bench/bench.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
