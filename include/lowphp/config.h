@@ -113,7 +113,11 @@ struct PoolConfig {
     int worker_max_requests = 0;             // handled requests before a restart, 0 = no limit
     int worker_max_consecutive_failures = 6; // boot failures in a row before the pool answers 503
     std::string worker_keep_ini;
-    std::string worker_watch; // dirs or globs: a change reloads (inotify)             // ini names
+    std::string worker_watch; // dirs or globs: a change reloads (inotify)
+    // A POSIX extended regex on the request path: matching requests go to the
+    // worker script, the others run classically in the pool's classic workers
+    // (every other worker). Empty: every request goes to the worker script.
+    std::string worker_match; // ini names
                               // whose request-time values are kept
     bool worker_mode() const { return !worker_script.empty(); }
 };

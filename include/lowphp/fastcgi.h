@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -57,7 +58,10 @@ void encode_param(std::string& out, std::string_view name, std::string_view valu
 // on the client. Malformed input is Ready: reading it refuses it at once.
 // `scratch` holds the params while they are judged.
 enum class Arrival { Nothing, Partial, Ready };
+// `scratch` holds the params stream seen (whole pairs or not) afterwards.
 Arrival request_arrival(std::string_view bytes, size_t body_bound, std::string& scratch);
+// A param's value in a params stream (the last one if repeated).
+std::optional<std::string_view> find_param(std::string_view params, std::string_view name);
 
 // Records waiting to be written. Stream data extends the record still open
 // when it has the same type, so many small echoes make one record, as
@@ -126,6 +130,11 @@ class Connection {
     // read as it comes. peeked() is how many bytes were seen.
     Arrival arrival(size_t body_bound);
     size_t peeked() const { return peeked_; }
+    // A param of the request arrival() peeked at (its params as far as seen).
+    std::optional<std::string_view> peeked_param(std::string_view name) const {
+        if (peeked_ == 0) return std::nullopt;
+        return find_param(arrival_scratch_, name);
+    }
     // Wait up to `timeout_ms` for bytes to read (a web server writes its
     // request right after connecting). False on timeout.
     bool wait_readable(int timeout_ms) const;

@@ -13,6 +13,8 @@ namespace lowphp::pool {
 // is served by the next generation's workers.
 struct Channels {
     int park_rx = -1, park_tx = -1, handoff_rx = -1, handoff_tx = -1;
+    // worker.match: connections passed to a classic worker / a worker-mode one.
+    int classic_rx = -1, classic_tx = -1, script_rx = -1, script_tx = -1;
 };
 
 // A child of the previous generation: a worker that goes on serving until the

@@ -163,6 +163,7 @@ class Pool {
     void count_new_worker_active();
     // parking.cpp
     void on_park();
+    bool open_routes(const Channels* inherited);
     void watch_parked(int fd);
     void on_parked_readable(int fd);
     void wait_for_room(int fd);
@@ -212,6 +213,11 @@ class Pool {
     // Kept-alive connections: workers park them here (park_*), and idle workers
     // take readable ones from the handoff queue (handoff_*).
     UniqueFd park_rx_, park_tx_, handoff_rx_, handoff_tx_;
+    // worker.match: the queues to the classic workers ([0]) and to the
+    // worker-mode ones ([1]); read by workers only. Inherited ones a pool
+    // without worker.match no longer reads are drained into parking.
+    UniqueFd route_rx_[2], route_tx_[2];
+    EventPtr route_drain_[2];
     EventPtr park_ev_;
     std::map<int, ParkedConnection> parked_; // by fd
     // Parked connections with a request that the full handoff queue refused,

@@ -31,6 +31,10 @@ struct Params {
     int park_fd = -1;
     int handoff_fd = -1;
     int handoff_send_fd = -1;
+    // worker.match: the queue of connections for classic workers ([0]) and
+    // for worker-mode ones ([1]); -1 without worker.match.
+    int route_fd[2] = {-1, -1};
+    int route_send_fd[2] = {-1, -1};
     Scoreboard* scoreboard = nullptr;
     bool run_as_root = false;
     const pool::Identity* identity = nullptr; // who the workers become (pool/identity)

@@ -125,6 +125,7 @@ std::vector<std::string> dump_pool(const PoolConfig& p) {
                        std::to_string(p.worker_max_consecutive_failures));
         pool.push_back("\tworker.keep_ini = " + p.worker_keep_ini);
         pool.push_back("\tworker.watch = " + p.worker_watch);
+        pool.push_back("\tworker.match = " + p.worker_match);
     }
     pool.push_back(" ");
     return pool;

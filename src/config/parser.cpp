@@ -187,6 +187,7 @@ const std::map<std::string, Setter<PoolConfig>>& pool_table() {
          int_of(&P::worker_max_consecutive_failures)},
         {"worker.keep_ini", str_of(&P::worker_keep_ini)}, // lowphp addition
         {"worker.watch", str_of(&P::worker_watch)},       // lowphp addition
+        {"worker.match", str_of(&P::worker_match)},       // lowphp addition
         {"request_params_max_size",                       // lowphp addition
          [](P& p, const std::string& v) {
              return values::parse_size(v, p.request_params_max_size);

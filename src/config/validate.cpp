@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <optional>
+#include <regex.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <syslog.h>
@@ -181,11 +182,35 @@ bool check_dirs(Checker& ck, PoolConfig& p, const std::string& base) {
     return true;
 }
 
+// worker.match splits the pool's workers in two kinds by slot (worker mode,
+// classic, in turn): a fixed number of each, at least one.
+bool check_worker_match(Checker& ck, const PoolConfig& p) {
+    std::string pool = "[pool " + p.name + "] ";
+    if (p.worker_match.empty()) return true;
+    regex_t re;
+    if (int rc = regcomp(&re, p.worker_match.c_str(), REG_EXTENDED | REG_NOSUB); rc != 0) {
+        char why[256];
+        regerror(rc, &re, why, sizeof why);
+        return ck.fail(LogLevel::Error, pool +
+                                            "'worker.match' is not a valid regular expression ('" +
+                                            p.worker_match + "'): " + why);
+    }
+    regfree(&re);
+    if (p.pm != PmStyle::Static || p.pm_max_children < 2)
+        return ck.fail(LogLevel::Error,
+                       pool + "'worker.match' needs pm = static and pm.max_children >= 2 (half "
+                              "the workers run the worker script, half run classic requests)");
+    return true;
+}
+
 // Worker mode: the script is opened by the worker, after chroot (so an
 // absolute path inside it, as SCRIPT_FILENAME would be).
 bool check_worker(Checker& ck, const PoolConfig& p) {
     std::string pool = "[pool " + p.name + "] ";
-    if (!p.worker_mode()) return true;
+    if (!p.worker_mode())
+        return p.worker_match.empty()
+                   ? true
+                   : ck.fail(LogLevel::Error, pool + "'worker.match' needs 'worker.script'");
     if (p.worker_script[0] != '/')
         return ck.fail(LogLevel::Error, pool + "'worker.script' must be an absolute path ('" +
                                             p.worker_script + "')");
@@ -194,7 +219,7 @@ bool check_worker(Checker& ck, const PoolConfig& p) {
     if (p.worker_max_consecutive_failures < 1)
         return ck.fail(LogLevel::Error,
                        pool + "'worker.max_consecutive_failures' must be a positive value");
-    return true;
+    return check_worker_match(ck, p);
 }
 
 bool process_pool(Checker& ck, PoolConfig& p, const ParseState::Pool& seen,

@@ -47,26 +47,40 @@ bool pair_length(std::string_view s, size_t& pos, size_t& len) {
     return true;
 }
 
+// Calls `f(name, value)` for each whole pair of a params stream, in order.
+template <typename F> void each_pair(std::string_view stream, F f) {
+    size_t pos = 0, name_len, value_len;
+    while (pair_length(stream, pos, name_len) && pair_length(stream, pos, value_len)) {
+        if (stream.size() - pos < name_len || stream.size() - pos - name_len < value_len) break;
+        f(stream.substr(pos, name_len), stream.substr(pos + name_len, value_len));
+        pos += name_len + value_len;
+    }
+}
+
 // CONTENT_LENGTH as PHP reads it (atol: leading digits; anything else is 0;
 // the last one wins, as in the request's params).
 size_t content_length_of(std::string_view stream) {
-    size_t length = 0, pos = 0, name_len, value_len;
-    while (pair_length(stream, pos, name_len) && pair_length(stream, pos, value_len)) {
-        if (stream.size() - pos < name_len || stream.size() - pos - name_len < value_len) break;
-        std::string_view name = stream.substr(pos, name_len),
-                         value = stream.substr(pos + name_len, value_len);
-        pos += name_len + value_len;
-        if (name == "CONTENT_LENGTH") {
-            length = 0;
-            std::from_chars(value.data(), value.data() + value.size(), length);
-        }
-    }
+    size_t length = 0;
+    each_pair(stream, [&](std::string_view name, std::string_view value) {
+        if (name != "CONTENT_LENGTH") return;
+        length = 0;
+        std::from_chars(value.data(), value.data() + value.size(), length);
+    });
     return length;
 }
 
 } // namespace
 
+std::optional<std::string_view> find_param(std::string_view params, std::string_view name) {
+    std::optional<std::string_view> found;
+    each_pair(params, [&](std::string_view n, std::string_view value) {
+        if (n == name) found = value; // the last one wins, as in the request
+    });
+    return found;
+}
+
 Arrival request_arrival(std::string_view bytes, size_t body_bound, std::string& scratch) {
+    scratch.clear();
     if (bytes.empty()) return Arrival::Nothing;
     Cursor c;
     c.bytes = bytes;

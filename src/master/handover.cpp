@@ -66,8 +66,10 @@ void Handover::put() const {
     for (const auto& [pool, fd] : parked)
         record += "parked " + std::to_string(fd) + " " + pool + "\n";
     for (const auto& [pool, c] : channels)
-        record += "channels " + numbers({c.park_rx, c.park_tx, c.handoff_rx, c.handoff_tx}) + " " +
-                  pool + "\n";
+        record += "channels " +
+                  numbers({c.park_rx, c.park_tx, c.handoff_rx, c.handoff_tx, c.classic_rx,
+                           c.classic_tx, c.script_rx, c.script_tx}) +
+                  " " + pool + "\n";
     for (const auto& r : retiring)
         record += "retiring " +
                   numbers({static_cast<int64_t>(r.pid), static_cast<int64_t>(r.started_us), r.out,
@@ -90,10 +92,12 @@ Handover Handover::take() {
             h.sockets.emplace_back(name, fd);
         else if (kind == "parked")
             h.parked.emplace(name, fd);
-        else if (kind == "channels" && n.size() == 4)
-            h.channels[name] = pool::Channels{static_cast<int>(n[0]), static_cast<int>(n[1]),
-                                              static_cast<int>(n[2]), static_cast<int>(n[3])};
-        else if (kind == "retiring" && n.size() == 5)
+        else if (kind == "channels" && (n.size() == 4 || n.size() == 8)) {
+            // 4 numbers: an image from before worker.match
+            auto at = [&](size_t i) { return i < n.size() ? static_cast<int>(n[i]) : -1; };
+            h.channels[name] =
+                pool::Channels{at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7)};
+        } else if (kind == "retiring" && n.size() == 5)
             h.retiring.push_back(
                 pool::RetiringChild{static_cast<pid_t>(n[0]), name, static_cast<uint64_t>(n[1]),
                                     static_cast<int>(n[2]), static_cast<int>(n[3]), n[4] != 0});

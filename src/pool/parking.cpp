@@ -42,6 +42,37 @@ bool Pool::open_parking(const Channels* inherited) {
     park_ev_ = make_event(shared_.base, park_rx_.get(), EV_READ | EV_PERSIST,
                           [this](evutil_socket_t, short) { on_park(); });
     park_ev_->add();
+    return open_routes(inherited);
+}
+
+// worker.match: a worker passes a request of the other kind to that kind's
+// queue. The queues live as long as the handoff queue does (across reloads:
+// the previous generation's workers may still pass connections on).
+bool Pool::open_routes(const Channels* inherited) {
+    int rx[2] = {inherited ? inherited->classic_rx : -1, inherited ? inherited->script_rx : -1};
+    int tx[2] = {inherited ? inherited->classic_tx : -1, inherited ? inherited->script_tx : -1};
+    bool routed = !cfg_.worker_match.empty();
+    for (int kind = 0; kind < 2; ++kind) {
+        if (rx[kind] >= 0) {
+            fcntl(rx[kind], F_SETFD, FD_CLOEXEC);
+            fcntl(tx[kind], F_SETFD, FD_CLOEXEC);
+            route_rx_[kind].reset(rx[kind]);
+            route_tx_[kind].reset(tx[kind]);
+        } else if (routed && !pair(route_rx_[kind], route_tx_[kind])) {
+            ZLOG_SYSERROR("[pool %s] failed to create the worker.match queues", name().c_str());
+            return false;
+        }
+        if (routed || !route_rx_[kind]) continue;
+        // No worker of this generation reads it: what the previous one still
+        // passes on is parked here and handed to the pool's workers.
+        route_drain_[kind] = make_event(shared_.base, route_rx_[kind].get(), EV_READ | EV_PERSIST,
+                                        [this, kind](evutil_socket_t, short) {
+                                            int fd;
+                                            while ((fd = net::recv_fd(route_rx_[kind].get())) >= 0)
+                                                watch_parked(fd);
+                                        });
+        route_drain_[kind]->add();
+    }
     return true;
 }
 
@@ -129,9 +160,13 @@ void Pool::release_parked(std::vector<int>& fds) {
 // them until they leave, and the next generation serves the queue.
 Channels Pool::release_channels() {
     park_ev_.reset();
-    for (const UniqueFd* fd : {&park_rx_, &park_tx_, &handoff_rx_, &handoff_tx_})
-        fcntl(fd->get(), F_SETFD, 0);
-    return Channels{park_rx_.get(), park_tx_.get(), handoff_rx_.get(), handoff_tx_.get()};
+    for (EventPtr& ev : route_drain_)
+        ev.reset();
+    for (const UniqueFd* fd : {&park_rx_, &park_tx_, &handoff_rx_, &handoff_tx_, &route_rx_[0],
+                               &route_tx_[0], &route_rx_[1], &route_tx_[1]})
+        if (*fd) fcntl(fd->get(), F_SETFD, 0);
+    return Channels{park_rx_.get(),     park_tx_.get(),     handoff_rx_.get(),  handoff_tx_.get(),
+                    route_rx_[0].get(), route_tx_[0].get(), route_rx_[1].get(), route_tx_[1].get()};
 }
 
 // Stopping: what workers park from now on is closed as it comes (on_park);

@@ -70,7 +70,9 @@ bool Pool::start_zygote() {
         close(sv[0]);
         // The original stderr: for PHP's start-up messages (zygote::run).
         close_all_but({sv[1], listener.fd.get(), log::fd(), park_tx_.get(), handoff_rx_.get(),
-                       handoff_tx_.get(), status_listener.fd.get(), log::original_stderr_fd()});
+                       handoff_tx_.get(), status_listener.fd.get(), log::original_stderr_fd(),
+                       route_rx_[0].get(), route_tx_[0].get(), route_rx_[1].get(),
+                       route_tx_[1].get()});
         zygote::Params p;
         p.config = shared_.config;
         p.pool_index = index_;
@@ -82,6 +84,10 @@ bool Pool::start_zygote() {
         p.park_fd = park_tx_.get();
         p.handoff_fd = handoff_rx_.get();
         p.handoff_send_fd = handoff_tx_.get();
+        for (int kind = 0; kind < 2; ++kind) {
+            p.route_fd[kind] = route_rx_[kind].get();
+            p.route_send_fd[kind] = route_tx_[kind].get();
+        }
         p.scoreboard = shared_.scoreboard;
         p.run_as_root = shared_.run_as_root;
         p.identity = &identity_;

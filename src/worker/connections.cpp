@@ -19,7 +19,7 @@
 namespace lowphp::worker {
 namespace {
 
-constexpr uint64_t kListen = 1, kHandoff = 2, kWakeup = 4;
+constexpr uint64_t kListen = 1, kHandoff = 2, kWakeup = 4, kRoute = 8;
 
 bool add(int epfd, int fd, uint64_t tag, uint32_t extra) {
     struct epoll_event ev {};
@@ -50,6 +50,21 @@ ConnectionSource::ConnectionSource(int listen_fd, int handoff_fd, int queue_fd, 
     }
 }
 
+bool ConnectionSource::set_routes(int own_queue, int other_queue) {
+    route_fd_ = own_queue;
+    route_send_fd_ = other_queue;
+    if (add(epoll_.get(), route_fd_, kRoute, EPOLLEXCLUSIVE)) return true;
+    ZLOG_SYSERROR("unable to watch the worker.match queue");
+    return false;
+}
+
+// The other kind's queue is read by that kind's workers only; while it is
+// full, this waits for room as a worker leaving with its connections does.
+void ConnectionSource::route(int fd) {
+    kept_.remove(fd);
+    park_with_master(route_send_fd_, fd);
+}
+
 void ConnectionSource::wait_for_rest(int fd, size_t waiting) {
     kept_.remove(fd);
     idle_->add_partial(fd, waiting);
@@ -73,6 +88,7 @@ void ConnectionSource::pass_on_wakeups() {
     for (int i = 0; i < kMostWakeups; ++i) {
         int fd = -1;
         if (ready_now(handoff_fd_)) fd = receive_handoff();
+        if (fd < 0 && ready_now(route_fd_)) fd = net::recv_fd(route_fd_);
         if (fd < 0 && ready_now(listen_fd_)) fd = accept_one();
         if (fd < 0) return;
         park_with_master(park_fd_, fd);
@@ -114,6 +130,7 @@ int ConnectionSource::take(const struct epoll_event& event, bool& accepted) {
         return kept_.claim(fd) ? fd : -1;
     }
     if (tag == kHandoff) return receive_handoff();
+    if (tag == kRoute) return net::recv_fd(route_fd_);
     if (tag != kListen) return -1;
     int fd = accept_one();
     accepted = fd >= 0;

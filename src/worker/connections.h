@@ -47,6 +47,13 @@ class ConnectionSource {
     // The request on `fd` has begun to arrive (`waiting` bytes) but is not
     // whole: it waits for the rest without this worker.
     void wait_for_rest(int fd, size_t waiting);
+    // worker.match: connections for this worker's kind arrive on `own_queue`;
+    // route() sends one of the other kind to `other_queue`.
+    bool set_routes(int own_queue, int other_queue);
+    bool routes() const { return route_send_fd_ >= 0; }
+    // The connection `fd` (its request only peeked at) belongs to a worker of
+    // the other kind.
+    void route(int fd);
     // At exit: every connection this worker holds goes to the master, and
     // so does what its last wakeup was for.
     void retire();
@@ -60,6 +67,7 @@ class ConnectionSource {
     int serving(int fd, bool from_epoll);
 
     int listen_fd_, handoff_fd_, park_fd_;
+    int route_fd_ = -1, route_send_fd_ = -1;
     UniqueFd epoll_;
     KeptConnections kept_; // in epoll_
     std::unique_ptr<IdleConnections> idle_;

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <malloc.h>
+#include <memory>
 #include <poll.h>
 #include <pwd.h>
 #include <sys/eventfd.h>
@@ -26,6 +27,7 @@
 #include "lowphp/sapi.h"
 #include "lowphp/scoreboard.h"
 #include "lowphp/worker.h"
+#include "request_router.h"
 
 namespace lowphp::worker {
 namespace {
@@ -235,6 +237,7 @@ struct RequestSource {
     bool inet;
     const char* pool_name;
     size_t params_limit;
+    RequestRouter* router = nullptr; // worker.match
 
     bool stopping() const { return quit_requested || slot.quit.load(std::memory_order_relaxed); }
 
@@ -260,6 +263,10 @@ struct RequestSource {
                     arrived = conn.arrival(kBodyBound);
                 if (arrived == fastcgi::Arrival::Partial) {
                     source.wait_for_rest(conn.release(), conn.peeked());
+                    continue;
+                }
+                if (router && !router->serves_here(conn)) {
+                    source.route(conn.release());
                     continue;
                 }
             }
@@ -339,10 +346,11 @@ class WorkerModeLoop final : public sapi::WorkerLoop {
     int fd_ = -1;
 };
 
-// pm.max_requests, and in worker mode worker.max_requests: the lower one.
-int max_requests(const config::PoolConfig& pool) {
+// pm.max_requests, and for a worker running the worker script
+// worker.max_requests: the lower one.
+int max_requests(const config::PoolConfig& pool, bool script_worker) {
     int classic = pool.pm_max_requests, worker = pool.worker_max_requests;
-    if (!pool.worker_mode() || worker <= 0) return classic;
+    if (!script_worker || worker <= 0) return classic;
     return classic > 0 ? std::min(classic, worker) : worker;
 }
 
@@ -449,14 +457,31 @@ void run(const Params& params) {
     fastcgi::Connection conn;
     conn.set_params_limit(pool.request_params_max_size);
     fastcgi::Request request;
+    // worker.match: every other worker runs the worker script, the others classic.
+    PoolBoard& board = z.scoreboard->pool(z.pool_index);
+    bool routed = !status && !pool.worker_match.empty();
+    bool script_worker =
+        pool.worker_mode() && !status && (!routed || (params.slot - board.first_slot) % 2 == 0);
+    std::unique_ptr<RequestRouter> router;
+    if (routed) {
+        router = std::make_unique<RequestRouter>(pool.worker_match, script_worker);
+        if (!router->ok() || !source.set_routes(z.route_fd[script_worker ? 1 : 0],
+                                                z.route_send_fd[script_worker ? 0 : 1]))
+            _exit(kExitSoftware);
+    }
     RequestSource next{
-        source, conn, *slot, !address.is_unix, pool.name.c_str(), pool.request_params_max_size};
-    AfterRequest after{
-        source, conn, request, *slot, pool, max_requests(pool), params.stderr_fd >= 0};
+        source,      conn, *slot, !address.is_unix, pool.name.c_str(), pool.request_params_max_size,
+        router.get()};
+    AfterRequest after{source,
+                       conn,
+                       request,
+                       *slot,
+                       pool,
+                       max_requests(pool, script_worker),
+                       params.stderr_fd >= 0};
     int exit_code = 0;
-    if (pool.worker_mode() && !status) {
-        exit_code =
-            run_worker_mode(pool, z.scoreboard->pool(z.pool_index), next, after, quit_wakeup.get());
+    if (script_worker) {
+        exit_code = run_worker_mode(pool, board, next, after, quit_wakeup.get());
     } else {
         while (next.read(request)) {
             int fd = conn.fd();

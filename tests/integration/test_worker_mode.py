@@ -1536,6 +1536,199 @@ def reload_under_load_fails_no_request():
         check(first and not (first & last), f"new workers after the reloads: before {first}, at the end {last}")
 
 
+# --------------------------------------------------------------------------- status, worker.watch
+@test
+def status_page_shows_worker_mode_and_requests_per_worker():
+    """pm.status_path of a worker pool: "mode": "worker", no boot failures,
+    and the one worker's request count (3 handled + the status request)."""
+    with Pool(children=1, pool={"pm.status_path": "/status"}) as p:
+        for _ in range(3):
+            ok(p.get())
+        a = p.fcgi("/status?json&full", script=os.path.join(p.root, "status"))
+        check_eq(a.status, 200, f"status page: {a!r}")
+        st = json.loads(a.body)
+        check_eq((st.get("mode"), st.get("worker boot failures")), ("worker", 0), f"status: {st}")
+        check_eq([proc["requests"] for proc in st["processes"]], [4], "requests of the pool's worker")
+        text = p.fcgi("/status", script=os.path.join(p.root, "status")).body.decode()
+        check_in("mode:                 worker\n", text, "text status")
+
+
+WATCHED = r"""<?php
+$version = 'v1';
+$boot = getmypid();
+while (lowphp_handle_request(function () use ($version, $boot) {
+    echo $version, ' ', $boot;
+})) {
+}
+"""
+
+
+@test
+def worker_watch_serves_new_code_after_a_change_without_failing_a_request():
+    """worker.watch on the app's directory, with opcache.validate_timestamps = 0
+    (opcache would serve the old script for ever): a deploy that rewrites the
+    worker script under load is served within seconds, by new workers, and no
+    request fails meanwhile; the master logs which file changed."""
+    tmp = TempDir(prefix="lowphp-wm-watch-")
+    app_dir = tmp.join("app")
+    with Pool(WATCHED, children=2, tmp=tmp, script=os.path.join(app_dir, "worker.php"),
+              pool={"worker.watch": app_dir, "php_admin_value[opcache.validate_timestamps]": "0"}) as p:
+        running, answers, errors = [True], [], []
+
+        def client():
+            while running[0]:
+                try:
+                    a = p.get(timeout=10)
+                    if a.status != 200 or not a.complete:
+                        errors.append(repr(a))
+                    else:
+                        answers.append((time.monotonic(), a.body.decode()))
+                except OSError as e:
+                    errors.append(f"{type(e).__name__}: {e}")
+
+        threads = [threading.Thread(target=client, daemon=True) for _ in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(0.5)
+            mark = p.b.log_mark()
+            changed = time.monotonic()
+            util.write_file(os.path.join(app_dir, "worker.php"), WATCHED.replace("'v1'", "'v2'"))
+            p.b.wait_log(r"worker\.watch: '.*worker\.php' changed, reloading", mark, timeout=5)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not any(t > changed and b.startswith("v2") for t, b in answers):
+                time.sleep(0.1)
+            time.sleep(0.5)
+        finally:
+            running[0] = False
+            for t in threads:
+                t.join(timeout=15)
+        check_eq(errors[:5], [], f"failed requests ({len(errors)} of {len(errors) + len(answers)})")
+        before = {b for t, b in answers if t < changed}
+        check(before and all(b.startswith("v1") for b in before), f"before the change: {before}")
+        check(answers[-1][1].startswith("v2"), f"after the change: {answers[-5:]}")
+        old_pids = {b.split()[1] for b in before}
+        new_pids = {b.split()[1] for t, b in answers[-5:]}
+        check(not (old_pids & new_pids), f"new workers serve the new code: {old_pids} then {new_pids}")
+
+
+# --------------------------------------------------------------------------- worker.match
+MATCH_WORKER = r"""<?php
+$served = 0;
+$handler = function () use (&$served) {
+    $served++;
+    header('Content-Type: application/json');
+    echo json_encode(['kind' => 'worker', 'pid' => getmypid(), 'served' => $served,
+                      'uri' => $_SERVER['REQUEST_URI'], 'fw' => $_SERVER['FRANKENPHP_WORKER'] ?? null]);
+};
+while (lowphp_handle_request($handler)) {
+}
+"""
+
+MATCH_CLASSIC = r"""<?php
+header('Content-Type: application/json');
+try {
+    lowphp_handle_request(fn () => null);
+    $call = 'returned';
+} catch (RuntimeException $e) {
+    $call = $e->getMessage();
+}
+echo json_encode(['kind' => 'classic', 'pid' => getmypid(), 'uri' => $_SERVER['REQUEST_URI'],
+                  'fw' => $_SERVER['FRANKENPHP_WORKER'] ?? null, 'call' => $call]);
+"""
+
+
+def match_pool():
+    """4 workers: 2 run the worker script (paths under /api/), 2 run classic
+    requests (anything else executes its SCRIPT_FILENAME)."""
+    p = Pool(MATCH_WORKER, children=4, pool={"worker.match": '"^/api(/|$)"'})
+    for name in ("page.php", "api/users.php", "apix.php", "api/deep/x.php"):
+        util.write_file(os.path.join(p.root, name), MATCH_CLASSIC)
+    return p
+
+
+def with_keepalive_nginx(p):
+    p.nginx = Nginx([(p.root, p.b.fastcgi_pass)], keepalive=True).start()
+
+
+def mixed_load(p, paths, running, results, errors):
+    i = 0
+    while running[0]:
+        path = paths[i % len(paths)] + f"?i={i}"
+        i += 1
+        try:
+            a = p.http(path, timeout=10)
+            if a.status != 200:
+                errors.append(f"{path}: {a.status} {a.body[:200]!r}")
+                continue
+            results.append((path, json.loads(a.body)))
+        except (OSError, ValueError) as e:
+            errors.append(f"{path}: {type(e).__name__}: {e}")
+
+
+@test
+def worker_match_sends_matching_paths_to_the_script_and_the_rest_to_classic_workers():
+    """worker.match = "^/api(/|$)": /api/... is answered by the warm handler
+    (FRANKENPHP_WORKER set, one boot serving many), everything else runs its
+    own script classically in the pool's other workers, where
+    lowphp_handle_request() throws; under concurrent keep-alive load from
+    three clients nothing fails and no request lands on the wrong kind."""
+    with match_pool() as p:
+        with_keepalive_nginx(p)
+        paths = ["/api/users.php", "/page.php", "/apix.php", "/api/deep/x.php"]
+        running, results, errors = [True], [], []
+        threads = [threading.Thread(target=mixed_load, args=(p, paths[k:] + paths[:k], running, results, errors),
+                                    daemon=True) for k in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(2.5)
+        running[0] = False
+        for t in threads:
+            t.join(timeout=15)
+        check_eq(errors[:5], [], f"failed requests ({len(errors)} of {len(errors) + len(results)})")
+        check(len(results) >= 40, f"only {len(results)} requests answered")
+        wrong = [(path, r) for path, r in results
+                 if (r["kind"] == "worker") != bool(re.match(r"^/api(/|$)", path))]
+        check_eq(wrong[:3], [], "requests served by the wrong kind of worker")
+        workers = {r["pid"] for _, r in results if r["kind"] == "worker"}
+        classics = {r["pid"] for _, r in results if r["kind"] == "classic"}
+        check(workers and classics and not (workers & classics), f"worker pids {workers}, classic {classics}")
+        check(len(workers | classics) <= 4, f"more than the pool's 4 workers: {workers | classics}")
+        check(all(r["fw"] == "1" for _, r in results if r["kind"] == "worker"), "FRANKENPHP_WORKER in the handler")
+        check(all(r["fw"] is None and "not in worker mode" in r["call"] for _, r in results if r["kind"] == "classic"),
+              f"classic requests: {[r for _, r in results if r['kind'] == 'classic'][:2]}")
+        check(max(r["served"] for _, r in results if r["kind"] == "worker") > 5, "the worker script booted once")
+
+
+@test
+def worker_match_pool_reloads_under_load_without_a_failed_request():
+    """The same mixed load while the master gets SIGUSR2 twice: connections
+    passed between the two kinds of workers are never lost across generations."""
+    with match_pool() as p:
+        with_keepalive_nginx(p)
+        paths = ["/api/users.php", "/page.php"]
+        running, results, errors = [True], [], []
+        threads = [threading.Thread(target=mixed_load, args=(p, paths[k:] + paths[:k], running, results, errors),
+                                    daemon=True) for k in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(0.6)
+            for _ in range(2):
+                mark = p.b.log_mark()
+                p.b.send_signal(signal.SIGUSR2)
+                p.b.wait_log(r"ready to handle connections", mark, timeout=10)
+                time.sleep(0.6)
+        finally:
+            running[0] = False
+            for t in threads:
+                t.join(timeout=15)
+        check_eq(errors[:5], [], f"failed requests ({len(errors)} of {len(errors) + len(results)})")
+        check(len(results) >= 20, f"only {len(results)} requests answered")
+        wrong = [(path, r) for path, r in results if (r["kind"] == "worker") != path.startswith("/api/")]
+        check_eq(wrong[:3], [], "requests served by the wrong kind of worker")
+
+
 # --------------------------------------------------------------------------- unchanged apps
 def classic_and_worker(script_rel, root_rel, files):
     """Writes `files` into a temp dir, starts a classic pool and nginx (two

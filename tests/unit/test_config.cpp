@@ -910,6 +910,18 @@ TEST_CASE("config: worker.* (lowphp) turn a pool into worker mode") {
           "[pool www] 'worker.max_consecutive_failures' must be a positive value");
     CHECK(one_error(kPool + "worker.max_requests = many\n").find("worker.max_requests") !=
           std::string::npos);
+    Loaded match = load_text(kPool + "worker.script = /w.php\nworker.match = \"^/api(/|$)\"\n");
+    REQUIRE(match.r.config);
+    CHECK(match.r.config->pools[0].worker_match == "^/api(/|$)");
+    CHECK(one_error(kPool + "worker.script = /w.php\nworker.match = \"^/api(\"\n")
+              .find("[pool www] 'worker.match' is not a valid regular expression ('^/api('): ") ==
+          0);
+    CHECK(one_error("[www]\nlisten = 9000\npm = static\npm.max_children = 1\n"
+                    "worker.script = /w.php\nworker.match = ^/api/\n") ==
+          "[pool www] 'worker.match' needs pm = static and pm.max_children >= 2 (half the workers "
+          "run the worker script, half run classic requests)");
+    CHECK(one_error(kPool + "worker.match = ^/api/\n") ==
+          "[pool www] 'worker.match' needs 'worker.script'");
 }
 
 // Run as root without -R, php-fpm checks `user` right after the pool's prefix,

@@ -22,7 +22,8 @@ TEST_CASE("handover: what one image puts, the next takes, once") {
 
 TEST_CASE("handover: a pool's channels and the children still running cross the reload") {
     Handover out;
-    out.channels["shop site"] = {20, 21, 22, 23};
+    out.channels["shop site"] = {20, 21, 22, 23, 24, 25, 26, 27};
+    out.channels["www"] = {40, 41, 42, 43}; // no worker.match queues
     out.retiring = {{4242, "shop site", 987654321012ull, 30, 31, false},
                     {4243, "www", 5, -1, -1, true}};
     out.put();
@@ -30,6 +31,9 @@ TEST_CASE("handover: a pool's channels and the children still running cross the 
     REQUIRE(in.channels.count("shop site") == 1);
     const auto& c = in.channels["shop site"];
     CHECK((c.park_rx == 20 && c.park_tx == 21 && c.handoff_rx == 22 && c.handoff_tx == 23));
+    CHECK((c.classic_rx == 24 && c.classic_tx == 25 && c.script_rx == 26 && c.script_tx == 27));
+    const auto& w3 = in.channels["www"];
+    CHECK((w3.handoff_tx == 43 && w3.classic_rx == -1 && w3.script_tx == -1));
     REQUIRE(in.retiring.size() == 2);
     const auto& w = in.retiring[0];
     CHECK(w.pid == 4242);
