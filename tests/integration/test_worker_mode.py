@@ -877,6 +877,43 @@ def q(**params):
     return urllib.parse.urlencode(params)
 
 
+class Load:
+    """`n` clients calling `one(k, i)` without pause (k: the client, i: its
+    request count) while the `with` block runs. What `one` returns goes to
+    .results; a Failed it raises, or an OSError / ValueError, to .errors."""
+
+    class Failed(Exception):
+        pass
+
+    def __init__(self, one, n=2):
+        self.one, self.results, self.errors, self.running = one, [], [], True
+        self.threads = [threading.Thread(target=self.client, args=(k,), daemon=True) for k in range(n)]
+
+    def client(self, k):
+        i = 0
+        while self.running:
+            i += 1
+            try:
+                self.results.append(self.one(k, i))
+            except (Load.Failed, OSError, ValueError) as e:
+                self.errors.append(f"{type(e).__name__}: {e}")
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.running = False
+        for t in self.threads:
+            t.join(timeout=15)
+
+    def check_none_failed(self, at_least):
+        check_eq(self.errors[:5], [], f"failed requests ({len(self.errors)} of "
+                                      f"{len(self.errors) + len(self.results)})")
+        check(len(self.results) >= at_least, f"only {len(self.results)} requests answered")
+
+
 # --------------------------------------------------------------------------- warmth, routing
 @test
 def boot_state_stays_warm_between_requests():
@@ -1497,26 +1534,14 @@ def reload_under_load_fails_no_request():
     worker handler, and the workers after the reloads are new ones."""
     with Pool(children=2) as p:
         p.nginx = Nginx([(p.root, p.b.fastcgi_pass)]).start()
-        results, errors = [], []
-        running = [True]
 
-        def client(k):
-            i = 0
-            while running[0]:
-                i += 1
-                try:
-                    a = p.http(f"/load.php?c={k}&i={i}", timeout=10)
-                    if a.status != 200:
-                        errors.append(f"{a.status} {a.body[:200]!r}")
-                        continue
-                    results.append((time.monotonic(), json.loads(a.body.split(b"\n", 1)[0])["seen"]["pid"]))
-                except (OSError, ValueError) as e:
-                    errors.append(f"{type(e).__name__}: {e}")
+        def one(k, i):
+            a = p.http(f"/load.php?c={k}&i={i}", timeout=10)
+            if a.status != 200:
+                raise Load.Failed(f"{a.status} {a.body[:200]!r}")
+            return time.monotonic(), json.loads(a.body.split(b"\n", 1)[0])["seen"]["pid"]
 
-        threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(2)]
-        for t in threads:
-            t.start()
-        try:
+        with Load(one) as load:
             time.sleep(0.7)
             started = time.monotonic()
             for _ in range(3):
@@ -1525,12 +1550,8 @@ def reload_under_load_fails_no_request():
                 p.b.wait_log(r"ready to handle connections", mark, timeout=10)
                 time.sleep(0.6)
             time.sleep(0.5)
-        finally:
-            running[0] = False
-            for t in threads:
-                t.join(timeout=15)
-        check_eq(errors[:5], [], f"failed requests ({len(errors)} of {len(errors) + len(results)})")
-        check(len(results) >= 30, f"only {len(results)} requests answered")
+        load.check_none_failed(30)
+        results = load.results
         first = {pid for t, pid in results if t < started}
         last = {pid for t, pid in results[-10:]}
         check(first and not (first & last), f"new workers after the reloads: before {first}, at the end {last}")
@@ -1573,23 +1594,14 @@ def worker_watch_serves_new_code_after_a_change_without_failing_a_request():
     app_dir = tmp.join("app")
     with Pool(WATCHED, children=2, tmp=tmp, script=os.path.join(app_dir, "worker.php"),
               pool={"worker.watch": app_dir, "php_admin_value[opcache.validate_timestamps]": "0"}) as p:
-        running, answers, errors = [True], [], []
+        def one(k, i):
+            a = p.get(timeout=10)
+            if a.status != 200 or not a.complete:
+                raise Load.Failed(repr(a))
+            return time.monotonic(), a.body.decode()
 
-        def client():
-            while running[0]:
-                try:
-                    a = p.get(timeout=10)
-                    if a.status != 200 or not a.complete:
-                        errors.append(repr(a))
-                    else:
-                        answers.append((time.monotonic(), a.body.decode()))
-                except OSError as e:
-                    errors.append(f"{type(e).__name__}: {e}")
-
-        threads = [threading.Thread(target=client, daemon=True) for _ in range(2)]
-        for t in threads:
-            t.start()
-        try:
+        with Load(one) as load:
+            answers = load.results
             time.sleep(0.5)
             mark = p.b.log_mark()
             changed = time.monotonic()
@@ -1599,11 +1611,7 @@ def worker_watch_serves_new_code_after_a_change_without_failing_a_request():
             while time.monotonic() < deadline and not any(t > changed and b.startswith("v2") for t, b in answers):
                 time.sleep(0.1)
             time.sleep(0.5)
-        finally:
-            running[0] = False
-            for t in threads:
-                t.join(timeout=15)
-        check_eq(errors[:5], [], f"failed requests ({len(errors)} of {len(errors) + len(answers)})")
+        load.check_none_failed(1)
         before = {b for t, b in answers if t < changed}
         check(before and all(b.startswith("v1") for b in before), f"before the change: {before}")
         check(answers[-1][1].startswith("v2"), f"after the change: {answers[-5:]}")
@@ -1651,19 +1659,15 @@ def with_keepalive_nginx(p):
     p.nginx = Nginx([(p.root, p.b.fastcgi_pass)], keepalive=True).start()
 
 
-def mixed_load(p, paths, running, results, errors):
-    i = 0
-    while running[0]:
-        path = paths[i % len(paths)] + f"?i={i}"
-        i += 1
-        try:
-            a = p.http(path, timeout=10)
-            if a.status != 200:
-                errors.append(f"{path}: {a.status} {a.body[:200]!r}")
-                continue
-            results.append((path, json.loads(a.body)))
-        except (OSError, ValueError) as e:
-            errors.append(f"{path}: {type(e).__name__}: {e}")
+def mixed_load(p, paths):
+    """Client k asks for paths in turn, starting at the k-th: (path, answer)."""
+    def one(k, i):
+        path = paths[(k + i) % len(paths)] + f"?i={i}"
+        a = p.http(path, timeout=10)
+        if a.status != 200:
+            raise Load.Failed(f"{path}: {a.status} {a.body[:200]!r}")
+        return path, json.loads(a.body)
+    return one
 
 
 @test
@@ -1676,17 +1680,10 @@ def worker_match_sends_matching_paths_to_the_script_and_the_rest_to_classic_work
     with match_pool() as p:
         with_keepalive_nginx(p)
         paths = ["/api/users.php", "/page.php", "/apix.php", "/api/deep/x.php"]
-        running, results, errors = [True], [], []
-        threads = [threading.Thread(target=mixed_load, args=(p, paths[k:] + paths[:k], running, results, errors),
-                                    daemon=True) for k in range(3)]
-        for t in threads:
-            t.start()
-        time.sleep(2.5)
-        running[0] = False
-        for t in threads:
-            t.join(timeout=15)
-        check_eq(errors[:5], [], f"failed requests ({len(errors)} of {len(errors) + len(results)})")
-        check(len(results) >= 40, f"only {len(results)} requests answered")
+        with Load(mixed_load(p, paths), 3) as load:
+            time.sleep(2.5)
+        load.check_none_failed(40)
+        results = load.results
         wrong = [(path, r) for path, r in results
                  if (r["kind"] == "worker") != bool(re.match(r"^/api(/|$)", path))]
         check_eq(wrong[:3], [], "requests served by the wrong kind of worker")
@@ -1706,25 +1703,15 @@ def worker_match_pool_reloads_under_load_without_a_failed_request():
     passed between the two kinds of workers are never lost across generations."""
     with match_pool() as p:
         with_keepalive_nginx(p)
-        paths = ["/api/users.php", "/page.php"]
-        running, results, errors = [True], [], []
-        threads = [threading.Thread(target=mixed_load, args=(p, paths[k:] + paths[:k], running, results, errors),
-                                    daemon=True) for k in range(2)]
-        for t in threads:
-            t.start()
-        try:
+        with Load(mixed_load(p, ["/api/users.php", "/page.php"])) as load:
             time.sleep(0.6)
             for _ in range(2):
                 mark = p.b.log_mark()
                 p.b.send_signal(signal.SIGUSR2)
                 p.b.wait_log(r"ready to handle connections", mark, timeout=10)
                 time.sleep(0.6)
-        finally:
-            running[0] = False
-            for t in threads:
-                t.join(timeout=15)
-        check_eq(errors[:5], [], f"failed requests ({len(errors)} of {len(errors) + len(results)})")
-        check(len(results) >= 20, f"only {len(results)} requests answered")
+        load.check_none_failed(20)
+        results = load.results
         wrong = [(path, r) for path, r in results if (r["kind"] == "worker") != path.startswith("/api/")]
         check_eq(wrong[:3], [], "requests served by the wrong kind of worker")
 
