@@ -121,7 +121,11 @@ class Pool {
     size_t children() const;                   // workers alive or being forked
     int total_workers() const;                 // the pm's count: without the status worker
     int idle_workers() const;
-    void quit_workers();  // graceful replacement (SIGUSR1)
+    void quit_workers(); // graceful replacement (SIGUSR1)
+    // worker.watch: a new zygote (fresh opcache memory: the new code even with
+    // opcache.validate_timestamps = 0), then every worker replaced gracefully
+    // by one forked from it. The other pools are not touched.
+    void restart(const std::string& why);
     void quit_retiring(); // this generation is up: the previous one ends
     void kill_retiring(); // it outlived process_control_timeout
 
@@ -195,6 +199,8 @@ class Pool {
     // ondemand: connections that came (one event each) before the zygote was ready.
     int early_connections_ = 0;
     bool boot_failures_announced_ = false; // worker mode: the 503 line was logged
+    bool restart_requested_ = false;       // restart(): the zygote's exit was asked for
+    bool replace_workers_ = false;         // restart(): quit the workers once it is up
     int zygote_restarts_ = 0;              // consecutive short-lived zygotes: the restart backoff
     uint64_t zygote_started_us_ = 0;
     uint64_t zygote_retry_at_us_ = 0;

@@ -291,17 +291,15 @@ void Master::install_events() {
     }
 }
 
-// worker.watch: a change under a watched path reloads, as SIGUSR2 does (no
-// request is lost; new zygotes bring fresh opcache memory, so the new code is
-// served even with opcache.validate_timestamps = 0).
+// worker.watch: a change under a watched path restarts that pool (Pool::restart).
 bool Master::watch_worker_files() {
     for (const auto& p : cfg_.pools)
         if (p.worker_mode() && !p.worker_watch.empty() && !file_watch_.add(p.name, p.worker_watch))
             return false;
     return file_watch_.start(base_.get(), [this](const std::string& pool, const std::string& path) {
         if (state_ != State::Running) return;
-        ZLOG_NOTICE("[pool %s] worker.watch: '%s' changed, reloading", pool.c_str(), path.c_str());
-        if (configuration_loads()) begin_stop(State::Reloading);
+        for (auto& p : pools_)
+            if (p->name() == pool) p->restart("worker.watch: '" + path + "' changed");
     });
 }
 

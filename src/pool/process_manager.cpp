@@ -240,6 +240,17 @@ void Pool::quit_workers() {
         quit_worker(w);
 }
 
+void Pool::restart(const std::string& why) {
+    if (restart_requested_ || zygote_pid_ <= 0) return; // under way, or nothing runs yet
+    ZLOG_NOTICE("[pool %s] %s: restarting the pool's zygote and workers", name().c_str(),
+                why.c_str());
+    // A script that failed at boot gets another chance (the 503 state ends).
+    board().worker_boot_failures.store(0);
+    boot_failures_announced_ = false;
+    restart_requested_ = replace_workers_ = true;
+    kill(zygote_pid_, SIGTERM);
+}
+
 // nginx's order: the previous generation's workers served until this one was
 // up; now its idle ones leave at once and its busy ones after their request.
 void Pool::quit_retiring() {
@@ -365,6 +376,10 @@ void Pool::on_zygote_exit(int status) {
     pending_pipes_.clear();
     announced_spawns_.clear();
     if (host_.stopping()) return;
+    if (std::exchange(restart_requested_, false)) {
+        start_zygote();
+        return;
+    }
     // Back off 1, 2, 4 ... 30 s between restarts so a broken php.ini does not spin;
     // a zygote that ran for a while was healthy: the next restart is immediate again.
     if (mono_us() - zygote_started_us_ >= kZygoteStableUs) zygote_restarts_ = 0;

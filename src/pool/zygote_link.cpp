@@ -10,6 +10,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <utility>
 
 #include "lowphp/fd_passing.h"
 #include "lowphp/log.h"
@@ -121,6 +122,9 @@ void Pool::on_zygote_message() {
             return;
         }
         zygote_ready_ = true;
+        // restart(): each old worker leaves after its request and is replaced
+        // from this zygote as it goes.
+        if (std::exchange(replace_workers_, false)) quit_workers();
         spawn_initial();
         return;
     }

@@ -1606,7 +1606,7 @@ def worker_watch_serves_new_code_after_a_change_without_failing_a_request():
             mark = p.b.log_mark()
             changed = time.monotonic()
             util.write_file(os.path.join(app_dir, "worker.php"), WATCHED.replace("'v1'", "'v2'"))
-            p.b.wait_log(r"worker\.watch: '.*worker\.php' changed, reloading", mark, timeout=5)
+            p.b.wait_log(r"\[pool www\] worker\.watch: '.*worker\.php' changed: restarting the pool's zygote and workers", mark, timeout=5)
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and not any(t > changed and b.startswith("v2") for t, b in answers):
                 time.sleep(0.1)
@@ -1618,6 +1618,28 @@ def worker_watch_serves_new_code_after_a_change_without_failing_a_request():
         old_pids = {b.split()[1] for b in before}
         new_pids = {b.split()[1] for t, b in answers[-5:]}
         check(not (old_pids & new_pids), f"new workers serve the new code: {old_pids} then {new_pids}")
+
+
+@test
+def a_watched_fix_ends_the_503_state_without_a_reload():
+    """A script that cannot boot under worker.watch: once the pool answers 503,
+    saving a fixed script brings it back by itself (no SIGUSR2), and the master
+    never reloaded."""
+    tmp = TempDir(prefix="lowphp-wm-watchfix-")
+    app_dir = tmp.join("app")
+    with Pool(BROKEN_BOOT, tmp=tmp, script=os.path.join(app_dir, "worker.php"),
+              pool={"worker.max_consecutive_failures": "2", "worker.watch": app_dir}) as p:
+        try:
+            wait_for(lambda: p.get(timeout=5).status == 503, 12, interval=0.2, what="503 from the broken boot")
+        except TimeoutError:
+            raise AssertionError(f"no 503 from the broken script\n{p.logs()}")
+        util.write_file(p.script, FIXED_BOOT)
+        try:
+            wait_for(lambda: p.get(timeout=5).status == 200, 10, interval=0.2, what="200 after the fix")
+        except TimeoutError:
+            raise AssertionError(f"still no 200 after saving the fix\n{p.logs()}")
+        check(p.get().body.startswith(b"fixed "), "the fixed script answers")
+        check("Reloading" not in p.b.log(), f"the master reloaded:\n{p.b.log()}")
 
 
 # --------------------------------------------------------------------------- worker.match
