@@ -112,13 +112,12 @@ struct PoolConfig {
     std::string worker_script;
     int worker_max_requests = 0;             // handled requests before a restart, 0 = no limit
     int worker_max_consecutive_failures = 6; // boot failures in a row before the pool answers 503
-    std::string worker_keep_ini;
-    std::string worker_watch; // dirs or globs: a change reloads (inotify)
+    std::string worker_keep_ini;             // ini names whose request-time values are kept
+    std::string worker_watch;                // dirs or globs: a change restarts the pool (inotify)
     // A POSIX extended regex on the request path: matching requests go to the
     // worker script, the others run classically in the pool's classic workers
     // (every other worker). Empty: every request goes to the worker script.
-    std::string worker_match; // ini names
-                              // whose request-time values are kept
+    std::string worker_match;
     bool worker_mode() const { return !worker_script.empty(); }
 };
 

@@ -41,6 +41,10 @@ struct WorkerSlot {
     std::atomic<bool> quit;
     // pm.max_memory: the resident size that made the worker leave (0 = it did not).
     std::atomic<uint64_t> over_memory;
+    // Worker mode: this slot's workers whose worker.script failed before its
+    // first request, in a row (one that boots resets it). At
+    // worker.max_consecutive_failures the slot's workers answer 503.
+    std::atomic<uint32_t> boot_failures;
     std::atomic<uint64_t> requests;
     // Monotonic: when the current (or last) request was accepted, when the
     // last one ended (0: none yet).
@@ -87,10 +91,6 @@ struct PoolBoard {
     uint64_t max_memory; // pm.max_memory (lowphp), 0 = none
     bool worker_mode;    // worker.script set (lowphp)
     std::atomic<uint64_t> memory_recycles;
-    // Worker mode: workers whose worker.script failed before its first request,
-    // in a row (a worker that boots resets it). Reaching
-    // worker.max_consecutive_failures makes the pool answer 503.
-    std::atomic<uint32_t> worker_boot_failures;
 };
 
 // Owns the mapping; copies of the pointer are inherited by every child.

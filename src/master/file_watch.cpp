@@ -7,10 +7,12 @@
 #include <climits>
 #include <dirent.h>
 #include <fnmatch.h>
+#include <map>
 #include <memory>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <utility>
 
 #include "lowphp/log.h"
 
@@ -62,7 +64,11 @@ bool FileWatch::open() {
 }
 
 void FileWatch::add_tree(const std::string& dir, size_t rule) {
-    if (watches_.size() >= kMaxWatches) return;
+    if (watches_.size() >= kMaxWatches) {
+        ZLOG_WARNING("[pool %s] worker.watch: more than %zu directories, '%s' is not watched",
+                     rules_[rule].pool.c_str(), kMaxWatches, dir.c_str());
+        return;
+    }
     int wd = inotify_add_watch(fd_.get(), dir.c_str(), kEvents | IN_ONLYDIR);
     if (wd < 0) {
         ZLOG_SYSWARNING("[pool %s] worker.watch: unable to watch '%s'", rules_[rule].pool.c_str(),
@@ -110,35 +116,49 @@ bool FileWatch::start(event_base* base, Changed changed) {
 
 void FileWatch::on_readable() {
     alignas(inotify_event) char buf[16384];
+    std::vector<std::pair<std::string, size_t>> new_dirs; // watched after the scan
     for (;;) {
         ssize_t n = read(fd_.get(), buf, sizeof buf);
         if (n <= 0) break;
         for (char* p = buf; p < buf + n;) {
             auto* ev = reinterpret_cast<inotify_event*>(p);
             p += sizeof(inotify_event) + ev->len;
-            for (const Watch& w : watches_) {
-                if (w.wd != ev->wd) continue;
-                std::string path = ev->len ? w.dir + "/" + ev->name : w.dir;
-                const Rule& rule = rules_[w.rule];
-                if ((ev->mask & IN_CREATE) && (ev->mask & IN_ISDIR)) add_tree(path, w.rule);
-                if (!rule.pattern.empty() && fnmatch(rule.pattern.c_str(), path.c_str(), 0) != 0)
-                    continue;
-                if (pending_path_.empty()) {
-                    pending_pool_ = rule.pool;
-                    pending_path_ = path;
+            if (ev->mask & IN_Q_OVERFLOW) { // events were lost: something changed
+                for (size_t rule = 0; rule < rules_.size(); ++rule)
+                    note_change(rules_[rule].pool, "(many files)");
+                continue;
+            }
+            for (auto w = watches_.begin(); w != watches_.end(); ++w) {
+                if (w->wd != ev->wd) continue;
+                std::string path = ev->len ? w->dir + "/" + ev->name : w->dir;
+                const Rule& rule = rules_[w->rule];
+                if ((ev->mask & IN_CREATE) && (ev->mask & IN_ISDIR))
+                    new_dirs.emplace_back(path, w->rule);
+                bool matches =
+                    rule.pattern.empty() || fnmatch(rule.pattern.c_str(), path.c_str(), 0) == 0;
+                if (matches && !(ev->mask & IN_IGNORED)) note_change(rule.pool, path);
+                if (ev->mask & IN_IGNORED) { // the directory is gone
+                    watches_.erase(w);
+                    break;
                 }
-                struct timeval quiet = {0, kQuietMs * 1000};
-                quiet_ev_->add(&quiet);
             }
         }
     }
+    for (const auto& [dir, rule] : new_dirs)
+        add_tree(dir, rule);
+}
+
+void FileWatch::note_change(const std::string& pool, const std::string& path) {
+    pending_.emplace(pool, path); // the first path of the burst names it
+    struct timeval quiet = {0, kQuietMs * 1000};
+    quiet_ev_->add(&quiet);
 }
 
 void FileWatch::on_quiet() {
-    std::string pool = std::move(pending_pool_), path = std::move(pending_path_);
-    pending_pool_.clear();
-    pending_path_.clear();
-    if (!path.empty()) changed_(pool, path);
+    std::map<std::string, std::string> changes;
+    changes.swap(pending_);
+    for (const auto& [pool, path] : changes)
+        changed_(pool, path);
 }
 
 } // namespace lowphp::master

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -13,7 +14,8 @@ namespace lowphp::master {
 
 class FileWatch {
   public:
-    // Called with the pool's name and the first changed path of a burst.
+    // Called, once per burst, for each pool whose files changed in it, with
+    // the first changed path.
     using Changed = std::function<void(const std::string& pool, const std::string& path)>;
 
     // `patterns`: worker.watch's list (spaces or commas): a directory (every
@@ -22,7 +24,6 @@ class FileWatch {
     // logged and watched from its nearest existing directory.
     bool add(const std::string& pool, const std::string& patterns);
     bool start(event_base* base, Changed changed);
-    bool empty() const { return watches_.empty(); }
 
   private:
     struct Watch {
@@ -38,13 +39,14 @@ class FileWatch {
     void add_tree(const std::string& dir, size_t rule);
     void on_readable();
     void on_quiet();
+    void note_change(const std::string& pool, const std::string& path);
 
     UniqueFd fd_;
     std::vector<Rule> rules_;
     std::vector<Watch> watches_;
     EventPtr read_ev_, quiet_ev_;
     Changed changed_;
-    std::string pending_pool_, pending_path_;
+    std::map<std::string, std::string> pending_; // pool -> first changed path
 };
 
 } // namespace lowphp::master

@@ -325,12 +325,9 @@ int Master::run() {
         return kExitConfig;
     }
     install_events();
-    if (!watch_worker_files()) {
-        ZLOG_ERROR("FPM initialization failed");
-        notify_parent(false);
-        cleanup();
-        return kExitConfig;
-    }
+    // Without inotify the pools serve on, unwatched (logged by FileWatch):
+    // a reload must never take the server down for a development aid.
+    watch_worker_files();
     // Handlers are in place: take the signals a reload kept blocked (and pending).
     sigset_t none;
     sigemptyset(&none);

@@ -245,7 +245,8 @@ void Pool::restart(const std::string& why) {
     ZLOG_NOTICE("[pool %s] %s: restarting the pool's zygote and workers", name().c_str(),
                 why.c_str());
     // A script that failed at boot gets another chance (the 503 state ends).
-    board().worker_boot_failures.store(0);
+    for (uint32_t i = board().first_slot; i < board().first_slot + board().slot_count; ++i)
+        slot(i).boot_failures.store(0);
     boot_failures_announced_ = false;
     restart_requested_ = replace_workers_ = true;
     kill(zygote_pid_, SIGTERM);
@@ -302,9 +303,9 @@ void Pool::free_worker_slot(const Worker& w) {
 }
 
 // Worker mode: the script failed before its first request (the worker counted
-// it on the pool's board and waited its backoff before leaving).
+// it on its slot and waited its backoff before leaving).
 void Pool::report_boot_failure(const Worker& w) {
-    uint32_t failures = board().worker_boot_failures.load();
+    uint32_t failures = slot(w.slot).boot_failures.load();
     auto max = static_cast<uint32_t>(cfg_.worker_max_consecutive_failures);
     if (failures < max) {
         ZLOG_WARNING("[pool %s] child %d: worker script '%s' failed before serving a request "
@@ -312,7 +313,7 @@ void Pool::report_boot_failure(const Worker& w) {
                      name().c_str(), static_cast<int>(w.pid), cfg_.worker_script.c_str(), failures);
     } else if (!std::exchange(boot_failures_announced_, true)) {
         ZLOG_ERROR("[pool %s] worker script '%s' failed %u times in a row before serving a "
-                   "request: the pool answers 503 until it is reloaded",
+                   "request: its workers answer 503 until the pool is reloaded",
                    name().c_str(), cfg_.worker_script.c_str(), failures);
     }
 }

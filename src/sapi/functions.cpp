@@ -88,25 +88,27 @@ ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_lowphp_handle_request, 0, 1, _IS
 ZEND_ARG_TYPE_INFO(0, handler, IS_CALLABLE, 0)
 ZEND_END_ARG_INFO()
 
-const zend_function_entry worker_mode_functions[] = {
-    ZEND_FE(fastcgi_finish_request, arginfo_fastcgi_finish_request)
-        ZEND_FE(apache_request_headers, arginfo_apache_request_headers)
-            ZEND_FALIAS(getallheaders, apache_request_headers, arginfo_apache_request_headers)
-                ZEND_FE(fpm_get_status, arginfo_fpm_get_status)
-                    ZEND_FE(lowphp_handle_request, arginfo_lowphp_handle_request)
-                        ZEND_FALIAS(frankenphp_handle_request, lowphp_handle_request,
-                                    arginfo_lowphp_handle_request)
-                            ZEND_FALIAS(frankenphp_finish_request, fastcgi_finish_request,
-                                        arginfo_fastcgi_finish_request)
-                                ZEND_FALIAS(frankenphp_request_headers, apache_request_headers,
-                                            arginfo_apache_request_headers) ZEND_FE_END,
-};
+// php-fpm's functions, in both tables (clang-format cannot lay out these macros).
+// clang-format off
+#define LOWPHP_FPM_FUNCTIONS                                                                       \
+    ZEND_FE(fastcgi_finish_request, arginfo_fastcgi_finish_request)                                \
+    ZEND_FE(apache_request_headers, arginfo_apache_request_headers)                                \
+    ZEND_FALIAS(getallheaders, apache_request_headers, arginfo_apache_request_headers)            \
+    ZEND_FE(fpm_get_status, arginfo_fpm_get_status)
 
 const zend_function_entry sapi_functions[] = {
-    ZEND_FE(fastcgi_finish_request, arginfo_fastcgi_finish_request)
-        ZEND_FE(apache_request_headers, arginfo_apache_request_headers)
-            ZEND_FALIAS(getallheaders, apache_request_headers, arginfo_apache_request_headers)
-                ZEND_FE(fpm_get_status, arginfo_fpm_get_status) ZEND_FE_END,
+    LOWPHP_FPM_FUNCTIONS
+    ZEND_FE_END,
 };
+
+const zend_function_entry worker_mode_functions[] = {
+    LOWPHP_FPM_FUNCTIONS
+    ZEND_FE(lowphp_handle_request, arginfo_lowphp_handle_request)
+    ZEND_FALIAS(frankenphp_handle_request, lowphp_handle_request, arginfo_lowphp_handle_request)
+    ZEND_FALIAS(frankenphp_finish_request, fastcgi_finish_request, arginfo_fastcgi_finish_request)
+    ZEND_FALIAS(frankenphp_request_headers, apache_request_headers, arginfo_apache_request_headers)
+    ZEND_FE_END,
+};
+// clang-format on
 
 } // namespace lowphp::sapi

@@ -38,6 +38,8 @@ struct WorkerMode {
     bool in_handler = false;
     bool request_open = false; // a handled request not answered yet
     bool stop_after = false;   // the worker leaves after the current request
+    bool ending = false;       // end_request() runs (shutdown functions, destructors...)
+    bool crashed = false;      // a fatal error while a request ended
 };
 
 WorkerMode* wm = nullptr;
@@ -62,6 +64,21 @@ void set_path_translated(const char* path) {
     SG(request_info).path_translated = path ? estrdup(path) : nullptr;
 }
 
+// sapi_deactivate frees these without clearing them (sapi_activate would, at
+// the next classic request): cleared here, or the worker's final
+// php_request_shutdown would free them a second time.
+void deactivate_sapi() {
+    zend_try {
+        sapi_deactivate();
+    }
+    zend_end_try();
+    auto& ri = SG(request_info);
+    ri.auth_user = ri.auth_password = ri.auth_digest = nullptr;
+    ri.content_type_dup = nullptr;
+    ri.current_user = nullptr;
+    SG(rfc1867_uploaded_files) = nullptr;
+}
+
 void leave_request_context() {
     current_request = nullptr;
     SG(server_context) = nullptr;
@@ -79,16 +96,13 @@ void end_boot() {
     }
     zend_end_try();
     renew_modules(false);
-    zend_try {
-        sapi_deactivate();
-    }
-    zend_end_try();
+    deactivate_sapi();
     set_path_translated(nullptr);
+    zend_unset_timeout(); // the boot's: waiting for a request costs no execution time
     wm->state.take_baseline(wm->pool->worker_keep_ini);
     leave_request_context();
     wm->booted = true;
-    if (status_context.board)
-        status_context.board->pool(status_context.pool_index).worker_boot_failures.store(0);
+    if (current_slot) current_slot->boot_failures.store(0);
 }
 
 // php_request_startup for a handled request, minus zend_activate (the app's
@@ -103,13 +117,13 @@ bool start_request(fastcgi::Connection& conn, const fastcgi::Request& req) {
     set_state(WorkerState::GettingInfo);
     current_request = &ctx;
     SG(server_context) = &ctx;
-    init_request_info(ctx);
-    // Nothing is executed from SCRIPT_FILENAME: no 404 for a path that does not exist.
-    SG(sapi_headers).http_response_code = 200;
-    record_request();
-    wm->request_open = true;
+    wm->request_open = true; // from here the request is answered, whatever happens
     bool ok = true;
     zend_try {
+        init_request_info(ctx); // PHP_VALUE may call the app's error handler
+        // Nothing is executed from SCRIPT_FILENAME: no 404 for a path that does not exist.
+        SG(sapi_headers).http_response_code = 200;
+        record_request();
         php_output_activate();
         PG(header_is_being_sent) = 0;
         PG(connection_status) = PHP_CONNECTION_NORMAL;
@@ -152,15 +166,25 @@ void close_request_body() {
 // sapi_deactivate has run; the resets after it cost the client nothing.
 void end_request() {
     RequestContext& ctx = *wm->ctx;
+    wm->ending = true;
     apply_error_header();
     set_state(WorkerState::Finishing);
     write_access_log(ctx, end_request_slot(wm->clock));
+    // A fatal error in a shutdown function, an output handler, a session
+    // write handler or a destructor: the response still completes, and the
+    // worker leaves after it (a bailout leaves the engine unfit for more).
     zend_try {
         wm->state.run_request_shutdown_functions();
+    }
+    zend_catch {
+        wm->crashed = true;
     }
     zend_end_try();
     zend_try {
         php_output_end_all();
+    }
+    zend_catch {
+        wm->crashed = true;
     }
     zend_end_try();
     zend_unset_timeout();
@@ -168,28 +192,33 @@ void end_request() {
     zend_try {
         wm->state.end_session();
     }
+    zend_catch {
+        wm->crashed = true;
+    }
     zend_end_try();
     zend_try {
         php_output_deactivate();
     }
     zend_end_try();
     set_path_translated(nullptr);
-    zend_try {
-        close_request_body();
-        sapi_deactivate();
-    }
-    zend_end_try();
+    close_request_body();
+    deactivate_sapi();
     finish_fastcgi_request(ctx);
+    if (EG(exception)) zend_exception_error(EG(exception), E_ERROR); // from a destructor
     zend_try {
         wm->state.after_request();
+    }
+    zend_catch {
+        wm->crashed = true;
     }
     zend_end_try();
     restore_request_ini(ctx);
     // A request that raised memory_limit and grew the heap past the pool's
     // value: this worker cannot honour the limit any more.
     if (zend_set_memory_limit(PG(memory_limit)) == FAILURE) wm->stop_after = true;
+    if (wm->crashed) wm->stop_after = true;
     leave_request_context();
-    wm->request_open = false;
+    wm->request_open = wm->ending = false;
     if (current_slot) current_slot->idle_since_us.store(mono_us(), std::memory_order_relaxed);
     set_state(WorkerState::Idle);
     if (!wm->loop->done()) wm->stop_after = true;
@@ -206,6 +235,9 @@ bool next_request() {
             end_request();
             return false;
         }
+        // Something the request's start-up threw (an error handler for a
+        // PHP_VALUE warning): reported, the request goes on.
+        if (EG(exception)) zend_exception_error(EG(exception), E_ERROR);
         if (!handle_status_request() && SG(request_info).request_method) return true;
         end_request();
     }
@@ -232,7 +264,7 @@ extern "C" ZEND_FUNCTION(lowphp_handle_request) {
                              "lowphp_handle_request() called while not in worker mode", 0);
         RETURN_THROWS();
     }
-    if (wm->in_handler) {
+    if (wm->in_handler || wm->ending) {
         zend_throw_error(nullptr, "lowphp_handle_request() cannot be called from its handler");
         RETURN_THROWS();
     }
@@ -255,7 +287,7 @@ extern "C" ZEND_FUNCTION(lowphp_handle_request) {
         if (zend_call_function(&fci, &fcc) == SUCCESS) zval_ptr_dtor(&retval);
     }
     zend_catch {
-        bailed = true;
+        wm->crashed = true;
     }
     zend_end_try();
     wm->in_handler = false;
@@ -313,7 +345,7 @@ WorkerScriptEnd run_worker_script(const config::PoolConfig& pool, WorkerLoop& lo
     php_execute_script(&fh);
     zend_destroy_file_handle(&fh);
     // A fatal error sets exit status 255; exit() leaves its own.
-    bool crashed = mode.request_open && EG(exit_status) == 255;
+    bool crashed = mode.crashed || (mode.request_open && EG(exit_status) == 255);
     if (mode.request_open) {
         // The handler died (fatal error, exit): its request ends with the script.
         apply_error_header();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 
 #include "sapi_internal.h"
@@ -41,10 +42,10 @@ class RequestState {
     void restore_session_handlers();
     void restore_process_state();
 
-    std::string keep_ini_;
+    std::set<std::string> keep_ini_;
     std::map<std::string, IniValue> ini_; // EG(modified_ini_directives) at boot's end
     zval session_handlers_[PS_NUM_APIS]{};
-    uint32_t putenv_keys_ = 0;
+    std::set<std::string> putenv_keys_; // BG(putenv_ht) at boot's end
     std::string locale_;
     bool has_timezone_ = false;
     std::string timezone_;

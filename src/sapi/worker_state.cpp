@@ -25,16 +25,16 @@ extern "C" {
 namespace lowphp::sapi {
 namespace {
 
-bool contains_word(const std::string& list, std::string_view word) {
+// worker.keep_ini's names (separated by spaces or commas).
+std::set<std::string> split_names(const std::string& list) {
+    std::set<std::string> names;
     size_t pos = 0;
-    while ((pos = list.find(word, pos)) != std::string::npos) {
-        bool starts = pos == 0 || list[pos - 1] == ' ' || list[pos - 1] == ',';
-        size_t end = pos + word.size();
-        bool ends = end == list.size() || list[end] == ' ' || list[end] == ',';
-        if (starts && ends) return true;
+    while ((pos = list.find_first_not_of(" \t,", pos)) != std::string::npos) {
+        size_t end = list.find_first_of(" \t,", pos);
+        names.insert(list.substr(pos, end - pos));
         pos = end;
     }
-    return false;
+    return names;
 }
 
 zend_date_globals* date_globals_ptr() {
@@ -58,7 +58,7 @@ bool in_symbol_table(const char* name) {
 } // namespace
 
 void RequestState::take_baseline(const std::string& keep_ini) {
-    keep_ini_ = keep_ini;
+    keep_ini_ = split_names(keep_ini);
     ini_.clear();
     if (!EG(modified_ini_directives)) return take_other_baselines();
     zend_string* name;
@@ -79,7 +79,12 @@ void RequestState::take_baseline(const std::string& keep_ini) {
 void RequestState::take_other_baselines() {
     for (int i = 0; i < PS_NUM_APIS; ++i)
         ZVAL_COPY(&session_handlers_[i], &PS(mod_user_names).names[i]);
-    putenv_keys_ = zend_hash_num_elements(&BG(putenv_ht));
+    putenv_keys_.clear();
+    zend_string* key;
+    ZEND_HASH_FOREACH_STR_KEY(&BG(putenv_ht), key) {
+        if (key) putenv_keys_.emplace(ZSTR_VAL(key), ZSTR_LEN(key));
+    }
+    ZEND_HASH_FOREACH_END();
     const char* locale = setlocale(LC_ALL, nullptr);
     locale_ = locale ? locale : "C";
     zend_date_globals* date = date_globals_ptr();
@@ -117,8 +122,12 @@ void RequestState::clear_last_error() {
 // $_FILES is emptied first: the multipart parser fills it while $_POST is built.
 void RequestState::fresh_superglobals() {
     zend_hash_str_del_ind(&EG(symbol_table), "_SESSION", sizeof("_SESSION") - 1);
-    zval_ptr_dtor_nogc(&PG(http_globals)[TRACK_VARS_FILES]);
-    ZVAL_UNDEF(&PG(http_globals)[TRACK_VARS_FILES]);
+    // All of them go first, as php_request_shutdown drops them: import_environment
+    // copies a $_SERVER that is still there into a new $_ENV (EGPCS).
+    for (zval& array : PG(http_globals)) {
+        zval_ptr_dtor_nogc(&array);
+        ZVAL_UNDEF(&array);
+    }
     for (const char* name : {"_GET", "_POST", "_COOKIE", "_FILES"})
         rebuild(name);
     // $_SERVER is copied from a non-empty $_ENV (import_environment): the
@@ -151,6 +160,7 @@ void RequestState::run_request_shutdown_functions() {
         if (EG(exception)) zend_exception_error(EG(exception), E_ERROR);
         zend_hash_index_del(fns, static_cast<zend_ulong>(i));
     }
+    shutdown_base_ = fns->nNextFreeElement; // the next request's start here
 }
 
 // The request's session is written and closed now (php-fpm: session RSHUTDOWN),
@@ -195,12 +205,12 @@ void RequestState::restore_ini() {
     }
     for (zend_string* n : changed) {
         std::string key(ZSTR_VAL(n), ZSTR_LEN(n));
-        if (!ini_.count(key) && !contains_word(keep_ini_, key))
+        if (!ini_.count(key) && !keep_ini_.count(key))
             zend_restore_ini_entry(n, ZEND_INI_STAGE_DEACTIVATE);
         zend_string_release(n);
     }
     for (const auto& [key, base] : ini_) {
-        if (contains_word(keep_ini_, key)) continue;
+        if (keep_ini_.count(key)) continue;
         auto* entry = static_cast<zend_ini_entry*>(
             zend_hash_str_find_ptr(EG(ini_directives), key.data(), key.size()));
         if (!entry) continue;
@@ -235,16 +245,16 @@ void RequestState::restore_session_handlers() {
 // What basic's and date's RSHUTDOWN give a classic request back: putenv(),
 // setlocale(), umask(), date_default_timezone_set(), and the working directory.
 void RequestState::restore_process_state() {
-    HashTable* env = &BG(putenv_ht);
-    while (zend_hash_num_elements(env) > putenv_keys_) {
-        // The newest keys are the request's: deleting one restores the variable.
-        zend_string* key = nullptr;
-        zend_ulong index = 0;
-        HashPosition pos;
-        zend_hash_internal_pointer_end_ex(env, &pos);
-        if (zend_hash_get_current_key_ex(env, &key, &index, &pos) != HASH_KEY_IS_STRING) break;
-        zend_hash_del(env, key);
+    // Deleting a putenv() key restores the variable as it was before it.
+    std::vector<zend_string*> added;
+    zend_string* key;
+    ZEND_HASH_FOREACH_STR_KEY(&BG(putenv_ht), key) {
+        if (key && !putenv_keys_.count(std::string(ZSTR_VAL(key), ZSTR_LEN(key))))
+            added.push_back(key);
     }
+    ZEND_HASH_FOREACH_END();
+    for (zend_string* k : added)
+        zend_hash_del(&BG(putenv_ht), k);
     const char* locale = setlocale(LC_ALL, nullptr);
     if (!locale || locale_ != locale) {
         setlocale(LC_ALL, locale_.c_str());

@@ -403,7 +403,9 @@ Snapshot take_snapshot(Scoreboard& board, size_t index, int listen_fd, Now now) 
     p.max_memory = pb.max_memory;
     p.memory_recycles = pb.memory_recycles.load();
     p.worker_mode = pb.worker_mode;
-    p.worker_boot_failures = pb.worker_boot_failures.load();
+    for (uint32_t i = pb.first_slot; i < pb.first_slot + pb.slot_count; ++i)
+        p.worker_boot_failures =
+            std::max<uint64_t>(p.worker_boot_failures, board.slot(i).boot_failures.load());
     return s;
 }
 

@@ -58,11 +58,21 @@ bool ConnectionSource::set_routes(int own_queue, int other_queue) {
     return false;
 }
 
-// The other kind's queue is read by that kind's workers only; while it is
-// full, this waits for room as a worker leaving with its connections does.
+// The other kind's queue is read by that kind's workers only. While it is
+// full (that kind busy or still booting), this waits a moment for room, then
+// leaves the connection with the master, which hands it on: never dropped.
 void ConnectionSource::route(int fd) {
     kept_.remove(fd);
-    park_with_master(route_send_fd_, fd);
+    for (int tries = 0; tries < 20; ++tries) {
+        if (net::send_fd(route_send_fd_, fd)) {
+            close(fd);
+            return;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) break;
+        struct pollfd room = {route_send_fd_, POLLOUT, 0};
+        poll(&room, 1, 10);
+    }
+    park_with_master(park_fd_, fd);
 }
 
 void ConnectionSource::wait_for_rest(int fd, size_t waiting) {

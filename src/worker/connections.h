@@ -50,7 +50,6 @@ class ConnectionSource {
     // worker.match: connections for this worker's kind arrive on `own_queue`;
     // route() sends one of the other kind to `other_queue`.
     bool set_routes(int own_queue, int other_queue);
-    bool routes() const { return route_send_fd_ >= 0; }
     // The connection `fd` (its request only peeked at) belongs to a worker of
     // the other kind.
     void route(int fd);

@@ -360,6 +360,11 @@ void answer_unavailable(fastcgi::Connection& conn) {
     static constexpr char kResponse[] = "Status: 503 Service Unavailable\r\n"
                                         "Content-type: text/plain;charset=UTF-8\r\n\r\n"
                                         "Service Unavailable\n";
+    // The body nobody reads is drained, as PHP's sapi_deactivate does: a kept
+    // connection's next request must come next.
+    char sink[8192];
+    while (conn.read_stdin(sink, sizeof sink) > 0) {
+    }
     conn.write(fastcgi::kStdout, kResponse, sizeof kResponse - 1);
     conn.end_request();
     if (!conn.keep()) conn.close(!conn.stdin_ended());
@@ -379,10 +384,10 @@ void back_off(uint32_t failures, int wakeup_fd) {
 }
 
 // Worker mode: boot the script and serve from it; the worker's exit code.
-int run_worker_mode(const config::PoolConfig& pool, PoolBoard& board, RequestSource& next,
-                    AfterRequest& after, int wakeup_fd) {
+int run_worker_mode(const config::PoolConfig& pool, RequestSource& next, AfterRequest& after,
+                    int wakeup_fd) {
     auto max_failures = static_cast<uint32_t>(pool.worker_max_consecutive_failures);
-    if (board.worker_boot_failures.load() >= max_failures) {
+    if (after.slot.boot_failures.load() >= max_failures) {
         while (next.read(after.request)) {
             int fd = next.conn.fd();
             answer_unavailable(next.conn);
@@ -397,7 +402,7 @@ int run_worker_mode(const config::PoolConfig& pool, PoolBoard& board, RequestSou
     case sapi::kWorkerScriptCrashed:
         return kExitSoftware;
     case sapi::kWorkerScriptFailed:
-        back_off(board.worker_boot_failures.fetch_add(1) + 1, wakeup_fd);
+        back_off(after.slot.boot_failures.fetch_add(1) + 1, wakeup_fd);
         return kExitWorkerBoot;
     }
     return kExitSoftware;
@@ -481,7 +486,7 @@ void run(const Params& params) {
                        params.stderr_fd >= 0};
     int exit_code = 0;
     if (script_worker) {
-        exit_code = run_worker_mode(pool, board, next, after, quit_wakeup.get());
+        exit_code = run_worker_mode(pool, next, after, quit_wakeup.get());
     } else {
         while (next.read(request)) {
             int fd = conn.fd();

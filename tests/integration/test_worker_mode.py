@@ -1557,6 +1557,52 @@ def reload_under_load_fails_no_request():
         check(first and not (first & last), f"new workers after the reloads: before {first}, at the end {last}")
 
 
+ENV_SERVER = r"""<?php
+$boot_env = count($_ENV);   // dotenv-style apps read $_ENV at boot
+while (lowphp_handle_request(function () {
+    echo json_encode(['uri' => $_SERVER['REQUEST_URI'], 'x' => $_SERVER['HTTP_X_TEST'] ?? null,
+                      'env_x' => $_ENV['HTTP_X_TEST'] ?? null]);
+})) {
+}
+"""
+
+
+@test
+def server_is_the_current_requests_with_variables_order_egpcs():
+    """variables_order = EGPCS (PHP's built-in default) and an app that uses
+    $_ENV: $_SERVER and $_ENV carry this request's params, never the last one's
+    (a header only the first request sent is gone in the second)."""
+    with Pool(ENV_SERVER, pool={"php_admin_value[variables_order]": "EGPCS"}) as p:
+        first = p.fcgi("/one.php", headers={"X-Test": "secret-of-request-1"})
+        check_eq(json.loads(first.body), {"uri": "/one.php", "x": "secret-of-request-1",
+                                          "env_x": "secret-of-request-1"}, "request 1")
+        second = p.fcgi("/two.php")
+        check_eq(json.loads(second.body), {"uri": "/two.php", "x": None, "env_x": None}, "request 2")
+
+
+@test
+def a_worker_leaving_after_post_auth_and_upload_requests_exits_cleanly():
+    """worker.max_requests = 3 after a JSON POST with Basic auth, an upload and
+    a form POST: the request pointers PHP frees at each request's end must not
+    be freed again when the worker's script ends (exit code 0, not a crash),
+    and the next worker serves. PHP allocates with malloc here
+    (USE_ZEND_ALLOC=0, read at the zygote's start): a double free aborts."""
+    os.environ["USE_ZEND_ALLOC"] = "0"  # the master and its children take it at start
+    try:
+        with Pool(children=1, pool={"worker.max_requests": "3"}) as p:
+            first = ok(p.get())["seen"]["pid"]
+            ok(p.fcgi("/index.php", method="POST", body=b'{"a":1}', content_type="application/json",
+                      headers={"Authorization": "Basic dXNlcjpwYXNz"}), "JSON POST with auth")
+            body, ctype = http.multipart(fields=[("title", "report")],
+                                         files=[("doc", "r.txt", "text/plain", b"contents")])
+            ok(p.fcgi("/index.php", method="POST", body=body, content_type=ctype), "upload (3rd: the last)")
+            wait_for(lambda: re.search(rf"child {first} exited", p.b.log()), 5, what="the worker's exit")
+            check_in(f"child {first} exited with code 0", p.b.log(), "a clean exit after max_requests")
+            check(ok(p.get(), "after the recycle")["seen"]["pid"] != first, "a new worker serves")
+    finally:
+        del os.environ["USE_ZEND_ALLOC"]
+
+
 # --------------------------------------------------------------------------- status, worker.watch
 @test
 def status_page_shows_worker_mode_and_requests_per_worker():
