@@ -36,10 +36,11 @@ struct WorkerMode {
     bool booted = false;  // the script reached lowphp_handle_request()
     bool stopped = false; // lowphp_handle_request() said false
     bool in_handler = false;
-    bool request_open = false; // a handled request not answered yet
-    bool stop_after = false;   // the worker leaves after the current request
-    bool ending = false;       // end_request() runs (shutdown functions, destructors...)
-    bool crashed = false;      // a fatal error while a request ended
+    bool request_open = false;   // a handled request not answered yet
+    bool stop_after = false;     // the worker leaves after the current request
+    bool ending = false;         // end_request() runs (shutdown functions, destructors...)
+    bool crashed = false;        // a fatal error while a request ended
+    bool handler_bailed = false; // a fatal error in the handler
 };
 
 WorkerMode* wm = nullptr;
@@ -281,17 +282,17 @@ extern "C" ZEND_FUNCTION(lowphp_handle_request) {
     set_state(WorkerState::Running);
     zval retval;
     fci.retval = &retval;
-    bool bailed = false;
     wm->in_handler = true;
+    wm->handler_bailed = false; // in WorkerMode: a local would not survive the longjmp
     zend_try {
         if (zend_call_function(&fci, &fcc) == SUCCESS) zval_ptr_dtor(&retval);
     }
     zend_catch {
-        wm->crashed = true;
+        wm->handler_bailed = true;
     }
     zend_end_try();
     wm->in_handler = false;
-    if (bailed) {
+    if (wm->handler_bailed) {
         // A fatal error, max_execution_time or memory_limit: the script unwinds
         // and run_worker_script completes the response, as php-fpm would.
         wm->stopped = true;
