@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "lowphp/log.h"
+#include "lowphp/word_list.h"
 
 namespace lowphp::master {
 namespace {
@@ -23,20 +24,6 @@ constexpr int kQuietMs = 200;
 constexpr size_t kMaxWatches = 8192; // a tree deeper than this is a mistake
 constexpr uint32_t kEvents = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |
                              IN_ATTRIB | IN_DELETE_SELF;
-
-std::vector<std::string> split_list(const std::string& list) {
-    std::vector<std::string> out;
-    size_t pos = 0;
-    while (pos < list.size()) {
-        size_t start = list.find_first_not_of(" \t,", pos);
-        if (start == std::string::npos) break;
-        size_t end = list.find_first_of(" \t,", start);
-        if (end == std::string::npos) end = list.size();
-        out.push_back(list.substr(start, end - start));
-        pos = end;
-    }
-    return out;
-}
 
 bool is_dir(const std::string& path) {
     struct stat st;
@@ -88,7 +75,7 @@ void FileWatch::add_tree(const std::string& dir, size_t rule) {
 }
 
 bool FileWatch::add(const std::string& pool, const std::string& patterns) {
-    for (const std::string& p : split_list(patterns)) {
+    for (const std::string& p : split_words(patterns)) {
         if (!open()) return false;
         bool whole_dir = p.find_first_of("*?[") == std::string::npos && is_dir(p);
         rules_.push_back({pool, whole_dir ? "" : p});

@@ -13,6 +13,7 @@
 
 #include "lowphp/log.h"
 #include "lowphp/net.h"
+#include "lowphp/word_list.h"
 
 namespace lowphp::net {
 
@@ -84,20 +85,6 @@ bool socket_owner(const config::PoolConfig& pool, uid_t& uid, gid_t& gid) {
     return true;
 }
 
-std::vector<std::string> split_list(const std::string& list) {
-    std::vector<std::string> out;
-    size_t pos = 0;
-    while (pos < list.size()) {
-        size_t start = list.find_first_not_of(", \t", pos);
-        if (start == std::string::npos) break;
-        size_t end = list.find_first_of(", \t", start);
-        if (end == std::string::npos) end = list.size();
-        out.push_back(list.substr(start, end - start));
-        pos = end;
-    }
-    return out;
-}
-
 // listen.acl_users / listen.acl_groups: a POSIX access ACL giving each named
 // user/group read+write, written as the kernel's system.posix_acl_access xattr
 // (the layout libacl writes), so no extra library is needed.
@@ -110,7 +97,7 @@ bool set_socket_acl(const config::PoolConfig& pool, const std::string& path, mod
                        kOther = 0x20;
     constexpr uint32_t kUndefined = 0xffffffffu;
     std::vector<Entry> entries = {{kUserObj, static_cast<uint16_t>((mode >> 6) & 7), kUndefined}};
-    for (const auto& name : split_list(pool.listen_acl_users)) {
+    for (const auto& name : split_words(pool.listen_acl_users)) {
         errno = 0; // not found leaves it 0: php-fpm's line then ends "Success (0)"
         struct passwd* pw = getpwnam(name.c_str());
         if (!pw) {
@@ -121,7 +108,7 @@ bool set_socket_acl(const config::PoolConfig& pool, const std::string& path, mod
         entries.push_back({kUser, 6, pw->pw_uid});
     }
     entries.push_back({kGroupObj, static_cast<uint16_t>((mode >> 3) & 7), kUndefined});
-    for (const auto& name : split_list(pool.listen_acl_groups)) {
+    for (const auto& name : split_words(pool.listen_acl_groups)) {
         errno = 0;
         struct group* gr = getgrnam(name.c_str());
         if (!gr) {

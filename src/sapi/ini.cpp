@@ -2,6 +2,7 @@
 // (set once in the zygote, as php-fpm sets them in each child) and the
 // PHP_VALUE / PHP_ADMIN_VALUE FastCGI params (set for one request).
 #include "lowphp/log.h"
+#include "lowphp/word_list.h"
 #include "sapi_internal.h"
 
 #include <cstring>
@@ -18,18 +19,11 @@ namespace {
 
 // disable_functions / disable_classes only take effect when applied to the engine.
 void apply_disable_list(const std::string& value, bool classes) {
-    size_t pos = 0;
-    while (pos < value.size()) {
-        size_t start = value.find_first_not_of(" ,", pos);
-        if (start == std::string::npos) break;
-        size_t end = value.find_first_of(" ,", start);
-        if (end == std::string::npos) end = value.size();
-        std::string name = value.substr(start, end - start);
+    for (const std::string& name : split_words(value, " ,")) {
         if (classes)
             zend_disable_class(name.c_str(), name.size());
         else
             zend_disable_functions(name.c_str());
-        pos = end;
     }
 }
 

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lowphp/word_list.h"
 #include "worker_mode_internal.h"
 
 extern "C" {
@@ -24,18 +25,6 @@ extern "C" {
 
 namespace lowphp::sapi {
 namespace {
-
-// worker.keep_ini's names (separated by spaces or commas).
-std::set<std::string> split_names(const std::string& list) {
-    std::set<std::string> names;
-    size_t pos = 0;
-    while ((pos = list.find_first_not_of(" \t,", pos)) != std::string::npos) {
-        size_t end = list.find_first_of(" \t,", pos);
-        names.insert(list.substr(pos, end - pos));
-        pos = end;
-    }
-    return names;
-}
 
 zend_date_globals* date_globals_ptr() {
     auto* date =
@@ -58,7 +47,8 @@ bool in_symbol_table(const char* name) {
 } // namespace
 
 void RequestState::take_baseline(const std::string& keep_ini) {
-    keep_ini_ = split_names(keep_ini);
+    std::vector<std::string> names = split_words(keep_ini);
+    keep_ini_ = std::set<std::string>(names.begin(), names.end());
     ini_.clear();
     if (!EG(modified_ini_directives)) return take_other_baselines();
     zend_string* name;
