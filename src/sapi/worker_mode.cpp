@@ -119,7 +119,7 @@ bool start_request(fastcgi::Connection& conn, const fastcgi::Request& req) {
     current_request = &ctx;
     SG(server_context) = &ctx;
     wm->request_open = true; // from here the request is answered, whatever happens
-    bool ok = true;
+    volatile bool ok = true; // read after a longjmp
     zend_try {
         init_request_info(ctx); // PHP_VALUE may call the app's error handler
         // Nothing is executed from SCRIPT_FILENAME: no 404 for a path that does not exist.
