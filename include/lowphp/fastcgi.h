@@ -151,6 +151,14 @@ class Connection {
     bool flush();
     // What is left and the END_REQUEST, in one write.
     bool end_request();
+    // The request is answered: END_REQUEST, then the connection closes unless
+    // the web server keeps it. Closing lingers only while input is unread: the
+    // body's end record can arrive after PHP read CONTENT_LENGTH bytes, and
+    // closing on it resets the connection (TCP and unix socket alike), so nginx,
+    // reading on after END_REQUEST, drops the response body it holds; once
+    // STDIN's end was seen there is nothing left to read and no round trip to
+    // wait. Returns whether the connection stays open.
+    bool finish();
 
     // A request whose PARAMS stream grows past `bytes` is not read: the
     // connection closes (0: no limit). params_over_limit() tells it was that.

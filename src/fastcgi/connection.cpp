@@ -355,6 +355,12 @@ bool Connection::flush() {
     return true;
 }
 
+bool Connection::finish() {
+    end_request();
+    if (!keep_) close(!stdin_ended_);
+    return keep_;
+}
+
 bool Connection::end_request() {
     if (broken_) return false;
     // A STDIN record longer than CONTENT_LENGTH left bytes unread: whatever

@@ -113,17 +113,9 @@ void log_to_fastcgi(config::LogLevel, const char* msg, size_t len) {
 void finish_fastcgi_request(RequestContext& ctx) {
     if (ctx.closed || !ctx.conn) return;
     ctx.closed = true;
-    fastcgi::Connection& conn = *ctx.conn;
-    conn.end_request();
-    ctx.kept_after_finish = conn.keep();
-    // A connection nginx does not keep: php-fpm shuts down its side, then waits
-    // for nginx to close first, holding the worker a round trip per request.
-    // That lingering protects unread input: closing with some (the body's end
-    // record, which can arrive after PHP read CONTENT_LENGTH bytes) resets the
-    // connection, TCP and unix socket alike, and nginx, reading on after
-    // END_REQUEST, drops the response body it holds. Once STDIN's end was seen
-    // there is nothing left to read: no round trip then.
-    if (!conn.keep()) conn.close(!conn.stdin_ended());
+    // php-fpm always lingers on a connection nginx does not keep (a round trip
+    // per request); Connection::finish lingers only while input is unread.
+    ctx.kept_after_finish = ctx.conn->finish();
 }
 
 namespace {
@@ -302,6 +294,7 @@ RequestTimes end_request_slot(const RequestClock& clock) {
     return t;
 }
 
+namespace {
 // fastcgi.error_header: sent instead of the status when the script failed.
 void apply_error_header() {
     if (EG(exit_status) == 255 && cgi_globals.error_header && *cgi_globals.error_header &&
@@ -311,6 +304,18 @@ void apply_error_header() {
         ctr.line_len = strlen(cgi_globals.error_header);
         sapi_header_op(SAPI_HEADER_REPLACE, &ctr);
     }
+}
+} // namespace
+
+void record_request_end(RequestContext& ctx, const RequestClock& clock) {
+    apply_error_header();
+    set_state(WorkerState::Finishing);
+    write_access_log(ctx, end_request_slot(clock));
+}
+
+void set_idle() {
+    if (current_slot) current_slot->idle_since_us.store(mono_us(), std::memory_order_relaxed);
+    set_state(WorkerState::Idle);
 }
 
 namespace {
@@ -370,9 +375,7 @@ bool serve(fastcgi::Connection& conn, const fastcgi::Request& req) {
         return false;
     }
     if (!handle_status_request() && SG(request_info).request_method) execute_primary_script();
-    apply_error_header();
-    set_state(WorkerState::Finishing);
-    write_access_log(ctx, end_request_slot(clock));
+    record_request_end(ctx, clock);
     if (SG(request_info).path_translated) {
         efree(SG(request_info).path_translated);
         SG(request_info).path_translated = nullptr;
@@ -382,8 +385,7 @@ bool serve(fastcgi::Connection& conn, const fastcgi::Request& req) {
     finish_fastcgi_request(ctx);
     SG(server_context) = nullptr;
     current_request = nullptr;
-    if (current_slot) current_slot->idle_since_us.store(mono_us(), std::memory_order_relaxed);
-    set_state(WorkerState::Idle);
+    set_idle();
     return true;
 }
 

@@ -158,8 +158,12 @@ void init_request_info(RequestContext& ctx);
 // What the status page shows of the running request.
 void record_request();
 void set_state(WorkerState s);
-void apply_error_header();
 RequestTimes end_request_slot(const RequestClock& clock);
+// The request's answer is decided: fastcgi.error_header, Finishing, the
+// access log line with what it cost.
+void record_request_end(RequestContext& ctx, const RequestClock& clock);
+// The worker waits for its next request (idle since now).
+void set_idle();
 
 // access.log (fd from the master, -1 when the pool has none).
 extern int access_log_fd;

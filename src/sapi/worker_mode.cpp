@@ -168,9 +168,7 @@ void close_request_body() {
 void end_request() {
     RequestContext& ctx = *wm->ctx;
     wm->ending = true;
-    apply_error_header();
-    set_state(WorkerState::Finishing);
-    write_access_log(ctx, end_request_slot(wm->clock));
+    record_request_end(ctx, wm->clock);
     // A fatal error in a shutdown function, an output handler, a session
     // write handler or a destructor: the response still completes, and the
     // worker leaves after it (a bailout leaves the engine unfit for more).
@@ -220,8 +218,7 @@ void end_request() {
     if (wm->crashed) wm->stop_after = true;
     leave_request_context();
     wm->request_open = wm->ending = false;
-    if (current_slot) current_slot->idle_since_us.store(mono_us(), std::memory_order_relaxed);
-    set_state(WorkerState::Idle);
+    set_idle();
     if (!wm->loop->done()) wm->stop_after = true;
 }
 
@@ -349,9 +346,7 @@ WorkerScriptEnd run_worker_script(const config::PoolConfig& pool, WorkerLoop& lo
     bool crashed = mode.crashed || (mode.request_open && EG(exit_status) == 255);
     if (mode.request_open) {
         // The handler died (fatal error, exit): its request ends with the script.
-        apply_error_header();
-        set_state(WorkerState::Finishing);
-        write_access_log(*mode.ctx, end_request_slot(mode.clock));
+        record_request_end(*mode.ctx, mode.clock);
     }
     if (!mode.booted) set_path_translated(nullptr);
     mode.state.release_baseline();

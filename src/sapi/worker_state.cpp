@@ -87,10 +87,10 @@ void RequestState::take_other_baselines() {
 }
 
 void RequestState::release_baseline() {
-    for (zval& handler : session_handlers_)
+    for (zval& handler : session_handlers_) {
         zval_ptr_dtor(&handler);
-    for (zval& handler : session_handlers_)
         ZVAL_UNDEF(&handler);
+    }
 }
 
 // Last request's error_get_last() and exit status must not show in this one.

@@ -354,8 +354,8 @@ int max_requests(const config::PoolConfig& pool, bool script_worker) {
     return classic > 0 ? std::min(classic, worker) : worker;
 }
 
-// A pool whose worker script keeps failing at boot answers this, without PHP,
-// until a reload.
+// A worker slot whose script kept failing at boot answers this, without PHP,
+// until a reload or a worker.watch change.
 void answer_unavailable(fastcgi::Connection& conn) {
     static constexpr char kResponse[] = "Status: 503 Service Unavailable\r\n"
                                         "Content-type: text/plain;charset=UTF-8\r\n\r\n"
@@ -366,8 +366,7 @@ void answer_unavailable(fastcgi::Connection& conn) {
     while (conn.read_stdin(sink, sizeof sink) > 0) {
     }
     conn.write(fastcgi::kStdout, kResponse, sizeof kResponse - 1);
-    conn.end_request();
-    if (!conn.keep()) conn.close(!conn.stdin_ended());
+    conn.finish();
 }
 
 // A worker script that failed before its first request: wait before the
