@@ -3,6 +3,7 @@
 // reports errors worded exactly as php-fpm 8.2 words them.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -21,6 +22,29 @@ struct IniSetting {
     std::string name;
     std::string value;
 };
+
+// A backend a pool declares (lowphp addition): pgsql[NAME], mysql[NAME] or
+// redis[NAME]. PostgreSQL's value is a libpq conninfo handed to libpq as is;
+// MariaDB's and Redis's are words in the same key=value grammar, kept parsed.
+enum class BackendKind { Pgsql, Mysql, Redis };
+constexpr size_t kMaxBackendsPerPool = 16;
+constexpr int kMaxBackendConnections = 1024; // connections.max[] upper bound
+const char* backend_kind_name(BackendKind kind);
+struct BackendConfig {
+    std::string name;
+    BackendKind kind = BackendKind::Pgsql;
+    std::string dsn;                                          // as written
+    std::vector<std::pair<std::string, std::string>> options; // mysql, redis: parsed words
+    int max = 0; // connections.max[NAME]; 0 until validation sets pm.max_children
+    std::string option(const std::string& key, const std::string& fallback = "") const;
+};
+
+// Parses libpq's conninfo grammar (whitespace-separated key=value, values in
+// single quotes with \' and \\): "" on success, else what is wrong.
+std::string parse_dsn_words(const std::string& text,
+                            std::vector<std::pair<std::string, std::string>>& out);
+// The DSN as -tt prints it: password values replaced by ***.
+std::string masked_dsn(const BackendConfig& backend);
 
 struct GlobalConfig {
     std::string pid;       // "" = no pid file
@@ -119,6 +143,11 @@ struct PoolConfig {
     // (every other worker). Empty: every request goes to the worker script.
     std::string worker_match;
     bool worker_mode() const { return !worker_script.empty(); }
+    // Backends (lowphp addition), in the order declared, and how long a request
+    // waits for a connection when connections.max[NAME] are all busy.
+    std::vector<BackendConfig> backends;
+    std::vector<std::pair<std::string, int>> connections_max; // until validation applies them
+    int connections_wait_timeout_ms = 3000;
 };
 
 struct Config {

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 #include <vector>
 
+#include "lowphp/backend_board.h"
 #include "lowphp/child_output.h"
 #include "lowphp/config.h"
 #include "lowphp/event.h"
@@ -54,6 +55,7 @@ class Host {
 struct Shared {
     event_base* base = nullptr;
     Scoreboard* scoreboard = nullptr;
+    BackendBoard* backends = nullptr;
     const config::Config* config = nullptr; // the whole file: the zygote reads [global] too
     PhpIniOptions ini;
     bool run_as_root = false;

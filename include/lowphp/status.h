@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "lowphp/backend_board.h"
 #include "lowphp/scoreboard.h"
 
 namespace lowphp::status {
@@ -44,6 +45,8 @@ struct ProcStatus {
 struct Snapshot {
     PoolStatus pool;
     std::vector<ProcStatus> procs;
+    // Per-site backends (lowphp): shown only by pools that declare any.
+    std::vector<BackendStatus> backends;
 };
 
 // Copy pool `index` out of the scoreboard. `listen_fd` (a TCP listener, or -1)

@@ -13,7 +13,8 @@
 
 namespace lowphp {
 class Scoreboard;
-}
+class BackendBoard;
+} // namespace lowphp
 
 namespace lowphp::zygote {
 
@@ -36,6 +37,7 @@ struct Params {
     int route_fd[2] = {-1, -1};
     int route_send_fd[2] = {-1, -1};
     Scoreboard* scoreboard = nullptr;
+    BackendBoard* backends = nullptr; // connections.max[] tokens (lowphp addition)
     bool run_as_root = false;
     const pool::Identity* identity = nullptr; // who the workers become (pool/identity)
     // The zygote's and its workers' parent: each dies with it (PR_SET_PDEATHSIG).

@@ -127,6 +127,14 @@ std::vector<std::string> dump_pool(const PoolConfig& p) {
         pool.push_back("\tworker.watch = " + p.worker_watch);
         pool.push_back("\tworker.match = " + p.worker_match);
     }
+    for (const auto& b : p.backends) {
+        pool.push_back("\t" + std::string(backend_kind_name(b.kind)) + "[" + b.name +
+                       "] = " + masked_dsn(b));
+        pool.push_back("\tconnections.max[" + b.name + "] = " + std::to_string(b.max));
+    }
+    if (!p.backends.empty())
+        pool.push_back(
+            "\tconnections.wait_timeout = " + std::to_string(p.connections_wait_timeout_ms) + "ms");
     pool.push_back(" ");
     return pool;
 }

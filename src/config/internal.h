@@ -24,4 +24,13 @@ struct ParseState {
 bool post_process(Config& cfg, const ParseState& state, const ParseOptions& opts,
                   std::vector<Message>& messages, bool& global_ok);
 
+// pgsql[NAME], mysql[NAME], redis[NAME] and connections.max[NAME] (backends.cpp):
+// "" or the message after the "[file:line] " prefix.
+std::string set_backend(PoolConfig& p, BackendKind kind, const std::string& name,
+                        const std::string& value);
+std::string set_connections_max(PoolConfig& p, const std::string& name, const std::string& value);
+// After the pool is read: connections.max[] onto its backends, defaults
+// (pm.max_children) for the others.
+std::string apply_connections_max(PoolConfig& p);
+
 } // namespace lowphp::config

@@ -188,7 +188,11 @@ const std::map<std::string, Setter<PoolConfig>>& pool_table() {
         {"worker.keep_ini", str_of(&P::worker_keep_ini)}, // lowphp addition
         {"worker.watch", str_of(&P::worker_watch)},       // lowphp addition
         {"worker.match", str_of(&P::worker_match)},       // lowphp addition
-        {"request_params_max_size",                       // lowphp addition
+        {"connections.wait_timeout",                      // lowphp addition
+         [](P& p, const std::string& v) {
+             return values::parse_duration_ms(v, p.connections_wait_timeout_ms);
+         }},
+        {"request_params_max_size", // lowphp addition
          [](P& p, const std::string& v) {
              return values::parse_size(v, p.request_params_max_size);
          }},
@@ -262,6 +266,10 @@ bool include(Context& c, const std::string& file, const std::string& pattern) {
 // php_value[k], env[K], access.suppress_path[] (fpm_conf_ini_parser_array).
 std::string set_array(PoolConfig& p, const std::string& name, const std::string& key,
                       const std::string& value) {
+    if (name == "pgsql") return set_backend(p, BackendKind::Pgsql, key, value);
+    if (name == "mysql") return set_backend(p, BackendKind::Mysql, key, value);
+    if (name == "redis") return set_backend(p, BackendKind::Redis, key, value);
+    if (name == "connections.max") return set_connections_max(p, key, value);
     if (name == "access.suppress_path") {
         if (!key.empty()) return "Keys provided to field 'access.suppress_path' are ignored";
         if (value.empty() || value[0] != '/')

@@ -222,6 +222,13 @@ bool check_worker(Checker& ck, const PoolConfig& p) {
     return check_worker_match(ck, p);
 }
 
+// Backends: connections.max[] must name a declared backend; the others get
+// one connection per worker.
+bool check_backends(Checker& ck, PoolConfig& p) {
+    std::string err = apply_connections_max(p);
+    return err.empty() ? true : ck.fail(LogLevel::Error, "[pool " + p.name + "] " + err);
+}
+
 bool process_pool(Checker& ck, PoolConfig& p, const ParseState::Pool& seen,
                   const std::string& prefix, const ParseOptions& opts) {
     if (!p.prefix.empty()) {
@@ -240,7 +247,8 @@ bool process_pool(Checker& ck, PoolConfig& p, const ParseState::Pool& seen,
     if (!check_pm(ck, p) || !check_status_ping(ck, p)) return false;
     p.access_log = full_path(p.access_log, base);
     p.slowlog = full_path(p.slowlog, base);
-    return check_slowlog(ck, p, seen, opts) && check_dirs(ck, p, base) && check_worker(ck, p);
+    return check_slowlog(ck, p, seen, opts) && check_dirs(ck, p, base) && check_worker(ck, p) &&
+           check_backends(ck, p);
 }
 
 // fpm_log_open, then the access.format of each pool: after every pool passed.

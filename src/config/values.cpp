@@ -316,4 +316,16 @@ std::string parse_time(const std::string& v, int& out) {
     return "";
 }
 
+std::string parse_duration_ms(const std::string& v, int& out) {
+    char* end = nullptr;
+    long n = std::strtol(v.c_str(), &end, 10);
+    std::string unit = end ? end : "";
+    if (v.empty() || end == v.c_str() || n < 0) return "invalid duration";
+    long scale = unit == "ms" ? 1 : unit == "" || unit == "s" ? 1000 : unit == "m" ? 60000 : 0;
+    if (!scale) return "unknown suffix used in duration (ms, s or m)";
+    if (n > 86400000L / scale) return "duration too long";
+    out = static_cast<int>(n * scale);
+    return "";
+}
+
 } // namespace lowphp::config::values

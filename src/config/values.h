@@ -27,5 +27,7 @@ std::string parse_bool(const std::string& v, bool& out);
 std::string parse_int(const std::string& v, int& out);
 std::string parse_size(const std::string& v, uint64_t& out);
 std::string parse_time(const std::string& v, int& out);
+// lowphp's durations: "500ms", "3s", "1m", or plain seconds; into milliseconds.
+std::string parse_duration_ms(const std::string& v, int& out);
 
 } // namespace lowphp::config::values

@@ -97,6 +97,7 @@ class Master final : public pool::Host {
     EventPtr systemd_heartbeat_; // STATUS= lines to systemd, when it asks for them
     systemd_notify::Heartbeat systemd_state_;
     Scoreboard scoreboard_;
+    BackendBoard backends_;
     std::vector<std::unique_ptr<pool::Pool>> pools_;
     std::map<pid_t, int> early_exits_; // reaped before the zygote reported them
     // Workers of the previous generation whose pool is gone, and its zygotes.

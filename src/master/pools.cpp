@@ -31,7 +31,8 @@ bool Master::create_pools() {
     if (!scoreboard_.create(names, styles, slots, max_memory, status_worker)) return false;
     for (size_t i = 0; i < cfg_.pools.size(); ++i)
         scoreboard_.pool(i).worker_mode = cfg_.pools[i].worker_mode();
-    pool::Shared shared{base_.get(), &scoreboard_, &cfg_, opts_.ini, opts_.run_as_root};
+    if (!backends_.create(cfg_.pools)) return false;
+    pool::Shared shared{base_.get(), &scoreboard_, &backends_, &cfg_, opts_.ini, opts_.run_as_root};
     for (size_t i = 0; i < cfg_.pools.size(); ++i)
         pools_.push_back(std::make_unique<pool::Pool>(i, cfg_.pools[i],
                                                       std::move(identities_.at(i)), shared, *this));
@@ -96,6 +97,7 @@ void Master::reap_children() {
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        backends_.release_pid(pid); // a crashed worker's connection tokens
         bool known = orphans_.erase(pid) > 0 || previous_zygotes_.erase(pid) > 0 ||
                      std::any_of(pools_.begin(), pools_.end(),
                                  [&](auto& p) { return p->on_child_exit(pid, status); });

@@ -90,6 +90,7 @@ bool Pool::start_zygote() {
             p.route_send_fd[kind] = route_tx_[kind].get();
         }
         p.scoreboard = shared_.scoreboard;
+        p.backends = shared_.backends;
         p.run_as_root = shared_.run_as_root;
         p.identity = &identity_;
         zygote::run(p);

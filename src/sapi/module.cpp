@@ -8,6 +8,7 @@
 #include <optional>
 #include <unistd.h>
 
+#include "lowphp/backends.h"
 #include "lowphp/headers.h"
 #include "lowphp/log.h"
 #include "lowphp/sapi.h"
@@ -408,6 +409,7 @@ bool start_php(const config::PoolConfig* pool, const PhpIniOptions& ini) {
         cgi_module_entry.functions = worker_mode_functions;
         lowphp_sapi_module.header_handler = worker_header_handler;
     }
+    if (pool) backends::register_php_module(*pool);
     ScanDirForStartup scan_dir(pool);
     return lowphp_sapi_module.startup(&lowphp_sapi_module) == SUCCESS;
 }

@@ -6,6 +6,7 @@
 #include <sys/times.h>
 #include <unistd.h>
 
+#include "lowphp/backends.h"
 #include "lowphp/log.h"
 #include "lowphp/request_mapping.h"
 #include "lowphp/sapi.h"
@@ -385,6 +386,8 @@ bool serve(fastcgi::Connection& conn, const fastcgi::Request& req) {
     finish_fastcgi_request(ctx);
     SG(server_context) = nullptr;
     current_request = nullptr;
+    // After the response: the request's backend sessions are reset.
+    backends::end_request();
     set_idle();
     return true;
 }

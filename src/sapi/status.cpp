@@ -3,6 +3,7 @@
 // looked up, as php-fpm's fpm_status_handle_request.
 #include <cstring>
 
+#include "lowphp/backends.h"
 #include "lowphp/status.h"
 #include "sapi_internal.h"
 
@@ -28,8 +29,11 @@ bool get_has(const char* name) {
 }
 
 status::Snapshot snapshot() {
-    return status::take_snapshot(*status_context.board, status_context.pool_index,
-                                 status_context.tcp_listen_fd, Now{wall_us(), mono_us()});
+    status::Snapshot s =
+        status::take_snapshot(*status_context.board, status_context.pool_index,
+                              status_context.tcp_listen_fd, Now{wall_us(), mono_us()});
+    s.backends = backends::status();
+    return s;
 }
 
 void answer_ping() {

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <optional>
 
+#include "lowphp/backends.h"
 #include "lowphp/log.h"
 #include "lowphp/sapi.h"
 #include "worker_mode_internal.h"
@@ -99,7 +100,8 @@ void end_boot() {
     renew_modules(false);
     deactivate_sapi();
     set_path_translated(nullptr);
-    zend_unset_timeout(); // the boot's: waiting for a request costs no execution time
+    zend_unset_timeout();    // the boot's: waiting for a request costs no execution time
+    backends::end_request(); // what the boot queried
     wm->state.take_baseline(wm->pool->worker_keep_ini);
     leave_request_context();
     wm->booted = true;
@@ -201,9 +203,12 @@ void end_request() {
     zend_end_try();
     set_path_translated(nullptr);
     close_request_body();
+    backends::request_ending();
     deactivate_sapi();
     finish_fastcgi_request(ctx);
     if (EG(exception)) zend_exception_error(EG(exception), E_ERROR); // from a destructor
+    // After the response: the request's backend sessions are reset.
+    backends::end_request();
     zend_try {
         wm->state.after_request();
     }

@@ -94,6 +94,26 @@ ShownProc show(const ProcStatus& p, Escape esc, bool human_time) {
     return s;
 }
 
+// Text and html: one line (row) per backend field.
+std::vector<std::pair<std::string, std::string>> backend_fields(const Snapshot& s) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const BackendStatus& b : s.backends) {
+        std::string who = "backend " + b.name + " (" + b.type + ") ";
+        auto add = [&](const char* field, uint64_t v) {
+            out.emplace_back(who + field, std::to_string(v));
+        };
+        add("max connections", b.max);
+        add("open connections", b.open);
+        add("busy connections", b.busy);
+        add("idle connections", b.open - b.busy);
+        add("waits", b.waits);
+        add("wait time", b.wait_us);
+        add("errors", b.errors);
+        add("reconnects", b.reconnects);
+    }
+    return out;
+}
+
 std::string render_text(const Snapshot& s, bool full) {
     const PoolStatus& p = s.pool;
     std::string out = format(
@@ -120,6 +140,8 @@ std::string render_text(const Snapshot& s, bool full) {
     if (p.worker_mode)
         out += format("mode:                 worker\nworker boot failures: %" PRIu64 "\n",
                       p.worker_boot_failures);
+    for (const auto& [name, value] : backend_fields(s))
+        out += name + ": " + value + "\n";
     if (!full) return out;
     for (const ProcStatus& pr : s.procs) {
         ShownProc v = show(pr, keep, true);
@@ -183,6 +205,9 @@ std::string render_html(const Snapshot& s, bool full) {
                    format("<tr><th>mode</th><td>worker</td></tr>\n<tr><th>worker boot "
                           "failures</th><td>%" PRIu64 "</td></tr>\n",
                           p.worker_boot_failures));
+    for (const auto& [name, value] : backend_fields(s))
+        out.insert(out.size() - strlen("</table>\n"), "<tr><th>" + escape_html(name) + "</th><td>" +
+                                                          escape_html(value) + "</td></tr>\n");
     if (!full) return out + "</body></html>";
     out +=
         "<table border=\"1\">\n"
@@ -233,6 +258,19 @@ std::string render_xml(const Snapshot& s, bool full) {
         out += format("<mode>worker</mode>\n<worker-boot-failures>%" PRIu64
                       "</worker-boot-failures>\n",
                       p.worker_boot_failures);
+    if (!s.backends.empty()) {
+        out += "<backends>\n";
+        for (const BackendStatus& b : s.backends)
+            out += format(
+                "<backend><name>%s</name><type>%s</type><max-connections>%u</max-connections>"
+                "<open-connections>%u</open-connections><busy-connections>%u</busy-connections>"
+                "<idle-connections>%u</idle-connections><waits>%" PRIu64 "</waits>"
+                "<wait-time>%" PRIu64 "</wait-time><errors>%" PRIu64 "</errors>"
+                "<reconnects>%" PRIu64 "</reconnects></backend>\n",
+                escape_html(b.name).c_str(), b.type.c_str(), b.max, b.open, b.busy, b.open - b.busy,
+                b.waits, b.wait_us, b.errors, b.reconnects);
+        out += "</backends>\n";
+    }
     if (!full) return out + "</status>";
     out += "<processes>\n";
     for (const ProcStatus& pr : s.procs) {
@@ -269,6 +307,19 @@ std::string render_json(const Snapshot& s, bool full) {
     if (p.worker_mode)
         out += format(",\"mode\":\"worker\",\"worker boot failures\":%" PRIu64,
                       p.worker_boot_failures);
+    if (!s.backends.empty()) {
+        out += ",\"backends\":[";
+        for (size_t i = 0; i < s.backends.size(); ++i) {
+            const BackendStatus& b = s.backends[i];
+            out += format("%s{\"name\":\"%s\",\"type\":\"%s\",\"max connections\":%u,"
+                          "\"open connections\":%u,\"busy connections\":%u,\"idle connections\":%u,"
+                          "\"waits\":%" PRIu64 ",\"wait time\":%" PRIu64 ",\"errors\":%" PRIu64
+                          ",\"reconnects\":%" PRIu64 "}",
+                          i ? "," : "", escape_json(b.name).c_str(), b.type.c_str(), b.max, b.open,
+                          b.busy, b.open - b.busy, b.waits, b.wait_us, b.errors, b.reconnects);
+        }
+        out += "]";
+    }
     if (!full) return out + "}";
     out += ", \"processes\":[";
     bool first = true;
@@ -296,6 +347,45 @@ void metric(std::string& out, const char* name, const char* type, const std::str
     std::string t = "# TYPE phpfpm_" + std::string(name) + " " + type + "\n";
     out += type_first ? t + h : h + t;
     out += "phpfpm_" + std::string(name) + " " + std::to_string(value) + "\n";
+}
+
+// One family per field, a sample per backend, labelled by name and type.
+void backend_metrics(std::string& out, const std::vector<BackendStatus>& backends) {
+    if (backends.empty()) return;
+    struct Family {
+        const char* name;
+        const char* type;
+        const char* help;
+        std::string (*value)(const BackendStatus&);
+    };
+    static const Family families[] = {
+        {"backend_max_connections", "gauge", "The connections.max of the backend (lowphp-fpm).",
+         [](const BackendStatus& b) { return std::to_string(b.max); }},
+        {"backend_open_connections", "gauge", "Open connections to the backend (lowphp-fpm).",
+         [](const BackendStatus& b) { return std::to_string(b.open); }},
+        {"backend_busy_connections", "gauge", "Connections leased by a request (lowphp-fpm).",
+         [](const BackendStatus& b) { return std::to_string(b.busy); }},
+        {"backend_idle_connections", "gauge", "Open connections no request holds (lowphp-fpm).",
+         [](const BackendStatus& b) { return std::to_string(b.open - b.busy); }},
+        {"backend_waits", "counter", "Requests that waited for a connection (lowphp-fpm).",
+         [](const BackendStatus& b) { return std::to_string(b.waits); }},
+        {"backend_wait_seconds", "counter", "Time requests waited for a connection (lowphp-fpm).",
+         [](const BackendStatus& b) {
+             return format("%.6f", static_cast<double>(b.wait_us) / 1e6);
+         }},
+        {"backend_errors", "counter", "BackendExceptions thrown (lowphp-fpm).",
+         [](const BackendStatus& b) { return std::to_string(b.errors); }},
+        {"backend_reconnects", "counter", "Connections replaced after being lost (lowphp-fpm).",
+         [](const BackendStatus& b) { return std::to_string(b.reconnects); }},
+    };
+    for (const Family& f : families) {
+        std::string name = std::string("phpfpm_") + f.name;
+        out += "# HELP " + name + " " + f.help + "\n# TYPE " + name + " " + f.type + "\n";
+        std::string sample = std::string(f.type) == "counter" ? name + "_total" : name;
+        for (const BackendStatus& b : backends)
+            out += sample + "{backend=\"" + b.name + "\",type=\"" + b.type + "\"} " + f.value(b) +
+                   "\n";
+    }
 }
 
 std::string render_openmetrics(const Snapshot& s) {
@@ -344,6 +434,7 @@ std::string render_openmetrics(const Snapshot& s) {
         metric(out, "worker_boot_failures", "gauge",
                "Worker-mode boot failures in a row of the pool's worker.script (lowphp-fpm).",
                p.worker_boot_failures);
+    backend_metrics(out, s.backends);
     return out + "# EOF\n";
 }
 

@@ -19,7 +19,7 @@
 namespace lowphp::worker {
 namespace {
 
-constexpr uint64_t kListen = 1, kHandoff = 2, kWakeup = 4, kRoute = 8;
+constexpr uint64_t kListen = 1, kHandoff = 2, kWakeup = 4, kRoute = 8, kNudge = 16;
 
 bool add(int epfd, int fd, uint64_t tag, uint32_t extra) {
     struct epoll_event ev {};
@@ -141,6 +141,7 @@ int ConnectionSource::take(const struct epoll_event& event, bool& accepted) {
     }
     if (tag == kHandoff) return receive_handoff();
     if (tag == kRoute) return net::recv_fd(route_fd_);
+    if (tag == kNudge && on_nudge_) on_nudge_();
     if (tag != kListen) return -1;
     int fd = accept_one();
     accepted = fd >= 0;
@@ -149,6 +150,13 @@ int ConnectionSource::take(const struct epoll_event& event, bool& accepted) {
 
 bool ConnectionSource::watch_wakeup(int fd) {
     return add(epoll_.get(), fd, kWakeup, 0);
+}
+
+// Edge-triggered and never read: every write to the eventfd wakes each
+// worker's epoll once, whichever worker it is.
+bool ConnectionSource::watch_nudge(int fd, std::function<void()> on_nudge) {
+    on_nudge_ = std::move(on_nudge);
+    return add(epoll_.get(), fd, kNudge, EPOLLET);
 }
 
 // A SIGQUIT between the check of `stop` and the wait is not lost: its handler

@@ -28,6 +28,9 @@ class ConnectionSource {
 
     // `fd` (an eventfd the SIGQUIT handler writes) ends a wait in next().
     bool watch_wakeup(int fd);
+    // Per-site backends: `fd` (the pool's nudge eventfd) fires when another
+    // worker waits for a connection this idle one may give back.
+    bool watch_nudge(int fd, std::function<void()> on_nudge);
     // Blocks until a connection has work. Returns its fd, or -1 when `stop`
     // became true. `accepted` tells whether it is a fresh connection from the
     // listening socket.
@@ -72,6 +75,7 @@ class ConnectionSource {
     std::unique_ptr<IdleConnections> idle_;
     net::AllowedClients allowed_;
     bool ready_turn_ = true; // see next()
+    std::function<void()> on_nudge_;
 };
 
 } // namespace lowphp::worker

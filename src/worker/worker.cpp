@@ -19,6 +19,8 @@
 
 #include "apparmor_hat.h"
 #include "connections.h"
+#include "lowphp/backend_board.h"
+#include "lowphp/backends.h"
 #include "lowphp/child_output.h"
 #include "lowphp/exit_codes.h"
 #include "lowphp/log.h"
@@ -455,6 +457,16 @@ void run(const Params& params) {
         status ? -1 : z.park_fd, pool.listen_allowed_clients, !address.is_unix,
         [&z, me = params.slot] { return another_idle(*z.scoreboard, z.pool_index, me); });
     if (!source.ok() || !source.watch_wakeup(quit_wakeup.get())) _exit(kExitSoftware);
+    // Per-site backends: connected before the first request, given back when
+    // another worker waits for one (never in the status worker).
+    if (z.backends) backends::init_status(*z.backends, z.pool_index);
+    if (!status && !pool.backends.empty() && z.backends) {
+        backends::init_worker(pool, z.backends->tables(z.pool_index),
+                              z.backends->nudge_fd(z.pool_index));
+        if (!source.watch_nudge(z.backends->nudge_fd(z.pool_index), backends::give_back_idle))
+            ZLOG_SYSWARNING("[pool %s] cannot watch the backend nudge", pool.name.c_str());
+        backends::warm_up();
+    }
     g_source = &source;
     sapi::set_release_connection([](int fd) { g_source->release(fd); });
 
@@ -502,6 +514,7 @@ void run(const Params& params) {
         conn.close(false);
     }
     source.retire();
+    backends::shutdown_worker();
     _exit(exit_code);
 }
 
