@@ -19,6 +19,11 @@ namespace lowphp {
 
 struct BackendTable {
     static constexpr uint32_t kBusy = 1u << 31; // or'ed into the owner pid during a request
+    // Which backend: a reload's new master finds its tables by this key, so
+    // both generations count against one cap.
+    char pool[64];
+    uint64_t dsn_hash;
+    bool configured; // by the current generation
     char name[36];
     int kind; // config::BackendKind
     uint32_t max;
@@ -43,21 +48,29 @@ class BackendBoard {
     BackendBoard& operator=(const BackendBoard&) = delete;
 
     // One table per declared backend of every pool, and one nudge eventfd per
-    // pool that declares any (inherited by its zygote and workers).
-    bool create(const std::vector<config::PoolConfig>& pools);
+    // pool that declares any (inherited by its zygote and workers). The tables
+    // live in a memfd: `inherited_fd` is the previous image's (a reload), whose
+    // tables of the same pool, name, kind and DSN are taken over.
+    bool create(const std::vector<config::PoolConfig>& pools, int inherited_fd = -1);
+    // The memfd, for the reload's hand-over (-1: no backends anywhere).
+    int fd() const { return fd_; }
     // The pool's tables, in the order of PoolConfig::backends (nullptr: none).
-    BackendTable* tables(size_t pool) {
-        return pool < first_.size() ? tables_ + first_[pool] : nullptr;
+    BackendTable* const* tables(size_t pool) {
+        return pool < pools_.size() && !pools_[pool].empty() ? pools_[pool].data() : nullptr;
     }
     int nudge_fd(size_t pool) const { return pool < nudge_.size() ? nudge_[pool] : -1; }
     std::vector<BackendStatus> status(size_t pool) const;
     // Master, for every reaped child: the tokens it held are free again.
     void release_pid(pid_t pid);
 
+    static constexpr size_t kCapacity = 128; // tables in the memfd, all pools together
+
   private:
-    BackendTable* tables_ = nullptr;
-    size_t count_ = 0;
-    std::vector<size_t> first_, sizes_;
+    bool map(int inherited_fd);
+    BackendTable* place(const std::string& pool, const config::BackendConfig& cfg);
+    BackendTable* tables_ = nullptr; // kCapacity of them
+    int fd_ = -1;
+    std::vector<std::vector<BackendTable*>> pools_;
     std::vector<int> nudge_;
 };
 

@@ -25,7 +25,7 @@ void register_php_module(const config::PoolConfig& pool);
 
 // Worker, after its identity and environment are set: `tables` are the pool's
 // token tables (backend_board.h), `nudge_fd` the pool's give-back eventfd.
-void init_worker(const config::PoolConfig& pool, BackendTable* tables, int nudge_fd);
+void init_worker(const config::PoolConfig& pool, BackendTable* const* tables, int nudge_fd);
 // Opens every backend's connection concurrently, as far as the caps allow;
 // a backend that is down is logged and retried at its first use.
 void warm_up();

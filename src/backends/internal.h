@@ -27,7 +27,7 @@ struct Backend {
 // The worker's backends; nullptr outside a worker of a pool that has any.
 class Worker {
   public:
-    Worker(const config::PoolConfig& pool, BackendTable* tables, int nudge_fd);
+    Worker(const config::PoolConfig& pool, BackendTable* const* tables, int nudge_fd);
     std::vector<Backend>& all() { return backends_; }
     // By name, or nullptr.
     Backend* find(const std::string& name);

@@ -46,13 +46,13 @@ std::string Backend::label() const {
     return "backend " + cfg->name + " (" + config::backend_kind_name(cfg->kind) + ")";
 }
 
-Worker::Worker(const config::PoolConfig& pool, BackendTable* tables, int nudge_fd)
+Worker::Worker(const config::PoolConfig& pool, BackendTable* const* tables, int nudge_fd)
     : pool_(pool.name), nudge_fd_(nudge_fd), wait_timeout_ms_(pool.connections_wait_timeout_ms),
       pid_(getpid()) {
     for (size_t i = 0; i < pool.backends.size(); ++i) {
         Backend b;
         b.cfg = &pool.backends[i];
-        b.table = &tables[i];
+        b.table = tables[i];
         backends_.push_back(std::move(b));
     }
 }
@@ -240,7 +240,7 @@ void Worker::shutdown() {
 
 // The public face (lowphp/backends.h).
 
-void init_worker(const config::PoolConfig& pool, BackendTable* tables, int nudge_fd) {
+void init_worker(const config::PoolConfig& pool, BackendTable* const* tables, int nudge_fd) {
     if (pool.backends.empty() || !tables) return;
     // Connector/C's global state, before any thread could use it (never in the zygote).
     mysql_library_init(0, nullptr, nullptr);

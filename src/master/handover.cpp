@@ -75,6 +75,7 @@ void Handover::put() const {
                   numbers({static_cast<int64_t>(r.pid), static_cast<int64_t>(r.started_us), r.out,
                            r.err, r.zygote}) +
                   " " + r.pool + "\n";
+    if (backends_fd >= 0) record += "backends " + std::to_string(backends_fd) + " board\n";
     setenv(kHandover, record.c_str(), 1);
 }
 
@@ -90,6 +91,8 @@ Handover Handover::take() {
         std::vector<int64_t> n = parse_numbers(line.substr(first + 1, second - first - 1));
         if (kind == "socket")
             h.sockets.emplace_back(name, fd);
+        else if (kind == "backends")
+            h.backends_fd = fd;
         else if (kind == "parked")
             h.parked.emplace(name, fd);
         else if (kind == "channels" && (n.size() == 4 || n.size() == 8)) {

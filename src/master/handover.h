@@ -21,6 +21,7 @@ struct Handover {
     std::multimap<std::string, int> parked; // pool name -> fd
     std::map<std::string, pool::Channels> channels;
     std::vector<pool::RetiringChild> retiring;
+    int backends_fd = -1;  // the backend board's memfd (connections.max[] tokens)
     bool reloaded = false; // a previous image left the record
 
     // Leaves the record in the environment for the next image (the caller

@@ -129,6 +129,10 @@ void Master::reexec() {
             next.sockets.emplace_back(*addr, l->fd.get());
         }
     }
+    if (backends_.fd() >= 0) {
+        fcntl(backends_.fd(), F_SETFD, 0);
+        next.backends_fd = backends_.fd();
+    }
     next.put();
     std::vector<char*> args;
     for (auto& a : opts_.argv)
@@ -148,6 +152,7 @@ void Master::reexec() {
     execv(exe_path_.c_str(), args.data());
     sigprocmask(SIG_SETMASK, &old, nullptr);
     ZLOG_SYSERROR("execv() failed");
+    if (backends_.fd() >= 0) fcntl(backends_.fd(), F_SETFD, FD_CLOEXEC);
     for (auto& p : pools_) {
         p->close_parked();
         fcntl(p->listener.fd.get(), F_SETFD, FD_CLOEXEC);

@@ -5,10 +5,12 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <new>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -38,41 +40,106 @@ uint32_t owner_pid(uint32_t word) {
 } // namespace
 
 BackendBoard::~BackendBoard() {
-    if (tables_) munmap(tables_, sizeof(BackendTable) * count_);
+    if (tables_) munmap(tables_, sizeof(BackendTable) * kCapacity);
+    if (fd_ >= 0) close(fd_);
     for (int fd : nudge_)
         if (fd >= 0) close(fd);
 }
 
-bool BackendBoard::create(const std::vector<config::PoolConfig>& pools) {
-    for (const auto& p : pools) {
-        first_.push_back(count_);
-        sizes_.push_back(p.backends.size());
-        count_ += p.backends.size();
+namespace {
+
+uint64_t fnv1a(const std::string& text) {
+    uint64_t hash = 14695981039346656037ull;
+    for (unsigned char c : text)
+        hash = (hash ^ c) * 1099511628211ull;
+    return hash;
+}
+
+bool same_backend(const BackendTable& t, const std::string& pool,
+                  const config::BackendConfig& cfg) {
+    return pool == t.pool && cfg.name == t.name && static_cast<int>(cfg.kind) == t.kind &&
+           fnv1a(cfg.dsn) == t.dsn_hash;
+}
+
+bool unowned(const BackendTable& t) {
+    for (const auto& word : t.owner)
+        if (word.load()) return false;
+    return true;
+}
+
+} // namespace
+
+// A memfd rather than an anonymous mapping: the new image of a reloading
+// master maps the same pages its previous generation's workers still use.
+bool BackendBoard::map(int inherited_fd) {
+    size_t size = sizeof(BackendTable) * kCapacity;
+    struct stat st {};
+    bool inherited = inherited_fd >= 0 && fstat(inherited_fd, &st) == 0 &&
+                     static_cast<size_t>(st.st_size) == size;
+    if (inherited_fd >= 0 && !inherited) close(inherited_fd); // another build's layout
+    fd_ = inherited ? inherited_fd : memfd_create("lowphp-backends", MFD_CLOEXEC);
+    if (fd_ < 0 || (!inherited && ftruncate(fd_, static_cast<off_t>(size)) != 0)) {
+        ZLOG_SYSERROR("unable to create the backend board (%zu bytes)", size);
+        return false;
     }
-    nudge_.assign(pools.size(), -1);
-    if (count_ == 0) {
-        first_.assign(pools.size(), 0);
-        return true;
-    }
-    void* base = mmap(nullptr, sizeof(BackendTable) * count_, PROT_READ | PROT_WRITE,
-                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    fcntl(fd_, F_SETFD, FD_CLOEXEC);
+    void* base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
     if (base == MAP_FAILED) {
-        ZLOG_SYSERROR("unable to allocate the backend board: mmap(%zu)",
-                      sizeof(BackendTable) * count_);
+        ZLOG_SYSERROR("unable to map the backend board: mmap(%zu)", size);
         return false;
     }
     tables_ = static_cast<BackendTable*>(base);
+    if (!inherited)
+        for (size_t i = 0; i < kCapacity; ++i)
+            new (&tables_[i]) BackendTable{};
+    for (size_t i = 0; i < kCapacity; ++i)
+        tables_[i].configured = false;
+    return true;
+}
+
+// The previous generation's table of the same backend, else a table no
+// worker holds a token of.
+BackendTable* BackendBoard::place(const std::string& pool, const config::BackendConfig& cfg) {
+    for (size_t i = 0; i < kCapacity; ++i)
+        if (!tables_[i].configured && tables_[i].name[0] && same_backend(tables_[i], pool, cfg))
+            return &tables_[i];
+    for (size_t i = 0; i < kCapacity; ++i) {
+        BackendTable& t = tables_[i];
+        if (t.configured || !unowned(t)) continue;
+        t.~BackendTable();
+        new (&t) BackendTable{};
+        strncpy(t.pool, pool.c_str(), sizeof t.pool - 1);
+        strncpy(t.name, cfg.name.c_str(), sizeof t.name - 1);
+        t.kind = static_cast<int>(cfg.kind);
+        t.dsn_hash = fnv1a(cfg.dsn);
+        return &t;
+    }
+    ZLOG_ERROR("[pool %s] backend %s: more than %zu backends in all pools", pool.c_str(),
+               cfg.name.c_str(), kCapacity);
+    return nullptr;
+}
+
+bool BackendBoard::create(const std::vector<config::PoolConfig>& pools, int inherited_fd) {
+    pools_.assign(pools.size(), {});
+    nudge_.assign(pools.size(), -1);
+    bool any =
+        std::any_of(pools.begin(), pools.end(), [](const auto& p) { return !p.backends.empty(); });
+    if (!any) {
+        if (inherited_fd >= 0) close(inherited_fd);
+        return true;
+    }
+    if (!map(inherited_fd)) return false;
     for (size_t i = 0; i < pools.size(); ++i) {
-        for (size_t b = 0; b < pools[i].backends.size(); ++b) {
-            const auto& cfg = pools[i].backends[b];
-            BackendTable* t = new (&tables_[first_[i] + b]) BackendTable{};
-            strncpy(t->name, cfg.name.c_str(), sizeof t->name - 1);
-            t->kind = static_cast<int>(cfg.kind);
+        for (const auto& cfg : pools[i].backends) {
+            BackendTable* t = place(pools[i].name, cfg);
+            if (!t) return false;
+            t->configured = true;
             t->max = static_cast<uint32_t>(cfg.max);
+            pools_[i].push_back(t);
         }
         if (pools[i].backends.empty()) continue;
-        // Not CLOEXEC: the zygote (forked) and its workers inherit it.
-        nudge_[i] = eventfd(0, EFD_NONBLOCK);
+        // Close-on-exec is enough: the zygote and its workers are forked.
+        nudge_[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (nudge_[i] < 0) {
             ZLOG_SYSERROR("eventfd() failed for the backends of pool %s", pools[i].name.c_str());
             return false;
@@ -83,15 +150,15 @@ bool BackendBoard::create(const std::vector<config::PoolConfig>& pools) {
 
 std::vector<BackendStatus> BackendBoard::status(size_t pool) const {
     std::vector<BackendStatus> out;
-    if (pool >= first_.size()) return out;
-    for (size_t b = 0; b < sizes_[pool]; ++b) {
-        const BackendTable& t = tables_[first_[pool] + b];
+    if (pool >= pools_.size()) return out;
+    for (const BackendTable* tp : pools_[pool]) {
+        const BackendTable& t = *tp;
         BackendStatus s;
         s.name = t.name;
         s.type = config::backend_kind_name(static_cast<config::BackendKind>(t.kind));
         s.max = t.max;
-        for (uint32_t i = 0; i < t.max; ++i) {
-            uint32_t w = t.owner[i].load(std::memory_order_relaxed);
+        for (const auto& word : t.owner) {
+            uint32_t w = word.load(std::memory_order_relaxed);
             s.open += w != 0;
             s.busy += (w & BackendTable::kBusy) != 0;
         }
@@ -107,13 +174,13 @@ std::vector<BackendStatus> BackendBoard::status(size_t pool) const {
 // A pid is not reused before its parent reaps it, so no live worker can own
 // a word carrying it here.
 void BackendBoard::release_pid(pid_t pid) {
-    for (size_t i = 0; i < count_; ++i) {
+    for (size_t i = 0; tables_ && i < kCapacity; ++i) {
         BackendTable& t = tables_[i];
         bool freed = false;
-        for (uint32_t s = 0; s < t.max; ++s) {
-            uint32_t w = t.owner[s].load();
+        for (auto& word : t.owner) {
+            uint32_t w = word.load();
             if (w && owner_pid(w) == static_cast<uint32_t>(pid) &&
-                t.owner[s].compare_exchange_strong(w, 0))
+                word.compare_exchange_strong(w, 0))
                 freed = true;
         }
         if (!freed) continue;

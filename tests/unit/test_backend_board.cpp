@@ -28,7 +28,7 @@ std::vector<config::PoolConfig> one_pool(int max) {
 TEST_CASE("backend board: the cap holds and a release frees a token") {
     BackendBoard board;
     REQUIRE(board.create(one_pool(2)));
-    BackendTable& t = *board.tables(0);
+    BackendTable& t = *board.tables(0)[0];
     int a = tokens::try_acquire(t, 100), b = tokens::try_acquire(t, 101);
     CHECK(a >= 0);
     CHECK(b >= 0);
@@ -50,7 +50,7 @@ TEST_CASE("backend board: the cap holds and a release frees a token") {
 TEST_CASE("backend board: a waiter in another process gets the token released here") {
     BackendBoard board;
     REQUIRE(board.create(one_pool(1)));
-    BackendTable& t = *board.tables(0);
+    BackendTable& t = *board.tables(0)[0];
     int mine = tokens::try_acquire(t, getpid());
     REQUIRE(mine == 0);
     pid_t child = fork();
@@ -96,4 +96,23 @@ TEST_CASE("backend board: one nudge wakes every idle worker's epoll once") {
         CHECK(epoll_wait(e, &out, 1, 100) == 1);
         close(e);
     }
+}
+
+TEST_CASE("backend board: a reload's new image shares the tables of the same backends") {
+    BackendBoard old_image;
+    REQUIRE(old_image.create(one_pool(1)));
+    BackendTable& old_table = *old_image.tables(0)[0];
+    REQUIRE(tokens::try_acquire(old_table, 4242) == 0); // an old worker's connection
+    BackendBoard new_image;
+    REQUIRE(new_image.create(one_pool(1), dup(old_image.fd())));
+    BackendTable& t = *new_image.tables(0)[0];
+    CHECK(tokens::try_acquire(t, 4343) == -1); // the cap counts the old worker's
+    new_image.release_pid(4242);               // reaped by the new master
+    CHECK(tokens::try_acquire(old_table, 4444) == 0);
+    // Another DSN is another backend: a table of its own.
+    auto other = one_pool(1);
+    other[0].backends[0].dsn = "host=elsewhere";
+    BackendBoard third;
+    REQUIRE(third.create(other, dup(new_image.fd())));
+    CHECK(tokens::try_acquire(*third.tables(0)[0], 4545) == 0);
 }
