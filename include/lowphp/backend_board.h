@@ -19,6 +19,10 @@ namespace lowphp {
 
 struct BackendTable {
     static constexpr uint32_t kBusy = 1u << 31; // or'ed into the owner pid during a request
+    // A token given back for a waiter: only a waiting worker may take it, so
+    // one that just arrived cannot overtake those already waiting (pid 1 is
+    // never a worker).
+    static constexpr uint32_t kReserved = 1;
     // Which backend: a reload's new master finds its tables by this key, so
     // both generations count against one cap.
     char pool[64];
@@ -82,7 +86,8 @@ int try_acquire(BackendTable& t, pid_t pid);
 // through `nudge_fd` first. -1 on timeout.
 int acquire(BackendTable& t, pid_t pid, int nudge_fd, uint64_t deadline_us);
 void set_busy(BackendTable& t, int index, pid_t pid, bool busy);
-void release(BackendTable& t, int index);
+// `for_waiter`: the token goes to a waiting worker (kReserved).
+void release(BackendTable& t, int index, bool for_waiter = false);
 // An idle holder asked to give back: claims one pending request (true) or none.
 bool claim_give_back(BackendTable& t);
 } // namespace tokens

@@ -54,7 +54,7 @@ class Worker {
     void run_once(int timeout_ms);
     bool connect(Backend& b, std::string& sqlstate);
     void drop(Backend& b, bool graceful);
-    void release_token(Backend& b);
+    void release_token(Backend& b, bool for_waiter = false);
     std::vector<Backend> backends_;
     std::vector<std::unique_ptr<Op>> ops_;
     std::string pool_, script_;

@@ -97,26 +97,6 @@ int wait_status_from(short revents, int waiting) {
     return status;
 }
 
-// The column names of one result, made once and shared by every row.
-class ColumnNames {
-  public:
-    ColumnNames(const MYSQL_FIELD* fields, unsigned count) {
-        names_.reserve(count);
-        for (unsigned i = 0; i < count; ++i)
-            names_.push_back(zend_string_init(fields[i].name, fields[i].name_length, 0));
-    }
-    ~ColumnNames() {
-        for (zend_string* n : names_)
-            zend_string_release(n);
-    }
-    ColumnNames(const ColumnNames&) = delete;
-    ColumnNames& operator=(const ColumnNames&) = delete;
-    zend_string* operator[](unsigned i) const { return names_[i]; }
-
-  private:
-    std::vector<zend_string*> names_;
-};
-
 bool is_integer_type(enum_field_types type) {
     switch (type) {
     case MYSQL_TYPE_TINY:
@@ -329,6 +309,8 @@ class MysqlLink final : public Link {
     void bind_result_columns(const MYSQL_FIELD* fields, unsigned count);
     void set_binary_value(zval* out, MYSQL_STMT* st, const MYSQL_FIELD& f, unsigned col);
     void recover_interrupted_build();
+    void make_names(const MYSQL_FIELD* fields, unsigned count);
+    void release_names();
 
     // Reset.
     Step reset_done();
@@ -382,6 +364,8 @@ class MysqlLink final : public Link {
     std::vector<signed char> in_bools_;
     std::vector<MYSQL_BIND> out_binds_;
     std::vector<Cell> cells_;
+    // The column names of the result being read, shared by its rows.
+    std::vector<zend_string*> names_;
 };
 
 bool has_option(const config::BackendConfig& b, const std::string& key) {
@@ -439,7 +423,7 @@ void MysqlLink::apply_options() {
     mysql_options(m, MYSQL_OPT_RECONNECT, &no_reconnect);
     unsigned int timeout = connect_timeout_s_;
     mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
-    // Names the site in SHOW PROCESSLIST's peers (performance_schema attrs).
+    // Names the site to the server (performance_schema.session_connect_attrs).
     mysql_optionsv(m, MYSQL_OPT_CONNECT_ATTR_ADD, "program_name", pool_.c_str());
     apply_ssl_options();
 }
@@ -932,7 +916,7 @@ void MysqlLink::build_text_rows(MYSQL_RES* res, zval* list) {
     unsigned count = mysql_num_fields(res);
     const MYSQL_FIELD* fields = mysql_fetch_fields(res);
     building_ = true;
-    ColumnNames names(fields, count);
+    make_names(fields, count);
     array_init_size(list, static_cast<uint32_t>(mysql_num_rows(res)));
     while (MYSQL_ROW row = mysql_fetch_row(res)) { // buffered: no I/O
         unsigned long* lengths = mysql_fetch_lengths(res);
@@ -941,10 +925,11 @@ void MysqlLink::build_text_rows(MYSQL_RES* res, zval* list) {
         for (unsigned i = 0; i < count; ++i) {
             zval v;
             set_text_value(&v, fields[i], row[i], lengths[i]);
-            add_column(&r, names[i], &v);
+            add_column(&r, names_[i], &v);
         }
         add_next_index_zval(list, &r);
     }
+    release_names();
     building_ = false;
 }
 
@@ -990,7 +975,7 @@ bool MysqlLink::build_binary_rows(MYSQL_STMT* st, zval* list) {
     bind_result_columns(fields, count);
     if (mysql_stmt_bind_result(st, out_binds_.data())) return false;
     building_ = true;
-    ColumnNames names(fields, count);
+    make_names(fields, count);
     array_init_size(list, static_cast<uint32_t>(mysql_stmt_num_rows(st)));
     bool ok = true;
     while (true) {
@@ -1006,10 +991,11 @@ bool MysqlLink::build_binary_rows(MYSQL_STMT* st, zval* list) {
         for (unsigned i = 0; i < count; ++i) {
             zval v;
             set_binary_value(&v, st, fields[i], i);
-            add_column(&r, names[i], &v);
+            add_column(&r, names_[i], &v);
         }
         add_next_index_zval(list, &r);
     }
+    release_names();
     building_ = false;
     res_.reset();
     return ok;
@@ -1061,11 +1047,24 @@ void MysqlLink::set_binary_value(zval* out, MYSQL_STMT* st, const MYSQL_FIELD& f
     ZVAL_STR(out, s);
 }
 
+void MysqlLink::make_names(const MYSQL_FIELD* fields, unsigned count) {
+    names_.clear();
+    for (unsigned i = 0; i < count; ++i)
+        names_.push_back(zend_string_init(fields[i].name, fields[i].name_length, 0));
+}
+
+void MysqlLink::release_names() {
+    for (zend_string* n : names_)
+        zend_string_release(n);
+    names_.clear();
+}
+
 // PHP left the row loop by longjmp (memory_limit): the request is gone, its
 // Ops with it, and the connection sits in the middle of a result.
 void MysqlLink::recover_interrupted_build() {
     if (!building_) return;
     building_ = false;
+    names_.clear(); // emalloc'd: the request's heap reclaims them, maybe already did
     res_.reset();
     cur_.op = nullptr;
     queue_.clear();
@@ -1148,20 +1147,23 @@ int MysqlLink::live_fd() const {
     return mysql_get_socket(m);
 }
 
-// Puts an unconnected socket of our own on the connection's descriptor
-// number. Whatever the library does next (COM_QUIT, and the shutdown(2) its
-// socket close always does) hits that socket: a forked child shares the
-// parent's connection, and a shutdown or a COM_QUIT would end the parent's
-// session. If no socket can be made, the descriptor is closed instead; the
-// library's later send/shutdown then fail with EBADF (nothing in between
-// opens a descriptor that could take the number).
+// Puts the read end of an empty, writer-less pipe on the connection's
+// descriptor number. Whatever the library does next fails at once there:
+// send/recv/shutdown(2) with ENOTSOCK, OpenSSL's write(2) with EBADF, read(2)
+// with end-of-file (an unconnected socket would not do: OpenSSL retries
+// ENOTCONN forever). A forked child shares the parent's connection, and the
+// COM_QUIT, TLS close_notify and shutdown(2) of a normal close would end the
+// parent's session. If no pipe can be made, the descriptor is closed
+// instead; the library's later calls then fail with EBADF (nothing in
+// between opens a descriptor that could take the number).
 void MysqlLink::neutralize_socket(int fd) {
-    int spare = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (spare >= 0 && dup3(spare, fd, O_CLOEXEC) >= 0) {
-        ::close(spare);
-        return;
+    int ends[2];
+    if (pipe2(ends, O_CLOEXEC) == 0) {
+        ::close(ends[1]);
+        int done = dup3(ends[0], fd, O_CLOEXEC);
+        ::close(ends[0]);
+        if (done >= 0) return;
     }
-    if (spare >= 0) ::close(spare);
     ::close(fd);
 }
 

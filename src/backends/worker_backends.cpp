@@ -109,9 +109,9 @@ void Worker::drop(Backend& b, bool graceful) {
     b.link.reset();
 }
 
-void Worker::release_token(Backend& b) {
+void Worker::release_token(Backend& b, bool for_waiter) {
     if (b.token < 0) return;
-    tokens::release(*b.table, b.token);
+    tokens::release(*b.table, b.token, for_waiter);
     b.token = -1;
 }
 
@@ -141,7 +141,9 @@ std::string Worker::lease(Backend& b, std::string& sqlstate) {
         if (b.link && !b.link->broken()) return "";
         // Lost during this request: the request keeps failing on it (its
         // transaction and session are gone) until it ends.
-        sqlstate = "08006";
+        sqlstate = b.cfg->kind == config::BackendKind::Mysql   ? "08S01"
+                   : b.cfg->kind == config::BackendKind::Redis ? "ERR"
+                                                               : "08006";
         return b.link ? b.link->error() : "connection lost";
     }
     if (b.token < 0) {
@@ -195,7 +197,7 @@ void Worker::end_request() {
             // Another worker waits for this backend: its connection, not ours.
             run_until([&] { return !b.link->busy(); });
             drop(b, true);
-            release_token(b);
+            release_token(b, true);
         } else {
             tokens::set_busy(*b.table, b.token, pid_, false);
         }
@@ -209,7 +211,7 @@ void Worker::give_back_idle() {
         if (b.leased || b.token < 0 || !tokens::claim_give_back(*b.table)) continue;
         if (b.link && b.link->busy()) run_until([&] { return !b.link->busy(); });
         drop(b, true);
-        release_token(b);
+        release_token(b, true);
     }
 }
 

@@ -73,7 +73,7 @@ bool Pool::start_zygote() {
         close_all_but({sv[1], listener.fd.get(), log::fd(), park_tx_.get(), handoff_rx_.get(),
                        handoff_tx_.get(), status_listener.fd.get(), log::original_stderr_fd(),
                        route_rx_[0].get(), route_tx_[0].get(), route_rx_[1].get(),
-                       route_tx_[1].get()});
+                       route_tx_[1].get(), shared_.backends->nudge_fd(index_)});
         zygote::Params p;
         p.config = shared_.config;
         p.pool_index = index_;

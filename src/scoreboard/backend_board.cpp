@@ -159,7 +159,7 @@ std::vector<BackendStatus> BackendBoard::status(size_t pool) const {
         s.max = t.max;
         for (const auto& word : t.owner) {
             uint32_t w = word.load(std::memory_order_relaxed);
-            s.open += w != 0;
+            s.open += w != 0 && w != BackendTable::kReserved;
             s.busy += (w & BackendTable::kBusy) != 0;
         }
         s.waits = t.waits.load();
@@ -202,6 +202,15 @@ int try_acquire(BackendTable& t, pid_t pid) {
 
 int acquire(BackendTable& t, pid_t pid, int nudge_fd, uint64_t deadline_us) {
     if (int i = try_acquire(t, pid); i >= 0) return i;
+    // A waiter may also take a token reserved for waiters.
+    auto take = [&]() {
+        for (uint32_t i = 0; i < t.max; ++i) {
+            for (uint32_t expected : {0u, BackendTable::kReserved})
+                if (t.owner[i].compare_exchange_strong(expected, static_cast<uint32_t>(pid)))
+                    return static_cast<int>(i);
+        }
+        return -1;
+    };
     uint64_t start = mono_us();
     t.waits.fetch_add(1);
     t.wanted.fetch_add(1);
@@ -212,7 +221,7 @@ int acquire(BackendTable& t, pid_t pid, int nudge_fd, uint64_t deadline_us) {
     uint64_t asked = start;
     while (got < 0) {
         uint32_t seen = t.release_seq.load();
-        if ((got = try_acquire(t, pid)) >= 0) break;
+        if ((got = take()) >= 0) break;
         uint64_t now = mono_us();
         if (now >= deadline_us) break;
         // Another waiter's withdrawal may have taken our request: ask again.
@@ -237,8 +246,8 @@ void set_busy(BackendTable& t, int index, pid_t pid, bool busy) {
     t.owner[index].store(static_cast<uint32_t>(pid) | (busy ? BackendTable::kBusy : 0));
 }
 
-void release(BackendTable& t, int index) {
-    t.owner[index].store(0);
+void release(BackendTable& t, int index, bool for_waiter) {
+    t.owner[index].store(for_waiter ? BackendTable::kReserved : 0);
     t.release_seq.fetch_add(1);
     futex_wake(t.release_seq, 1);
 }

@@ -347,7 +347,7 @@ def connections_max_holds_with_more_busy_workers_and_fails_nothing():
                     r = s.get("cap.php")
                     results.append(r.status)
                     if r.status != 200:
-                        errors.append(r.body[:300])
+                        errors.append((r.status, r.body[:300], r.stderr[:300]))
                 except Exception as e:  # noqa: BLE001
                     errors.append(repr(e))
 
@@ -366,6 +366,22 @@ def connections_max_holds_with_more_busy_workers_and_fails_nothing():
         b = [x for x in s.status()["backends"] if x["name"] == "main"][0]
         check_eq(b["max connections"], 2, "status max connections")
         check(b["waits"] > 0, f"waits counted: {b}")
+
+
+@test
+def an_idle_worker_gives_its_connection_to_a_worker_that_waits():
+    # One connection for four workers, one request at a time: whichever
+    # worker takes the request, the idle holder hands the connection over at
+    # once (closed there, reopened here), never after wait_timeout.
+    with Site(children=4, extra={"connections.max[main]": "1", "connections.wait_timeout": "2s"}) as s:
+        s.script("pid.php", "echo LowPHP\\pgsql('main')->query('SELECT pg_backend_pid() AS p')[0]['p'];")
+        for i in range(12):
+            started = time.monotonic()
+            r = s.get("pid.php")
+            took = time.monotonic() - started
+            check_eq(r.status, 200, f"request {i} (stderr {r.stderr[:300]!r})")
+            check(took < 1.0, f"request {i} waited {took:.2f} s for the idle worker's connection")
+        check(max(PG.app_sessions() for _ in range(3)) <= 1, "more than one session open")
 
 
 CONCURRENT = r"""

@@ -116,3 +116,15 @@ TEST_CASE("backend board: a reload's new image shares the tables of the same bac
     REQUIRE(third.create(other, dup(new_image.fd())));
     CHECK(tokens::try_acquire(*third.tables(0)[0], 4545) == 0);
 }
+
+TEST_CASE("backend board: a token given back for a waiter cannot be taken by a newcomer") {
+    BackendBoard board;
+    REQUIRE(board.create(one_pool(1)));
+    BackendTable& t = *board.tables(0)[0];
+    int mine = tokens::try_acquire(t, 100);
+    REQUIRE(mine == 0);
+    tokens::release(t, mine, true);
+    CHECK(tokens::try_acquire(t, 101) == -1); // a worker that did not wait
+    CHECK(board.status(0)[0].open == 0);      // reserved is not an open connection
+    CHECK(tokens::acquire(t, 102, -1, mono_us() + 1000000) == 0); // a waiter
+}
