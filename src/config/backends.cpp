@@ -174,8 +174,9 @@ std::string apply_connections_max(PoolConfig& p) {
     if (p.backends.size() > kMaxBackendsPerPool)
         return "at most " + std::to_string(kMaxBackendsPerPool) + " backends per pool";
     for (const auto& [name, n] : p.connections_max) {
+        const std::string& wanted = name; // clang 14 cannot capture a structured binding
         auto it = std::find_if(p.backends.begin(), p.backends.end(),
-                               [&](const BackendConfig& b) { return b.name == name; });
+                               [&](const BackendConfig& b) { return b.name == wanted; });
         if (it == p.backends.end())
             return "'connections.max[" + name + "]' names no pgsql[], mysql[] or redis[] backend";
         it->max = n;
