@@ -148,6 +148,11 @@ struct PoolConfig {
     std::vector<BackendConfig> backends;
     std::vector<std::pair<std::string, int>> connections_max; // until validation applies them
     int connections_wait_timeout_ms = 3000;
+    // connections.reuse (lowphp): the PDO, mysqli and pgsql connections a
+    // request opens are kept by the worker, reset, and handed to the next
+    // request that opens the same one; closed after idle_timeout unused.
+    bool connections_reuse = false;
+    int connections_idle_timeout = 60; // seconds
 };
 
 struct Config {

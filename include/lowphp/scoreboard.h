@@ -45,6 +45,8 @@ struct WorkerSlot {
     // first request, in a row (one that boots resets it). At
     // worker.max_consecutive_failures the slot's workers answer 503.
     std::atomic<uint32_t> boot_failures;
+    // connections.reuse: database connections this worker keeps between requests.
+    std::atomic<uint32_t> kept_connections;
     std::atomic<uint64_t> requests;
     // Monotonic: when the current (or last) request was accepted, when the
     // last one ended (0: none yet).
@@ -91,6 +93,9 @@ struct PoolBoard {
     uint64_t max_memory; // pm.max_memory (lowphp), 0 = none
     bool worker_mode;    // worker.script set (lowphp)
     std::atomic<uint64_t> memory_recycles;
+    // connections.reuse (lowphp): shown only by pools that turn it on.
+    bool connections_reuse;
+    std::atomic<uint64_t> reuses, resets, rollbacks, reconnects;
 };
 
 // Owns the mapping; copies of the pointer are inherited by every child.

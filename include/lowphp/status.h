@@ -30,6 +30,9 @@ struct PoolStatus {
     // lowphp's worker mode: shown only by pools with worker.script.
     bool worker_mode = false;
     uint64_t worker_boot_failures = 0;
+    // connections.reuse (lowphp): shown only by pools that turn it on.
+    bool connections_reuse = false;
+    uint64_t kept_connections = 0, reuses = 0, resets = 0, rollbacks = 0, reconnects = 0;
 };
 
 struct ProcStatus {

@@ -135,6 +135,11 @@ std::vector<std::string> dump_pool(const PoolConfig& p) {
     if (!p.backends.empty())
         pool.push_back(
             "\tconnections.wait_timeout = " + std::to_string(p.connections_wait_timeout_ms) + "ms");
+    if (p.connections_reuse) {
+        pool.push_back("\tconnections.reuse = yes");
+        pool.push_back(
+            "\tconnections.idle_timeout = " + std::to_string(p.connections_idle_timeout) + "s");
+    }
     pool.push_back(" ");
     return pool;
 }

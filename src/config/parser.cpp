@@ -185,10 +185,12 @@ const std::map<std::string, Setter<PoolConfig>>& pool_table() {
         {"worker.max_requests", int_of(&P::worker_max_requests)}, // lowphp addition
         {"worker.max_consecutive_failures",                       // lowphp addition
          int_of(&P::worker_max_consecutive_failures)},
-        {"worker.keep_ini", str_of(&P::worker_keep_ini)}, // lowphp addition
-        {"worker.watch", str_of(&P::worker_watch)},       // lowphp addition
-        {"worker.match", str_of(&P::worker_match)},       // lowphp addition
-        {"connections.wait_timeout",                      // lowphp addition
+        {"worker.keep_ini", str_of(&P::worker_keep_ini)},                    // lowphp addition
+        {"worker.watch", str_of(&P::worker_watch)},                          // lowphp addition
+        {"worker.match", str_of(&P::worker_match)},                          // lowphp addition
+        {"connections.reuse", bool_of(&P::connections_reuse)},               // lowphp addition
+        {"connections.idle_timeout", time_of(&P::connections_idle_timeout)}, // lowphp addition
+        {"connections.wait_timeout",                                         // lowphp addition
          [](P& p, const std::string& v) {
              return values::parse_duration_ms(v, p.connections_wait_timeout_ms);
          }},

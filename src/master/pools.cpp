@@ -31,6 +31,8 @@ bool Master::create_pools() {
     if (!scoreboard_.create(names, styles, slots, max_memory, status_worker)) return false;
     for (size_t i = 0; i < cfg_.pools.size(); ++i)
         scoreboard_.pool(i).worker_mode = cfg_.pools[i].worker_mode();
+    for (size_t i = 0; i < cfg_.pools.size(); ++i)
+        scoreboard_.pool(i).connections_reuse = cfg_.pools[i].connections_reuse;
     if (!backends_.create(cfg_.pools, handover_.backends_fd)) return false;
     handover_.backends_fd = -1;
     pool::Shared shared{base_.get(), &scoreboard_, &backends_, &cfg_, opts_.ini, opts_.run_as_root};

@@ -9,6 +9,7 @@
 #include "lowphp/backends.h"
 #include "lowphp/log.h"
 #include "lowphp/request_mapping.h"
+#include "lowphp/reuse.h"
 #include "lowphp/sapi.h"
 #include "sapi_internal.h"
 
@@ -375,7 +376,9 @@ bool serve(fastcgi::Connection& conn, const fastcgi::Request& req) {
         current_request = nullptr;
         return false;
     }
+    reuse::request_starting();
     if (!handle_status_request() && SG(request_info).request_method) execute_primary_script();
+    reuse::script_done(current_slot ? current_slot->script : "");
     record_request_end(ctx, clock);
     if (SG(request_info).path_translated) {
         efree(SG(request_info).path_translated);
@@ -388,6 +391,7 @@ bool serve(fastcgi::Connection& conn, const fastcgi::Request& req) {
     current_request = nullptr;
     // After the response: the request's backend sessions are reset.
     backends::end_request();
+    reuse::request_done();
     set_idle();
     return true;
 }

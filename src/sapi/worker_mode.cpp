@@ -12,6 +12,7 @@
 
 #include "lowphp/backends.h"
 #include "lowphp/log.h"
+#include "lowphp/reuse.h"
 #include "lowphp/sapi.h"
 #include "worker_mode_internal.h"
 
@@ -102,6 +103,7 @@ void end_boot() {
     set_path_translated(nullptr);
     zend_unset_timeout();    // the boot's: waiting for a request costs no execution time
     backends::end_request(); // what the boot queried
+    reuse::request_done(true);
     wm->state.take_baseline(wm->pool->worker_keep_ini);
     leave_request_context();
     wm->booted = true;
@@ -148,6 +150,7 @@ bool start_request(fastcgi::Connection& conn, const fastcgi::Request& req) {
             php_output_set_implicit_flush(1);
         }
         renew_modules(true);
+        reuse::request_starting();
         wm->state.fresh_superglobals();
         if (PS(auto_start)) php_session_start();
     }
@@ -204,11 +207,13 @@ void end_request() {
     set_path_translated(nullptr);
     close_request_body();
     backends::request_ending();
+    reuse::script_done(current_slot ? current_slot->script : "");
     deactivate_sapi();
     finish_fastcgi_request(ctx);
     if (EG(exception)) zend_exception_error(EG(exception), E_ERROR); // from a destructor
     // After the response: the request's backend sessions are reset.
     backends::end_request();
+    reuse::request_done(true);
     zend_try {
         wm->state.after_request();
     }

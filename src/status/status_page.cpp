@@ -94,6 +94,16 @@ ShownProc show(const ProcStatus& p, Escape esc, bool human_time) {
     return s;
 }
 
+// connections.reuse: the pool's kept database connections (text and html).
+std::vector<std::pair<std::string, uint64_t>> reuse_fields(const PoolStatus& p) {
+    if (!p.connections_reuse) return {};
+    return {{"kept connections", p.kept_connections},
+            {"connection reuses", p.reuses},
+            {"connection resets", p.resets},
+            {"connection rollbacks", p.rollbacks},
+            {"connection reconnects", p.reconnects}};
+}
+
 // Text and html: one line (row) per backend field.
 std::vector<std::pair<std::string, std::string>> backend_fields(const Snapshot& s) {
     std::vector<std::pair<std::string, std::string>> out;
@@ -140,6 +150,8 @@ std::string render_text(const Snapshot& s, bool full) {
     if (p.worker_mode)
         out += format("mode:                 worker\nworker boot failures: %" PRIu64 "\n",
                       p.worker_boot_failures);
+    for (const auto& [name, value] : reuse_fields(p))
+        out += format("%-22s%" PRIu64 "\n", (name + ":").c_str(), value);
     for (const auto& [name, value] : backend_fields(s))
         out += name + ": " + value + "\n";
     if (!full) return out;
@@ -205,6 +217,9 @@ std::string render_html(const Snapshot& s, bool full) {
                    format("<tr><th>mode</th><td>worker</td></tr>\n<tr><th>worker boot "
                           "failures</th><td>%" PRIu64 "</td></tr>\n",
                           p.worker_boot_failures));
+    for (const auto& [name, value] : reuse_fields(p))
+        out.insert(out.size() - strlen("</table>\n"),
+                   format("<tr><th>%s</th><td>%" PRIu64 "</td></tr>\n", name.c_str(), value));
     for (const auto& [name, value] : backend_fields(s))
         out.insert(out.size() - strlen("</table>\n"), "<tr><th>" + escape_html(name) + "</th><td>" +
                                                           escape_html(value) + "</td></tr>\n");
@@ -258,6 +273,13 @@ std::string render_xml(const Snapshot& s, bool full) {
         out += format("<mode>worker</mode>\n<worker-boot-failures>%" PRIu64
                       "</worker-boot-failures>\n",
                       p.worker_boot_failures);
+    if (p.connections_reuse)
+        out += format("<kept-connections>%" PRIu64 "</kept-connections><connection-reuses>%" PRIu64
+                      "</connection-reuses>\n<connection-resets>%" PRIu64
+                      "</connection-resets><connection-rollbacks>%" PRIu64
+                      "</connection-rollbacks>\n<connection-reconnects>%" PRIu64
+                      "</connection-reconnects>\n",
+                      p.kept_connections, p.reuses, p.resets, p.rollbacks, p.reconnects);
     if (!s.backends.empty()) {
         out += "<backends>\n";
         for (const BackendStatus& b : s.backends)
@@ -307,6 +329,11 @@ std::string render_json(const Snapshot& s, bool full) {
     if (p.worker_mode)
         out += format(",\"mode\":\"worker\",\"worker boot failures\":%" PRIu64,
                       p.worker_boot_failures);
+    if (p.connections_reuse)
+        out += format(",\"kept connections\":%" PRIu64 ",\"connection reuses\":%" PRIu64
+                      ",\"connection resets\":%" PRIu64 ",\"connection rollbacks\":%" PRIu64
+                      ",\"connection reconnects\":%" PRIu64,
+                      p.kept_connections, p.reuses, p.resets, p.rollbacks, p.reconnects);
     if (!s.backends.empty()) {
         out += ",\"backends\":[";
         for (size_t i = 0; i < s.backends.size(); ++i) {
@@ -434,6 +461,19 @@ std::string render_openmetrics(const Snapshot& s) {
         metric(out, "worker_boot_failures", "gauge",
                "Worker-mode boot failures in a row of the pool's worker.script (lowphp-fpm).",
                p.worker_boot_failures);
+    if (p.connections_reuse) {
+        metric(out, "kept_connections", "gauge",
+               "Database connections the pool's workers keep between requests (lowphp-fpm).",
+               p.kept_connections);
+        metric(out, "connection_reuses", "counter",
+               "Connects answered with a kept connection (lowphp-fpm).", p.reuses);
+        metric(out, "connection_resets", "counter",
+               "Kept connections reset after a request (lowphp-fpm).", p.resets);
+        metric(out, "connection_rollbacks", "counter",
+               "Transactions left open by a request and rolled back (lowphp-fpm).", p.rollbacks);
+        metric(out, "connection_reconnects", "counter",
+               "Kept connections found closed or unusable and dropped (lowphp-fpm).", p.reconnects);
+    }
     backend_metrics(out, s.backends);
     return out + "# EOF\n";
 }
@@ -476,6 +516,7 @@ Snapshot take_snapshot(Scoreboard& board, size_t index, int listen_fd, Now now) 
         if (c.pid <= 0) continue;
         ProcStatus proc = proc_status(c, now);
         (c.state <= static_cast<int>(WorkerState::Accepting) ? p.idle : p.active)++;
+        p.kept_connections += board.slot(pb.first_slot + i).kept_connections.load();
         s.procs.push_back(std::move(proc));
     }
     p.total = p.idle + p.active;
@@ -494,6 +535,11 @@ Snapshot take_snapshot(Scoreboard& board, size_t index, int listen_fd, Now now) 
     p.max_memory = pb.max_memory;
     p.memory_recycles = pb.memory_recycles.load();
     p.worker_mode = pb.worker_mode;
+    p.connections_reuse = pb.connections_reuse;
+    p.reuses = pb.reuses.load();
+    p.resets = pb.resets.load();
+    p.rollbacks = pb.rollbacks.load();
+    p.reconnects = pb.reconnects.load();
     for (uint32_t i = pb.first_slot; i < pb.first_slot + pb.slot_count; ++i)
         p.worker_boot_failures =
             std::max<uint64_t>(p.worker_boot_failures, board.slot(i).boot_failures.load());

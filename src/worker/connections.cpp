@@ -15,6 +15,7 @@
 #include "connections.h"
 #include "lowphp/fd_passing.h"
 #include "lowphp/log.h"
+#include "lowphp/scoreboard.h"
 
 namespace lowphp::worker {
 namespace {
@@ -159,6 +160,17 @@ bool ConnectionSource::watch_nudge(int fd, std::function<void()> on_nudge) {
     return add(epoll_.get(), fd, kNudge, EPOLLET);
 }
 
+// The epoll wait's timeout: none when something waits already, the idle
+// timer's rest when armed (its clock starts at the first wait after a
+// request), forever otherwise.
+int ConnectionSource::wait_ms(bool waiting) {
+    if (waiting) return 0;
+    if (!idle_deadline_us_) return -1;
+    uint64_t now = mono_us();
+    if (idle_deadline_us_ == 1) idle_deadline_us_ = now + static_cast<uint64_t>(idle_ms_) * 1000;
+    return idle_deadline_us_ > now ? static_cast<int>((idle_deadline_us_ - now + 999) / 1000) : 0;
+}
+
 // A SIGQUIT between the check of `stop` and the wait is not lost: its handler
 // also makes the wakeup eventfd readable.
 int ConnectionSource::next(volatile sig_atomic_t& stop, bool& accepted) {
@@ -175,13 +187,18 @@ int ConnectionSource::next(volatile sig_atomic_t& stop, bool& accepted) {
         if (waiting && ready_turn_) {
             if (int fd = kept_.take_ready(); fd >= 0) return serving(fd, false);
         }
-        int n = epoll_wait(epoll_.get(), &event, 1, waiting ? 0 : -1);
+        int n = epoll_wait(epoll_.get(), &event, 1, wait_ms(waiting));
         if (n < 0) {
             if (errno == EINTR) continue;
             ZLOG_SYSERROR("epoll_wait() failed");
             return -1;
         }
         if (stop) return -1; // a kept connection's spent event: retire() parks it
+        if (n == 0 && !waiting && idle_deadline_us_ && mono_us() >= idle_deadline_us_) {
+            idle_deadline_us_ = 0;
+            on_idle_();
+            continue;
+        }
         if (int fd = n == 1 ? take(event, accepted) : -1; fd >= 0) return serving(fd, true);
         if (int fd = waiting ? kept_.take_ready() : -1; fd >= 0) return serving(fd, false);
     }
@@ -192,6 +209,8 @@ int ConnectionSource::next(volatile sig_atomic_t& stop, bool& accepted) {
 // slept, and the other kind of source goes first next time.
 int ConnectionSource::serving(int fd, bool from_epoll) {
     ready_turn_ = from_epoll;
+    // Armed from the end of this request: next() is called after it.
+    idle_deadline_us_ = idle_ms_ > 0 ? 1 : 0;
     if (kept_.set_busy(true) && idle_) idle_->wake();
     return fd;
 }

@@ -31,6 +31,12 @@ class ConnectionSource {
     // Per-site backends: `fd` (the pool's nudge eventfd) fires when another
     // worker waits for a connection this idle one may give back.
     bool watch_nudge(int fd, std::function<void()> on_nudge);
+    // connections.idle_timeout: `on_idle` runs once when the worker has
+    // waited `ms` for work since its last request.
+    void set_idle_timer(int ms, std::function<void()> on_idle) {
+        idle_ms_ = ms;
+        on_idle_ = std::move(on_idle);
+    }
     // Blocks until a connection has work. Returns its fd, or -1 when `stop`
     // became true. `accepted` tells whether it is a fresh connection from the
     // listening socket.
@@ -76,6 +82,10 @@ class ConnectionSource {
     net::AllowedClients allowed_;
     bool ready_turn_ = true; // see next()
     std::function<void()> on_nudge_;
+    int idle_ms_ = 0;
+    uint64_t idle_deadline_us_ = 0; // 0: the idle timer is not armed
+    std::function<void()> on_idle_;
+    int wait_ms(bool waiting);
 };
 
 } // namespace lowphp::worker

@@ -26,6 +26,7 @@
 #include "lowphp/log.h"
 #include "lowphp/net.h"
 #include "lowphp/proctitle.h"
+#include "lowphp/reuse.h"
 #include "lowphp/sapi.h"
 #include "lowphp/scoreboard.h"
 #include "lowphp/worker.h"
@@ -466,6 +467,13 @@ void run(const Params& params) {
         if (!source.watch_nudge(z.backends->nudge_fd(z.pool_index), backends::give_back_idle))
             ZLOG_SYSWARNING("[pool %s] cannot watch the backend nudge", pool.name.c_str());
         backends::warm_up();
+    }
+    // connections.reuse: the kept database connections, closed when the
+    // worker has served nothing for connections.idle_timeout.
+    if (!status && reuse::active()) {
+        reuse::init_worker(pool, &z.scoreboard->pool(z.pool_index), slot);
+        if (reuse::idle_timeout() > 0)
+            source.set_idle_timer(reuse::idle_timeout() * 1000, reuse::close_all);
     }
     g_source = &source;
     sapi::set_release_connection([](int fd) { g_source->release(fd); });

@@ -17,6 +17,7 @@
 #include "lowphp/fd_passing.h"
 #include "lowphp/log.h"
 #include "lowphp/proctitle.h"
+#include "lowphp/reuse.h"
 #include "lowphp/sapi.h"
 #include "lowphp/session_dir.h"
 #include "lowphp/worker.h"
@@ -131,6 +132,7 @@ void run(const Params& params) {
     if (original_stderr >= 0) close(original_stderr); // workers do not inherit it
     if (ok) default_session_dir(pool, *params.identity);
     if (ok) bind_first_uses();
+    if (ok) reuse::install(pool); // connections.reuse: connect calls made persistent
     signal(SIGPIPE, SIG_IGN);
     if (!reply(params.control_fd, kReadySlot, ok ? getpid() : -1) || !ok) _exit(ok ? 0 : 1);
     SpawnCommand cmd;

@@ -103,3 +103,22 @@ TEST_CASE("backends: the key=value grammar is libpq's") {
     uri.dsn = "postgresql://app:secret@127.0.0.1/app";
     CHECK(masked_dsn(uri) == "postgresql://app:***@127.0.0.1/app");
 }
+
+TEST_CASE("connections.reuse: off by default, idle_timeout 60 s, both dumped by -tt once on") {
+    ParseResult off = load_pool("");
+    REQUIRE(off.config);
+    CHECK_FALSE(off.config->pools[0].connections_reuse);
+    CHECK(off.config->pools[0].connections_idle_timeout == 60);
+
+    ParseResult on = load_pool("connections.reuse = on\nconnections.idle_timeout = 2m\n");
+    REQUIRE(on.config);
+    CHECK(on.config->pools[0].connections_reuse);
+    CHECK(on.config->pools[0].connections_idle_timeout == 120);
+    CHECK(dump_has(*on.config, "\tconnections.reuse = yes"));
+    CHECK(dump_has(*on.config, "\tconnections.idle_timeout = 120s"));
+
+    CHECK(first_error("connections.reuse = sometimes\n")
+              .find("unable to parse value for entry 'connections.reuse'") != std::string::npos);
+    CHECK(first_error("connections.idle_timeout = soon\n").find("connections.idle_timeout") !=
+          std::string::npos);
+}

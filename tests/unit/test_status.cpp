@@ -94,3 +94,29 @@ TEST_CASE("openmetrics ignores full and ends with # EOF") {
           std::string::npos);
     CHECK(page.body.substr(page.body.size() - 6) == "# EOF\n");
 }
+
+TEST_CASE("connections.reuse counters appear in every format only when the pool has it on") {
+    Snapshot s = sample();
+    for (Format f : {Format::Text, Format::Html, Format::Xml, Format::Json, Format::OpenMetrics})
+        for (const char* word : {"kept", "connection re", "connection_re"})
+            CHECK(render(s, f, false).body.find(word) == std::string::npos);
+    s.pool.connections_reuse = true;
+    s.pool.kept_connections = 4;
+    s.pool.reuses = 996;
+    s.pool.resets = 990;
+    s.pool.rollbacks = 2;
+    s.pool.reconnects = 1;
+    CHECK(render(s, Format::Text, false)
+              .body.find("kept connections:     4\n"
+                         "connection reuses:    996\n") != std::string::npos);
+    CHECK(render(s, Format::Html, false).body.find("<tr><th>connection rollbacks</th><td>2</td>") !=
+          std::string::npos);
+    CHECK(render(s, Format::Xml, false).body.find("<connection-resets>990</connection-resets>") !=
+          std::string::npos);
+    CHECK(render(s, Format::Json, false).body.find("\"connection reconnects\":1") !=
+          std::string::npos);
+    CHECK(render(s, Format::OpenMetrics, false)
+              .body.find("# TYPE phpfpm_connection_reuses counter") != std::string::npos);
+    CHECK(render(s, Format::OpenMetrics, false).body.find("phpfpm_kept_connections 4\n") !=
+          std::string::npos);
+}

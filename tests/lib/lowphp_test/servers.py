@@ -210,6 +210,25 @@ class _Server:
             self.tmp.cleanup()
             self.tmp = None
 
+    def restart(self, down=0.0):
+        """Stop the server process (its stop signal) and start it again on
+        the same port with the same data, as an operator's restart does;
+        `down` seconds pass in between. Returns once it accepts connections."""
+        proc = self.proc
+        if proc is None:
+            raise ServerError(f"{self.name} is not running")
+        util.kill_quiet(proc.pid, self.stop_signal)
+        try:
+            proc.wait(self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            util.kill_quiet(proc.pid, signal.SIGKILL)
+            proc.wait()
+        _running.discard(self)
+        self.proc = None
+        time.sleep(down)
+        self._spawn()
+        self._wait_ready()
+
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
