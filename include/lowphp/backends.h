@@ -32,6 +32,10 @@ void warm_up();
 // The nudge fired while idle: connections other workers wait for are closed
 // and their tokens freed.
 void give_back_idle();
+// This worker's connection to the pool's backend `index`, when no request
+// leases it, is closed and its token freed (connections.reuse needs the token
+// for a kept connection to the same backend).
+void release_idle(size_t index);
 // A request's PHP is done, its response not yet ended: a transaction it left
 // open is logged (naming the script).
 void request_ending();

@@ -10,6 +10,7 @@
 #include "lowphp/config.h"
 
 namespace lowphp {
+struct BackendTable;
 struct PoolBoard;
 struct WorkerSlot;
 } // namespace lowphp
@@ -19,8 +20,14 @@ namespace lowphp::reuse {
 // Zygote, after PHP started: connect calls are made persistent (a pool with
 // connections.reuse = on; nothing otherwise).
 void install(const config::PoolConfig& pool);
-// Worker: where the counters go.
-void init_worker(const config::PoolConfig& pool, PoolBoard* board, WorkerSlot* slot);
+// Worker: where the counters go; `tables` and `nudge_fd` (the pool's backend
+// token tables, backend_board.h; null and -1 without pgsql[]/mysql[]) cap
+// kept connections to a declared backend by its connections.max.
+void init_worker(const config::PoolConfig& pool, PoolBoard* board, WorkerSlot* slot,
+                 BackendTable* const* tables = nullptr, int nudge_fd = -1);
+// The backend nudge fired while idle: a kept connection to a backend other
+// workers wait for is closed and its token given to them.
+void give_back_idle();
 bool active();
 // Before a request's script runs: kept connections the server closed go.
 void request_starting();

@@ -46,6 +46,7 @@ class Worker {
     void warn_open_transactions();
     void end_request();
     void give_back_idle();
+    void release_idle(size_t index);
     void warm_up();
     void shutdown();
     const std::string& pool_name() const { return pool_; }

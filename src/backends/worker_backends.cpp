@@ -215,6 +215,15 @@ void Worker::give_back_idle() {
     }
 }
 
+void Worker::release_idle(size_t index) {
+    if (index >= backends_.size()) return;
+    Backend& b = backends_[index];
+    if (b.leased || b.token < 0) return;
+    if (b.link && b.link->busy()) run_until([&] { return !b.link->busy(); });
+    drop(b, true);
+    release_token(b);
+}
+
 void Worker::warm_up() {
     for (auto& b : backends_) {
         b.token = tokens::try_acquire(*b.table, pid_);
@@ -269,6 +278,10 @@ void warm_up() {
 
 void give_back_idle() {
     if (the_worker) the_worker->give_back_idle();
+}
+
+void release_idle(size_t index) {
+    if (the_worker) the_worker->release_idle(index);
 }
 
 void request_ending() {

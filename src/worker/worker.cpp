@@ -464,14 +464,20 @@ void run(const Params& params) {
     if (!status && !pool.backends.empty() && z.backends) {
         backends::init_worker(pool, z.backends->tables(z.pool_index),
                               z.backends->nudge_fd(z.pool_index));
-        if (!source.watch_nudge(z.backends->nudge_fd(z.pool_index), backends::give_back_idle))
+        if (!source.watch_nudge(z.backends->nudge_fd(z.pool_index), [] {
+                backends::give_back_idle();
+                reuse::give_back_idle();
+            }))
             ZLOG_SYSWARNING("[pool %s] cannot watch the backend nudge", pool.name.c_str());
         backends::warm_up();
     }
     // connections.reuse: the kept database connections, closed when the
     // worker has served nothing for connections.idle_timeout.
     if (!status && reuse::active()) {
-        reuse::init_worker(pool, &z.scoreboard->pool(z.pool_index), slot);
+        bool capped = !pool.backends.empty() && z.backends;
+        reuse::init_worker(pool, &z.scoreboard->pool(z.pool_index), slot,
+                           capped ? z.backends->tables(z.pool_index) : nullptr,
+                           capped ? z.backends->nudge_fd(z.pool_index) : -1);
         if (reuse::idle_timeout() > 0)
             source.set_idle_timer(reuse::idle_timeout() * 1000, reuse::close_all);
     }

@@ -495,6 +495,56 @@ def in_worker_mode_connections_the_app_keeps_are_reset_between_calls():
         tmp.cleanup()
 
 
+CAPPED_PAGES = {
+    "pg.php": r"""
+$db = new PDO(getenv('PGDSN'), 'app', 'apppw');
+echo $db->query('SELECT 40 + 2 FROM pg_sleep(0.02)')->fetchColumn();
+""",
+    "pgc.php": r"""
+$db = pg_connect(getenv('PGCONN'));
+echo pg_fetch_row(pg_query($db, 'SELECT 40 + 2 FROM pg_sleep(0.02)'))[0];
+""",
+    "my.php": r"""
+$db = new mysqli('127.0.0.1', 'app', 'apppw', 'app', (int)getenv('MYPORT'));
+echo $db->query('SELECT 40 + 2 FROM (SELECT SLEEP(0.02)) AS s')->fetch_row()[0];
+""",
+}
+
+
+@test
+def a_declared_backends_connections_max_caps_kept_connections_with_no_failed_request():
+    """pgsql[main] and mysql[shop] name the servers the pages connect to with
+    connections.max = 2 each: four busy workers keep at most two sessions
+    per server (their LowPHP\\ API connections count too), and every request
+    is served."""
+    extra = {"pgsql[main]": f'"{PG.dsn}"', "mysql[shop]": f'"{MY.dsn}"',
+             "connections.max[main]": "2", "connections.max[shop]": "2"}
+    with Site(extra=extra) as s:
+        for name, code in CAPPED_PAGES.items():
+            s.script(name, code)
+        for name, srv in (("pg.php", PG), ("pgc.php", PG), ("my.php", MY)):
+            peak = [0]
+            done = threading.Event()
+
+            def sample():
+                while not done.is_set():
+                    peak[0] = max(peak[0], srv.app_sessions())
+                    time.sleep(0.02)
+
+            sampler = threading.Thread(target=sample)
+            sampler.start()
+            try:
+                thousand_requests(s, name, clients=2 * WORKERS, total=200)
+            finally:
+                done.set()
+                sampler.join()
+            check(1 <= peak[0] <= 2, f"{name}: at most connections.max sessions at once, saw {peak[0]}")
+        st = s.status()
+        check(st["connection reuses"] > 0, f"kept connections were reused: {st}")
+        waits = {b["name"]: b["waits"] for b in st["backends"]}
+        check(waits["main"] > 0 and waits["shop"] > 0, f"workers waited for tokens: {st['backends']}")
+
+
 @test
 def reuse_is_off_by_default_and_dumped_by_tt():
     with Site(reuse=False, children=1) as s:
@@ -517,6 +567,14 @@ def reuse_is_off_by_default_and_dumped_by_tt():
         check(out.returncode != 0, "a bad value fails -t")
         check_in(f"[{conf}:8] unable to parse value for entry 'connections.reuse'", out.stdout + out.stderr,
                  "the error")
+        # the shipped example pool passes -tt
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        util.write_file(conf, f"[global]\nerror_log = /dev/null\ninclude = {repo}/pools.d/reuse/site.conf\n")
+        out = subprocess.run([os.environ["LOWPHP_BIN"], "-tt", "-y", conf], capture_output=True, text=True,
+                             env=dict(os.environ, SITE_SHOP_PASSWORD="x"))
+        check_eq(out.returncode, 0, f"-tt of pools.d/reuse/site.conf: {out.stderr}")
+        check_in("connections.reuse = yes", out.stderr, "the example turns reuse on")
+        check_in("connections.max[shop] = 4", out.stderr, "the example's cap")
     finally:
         tmp.cleanup()
 

@@ -4,10 +4,15 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "lowphp/config.h"
 #include "lowphp/scoreboard.h"
 #include "php.h"
+
+namespace lowphp {
+struct BackendTable;
+}
 
 namespace lowphp::reuse {
 
@@ -38,6 +43,37 @@ struct MysqliLogin {
     bool has_db = false;
 };
 void remember_login(const void* link, MysqliLogin login);
+
+// Whether this request opened or took the kept connection `handle`.
+bool used_this_request(const void* handle);
+// Closes a kept connection (a PDO dbh, PGconn or mysqli's MYSQLND) and forgets it.
+void drop_kept(const void* handle);
+
+// caps.cpp: where a connect goes, and the declared backend's cap on it.
+struct Target {
+    config::BackendKind kind = config::BackendKind::Pgsql;
+    std::string host, port, dbname, user;
+};
+Target pgsql_target(const std::string& conninfo, const std::string& user);
+Target pdo_target(const std::string& dsn, const std::string& user);
+Target mysqli_target(const std::string& host, const std::string& user, const std::string& db,
+                     const std::string& port);
+struct Admission {
+    int backend = -1;    // the declared backend the connect goes to (-1: none)
+    int token = -1;      // taken for a new connection
+    std::string refused; // no token within connections.wait_timeout
+};
+void init_caps(const config::PoolConfig& pool, BackendTable* const* tables, int nudge_fd);
+// Before a connect (`key`: what PHP keys the kept connection on; `shared`:
+// PHP hands the kept one out again within a request, as pg_pconnect does).
+Admission admit(const Target& target, const std::string& key, bool shared = false);
+// After it: `handle` (null: failed), `kept`: PHP keeps it persistently.
+void admitted(const Admission& a, const void* handle, const std::string& key, bool kept);
+// After a request: tokens of connections no longer `alive` are freed, and
+// idle ones are given to waiting workers.
+void reconcile_caps(const std::vector<const void*>& alive);
+// Idle connections to backends other workers wait for: closed, tokens given.
+void give_idle_to_waiters();
 
 // Counted on the pool's board (status page).
 void count(std::atomic<uint64_t> PoolBoard::*counter);

@@ -266,6 +266,23 @@ void restore_configured_attributes(pdo_dbh_t* dbh) {
     dbh->stringify = a.stringify;
 }
 
+// Every kept connection of the worker, for the caps' bookkeeping.
+std::vector<const void*> alive_handles() {
+    std::vector<const void*> out;
+    for (const Entry& e : entries()) {
+        if (e.kind != Kind::Mysqli) {
+            out.push_back(e.res->ptr);
+            continue;
+        }
+        auto* plist = static_cast<mysqli_plist_entry*>(e.res->ptr);
+        for (int i = 0; plist && i < plist->free_links.top; ++i)
+            out.push_back(plist->free_links.elements[i]);
+    }
+    for (MYSQLND* link : held_mysqli_links())
+        out.push_back(link);
+    return out;
+}
+
 void drop(const Entry& e) {
     configured.erase(dbh_of_entry_or_null(e));
     zend_hash_del(&EG(persistent_list), e.key);
@@ -305,6 +322,31 @@ void mark_used(const void* handle) {
 
 void remember_login(const void* link, MysqliLogin login) {
     logins[link] = std::move(login);
+}
+
+bool used_this_request(const void* handle) {
+    return used.count(handle) > 0;
+}
+
+void drop_kept(const void* handle) {
+    for (const Entry& e : entries()) {
+        if (e.kind != Kind::Mysqli) {
+            if (e.res->ptr == handle) drop(e);
+            if (e.res->ptr == handle) return;
+            continue;
+        }
+        auto* plist = static_cast<mysqli_plist_entry*>(e.res->ptr);
+        zend_ptr_stack& free_links = plist->free_links;
+        for (int i = 0; i < free_links.top; ++i) {
+            if (free_links.elements[i] != handle) continue;
+            std::copy(free_links.elements + i + 1, free_links.elements + free_links.top,
+                      free_links.elements + i);
+            --free_links.top;
+            --free_links.top_element; // where zend_ptr_stack_push writes next
+            close_free_link(static_cast<MYSQLND*>(const_cast<void*>(handle)));
+            return;
+        }
+    }
 }
 
 void mark_every_pg_link_used() {
@@ -349,12 +391,14 @@ void install(const config::PoolConfig& pool) {
     wrap_connect_functions();
 }
 
-void init_worker(const config::PoolConfig& pool, PoolBoard* board, WorkerSlot* slot) {
+void init_worker(const config::PoolConfig& pool, PoolBoard* board, WorkerSlot* slot,
+                 BackendTable* const* tables, int nudge_fd) {
     if (!installed) return;
     the_state.pool = &pool;
     the_state.board = board;
     the_state.slot = slot;
     if (slot) slot->kept_connections.store(0);
+    if (tables) init_caps(pool, tables, nudge_fd);
 }
 
 bool active() {
@@ -369,6 +413,7 @@ int idle_timeout() {
 // (or hung up) has been spoken to by the server, which only says goodbye.
 void request_starting() {
     if (!installed) return;
+    bool dropped = false;
     for (const Entry& e : entries()) {
         if ((e.kind != Kind::PgLink && e.kind != Kind::PdoPgsql) || in_use(e)) continue;
         struct pollfd p {
@@ -377,7 +422,9 @@ void request_starting() {
         if (p.fd >= 0 && poll(&p, 1, 0) == 0 && PQstatus(pg_of(e)) == CONNECTION_OK) continue;
         drop(e);
         count(&PoolBoard::reconnects);
+        dropped = true;
     }
+    if (dropped) reconcile_caps(alive_handles()); // their tokens serve the reconnects
 }
 
 void script_done(const char* script) {
@@ -390,6 +437,10 @@ void script_done(const char* script) {
                                                : false;
         if (open) warn_open(e.kind);
     }
+}
+
+void give_back_idle() {
+    if (installed) reconcile_caps(alive_handles());
 }
 
 void request_done(bool every) {
@@ -423,13 +474,23 @@ void request_done(bool every) {
     if (every) reset_held_mysqli_links();
     used.clear();
     every_pg_link_used = false;
+    reconcile_caps(alive_handles());
     if (the_state.slot) the_state.slot->kept_connections.store(kept);
 }
 
 void close_all() {
     if (!installed) return;
-    for (const Entry& e : entries())
-        if (!in_use(e)) drop(e);
+    for (const Entry& e : entries()) {
+        if (e.kind != Kind::Mysqli) {
+            if (!in_use(e)) drop(e);
+            continue;
+        }
+        // mysqli's entry stays: a link an object holds goes back to it.
+        auto* plist = static_cast<mysqli_plist_entry*>(e.res->ptr);
+        while (plist && zend_ptr_stack_num_elements(&plist->free_links) > 0)
+            close_free_link(static_cast<MYSQLND*>(zend_ptr_stack_pop(&plist->free_links)));
+    }
+    reconcile_caps(alive_handles());
     if (the_state.slot) the_state.slot->kept_connections.store(0);
 }
 

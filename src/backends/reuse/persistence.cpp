@@ -75,6 +75,22 @@ uint32_t copy_args(zend_execute_data* execute_data, zval* args, uint32_t at_leas
     return std::max(n, at_least);
 }
 
+// A connect the declared backend's cap refused: thrown as the driver's own
+// connect failure (class `exception_class`, lower case), SQLSTATE HYT00 as
+// the LowPHP\ API's wait timeout.
+void refuse(const char* exception_class, const std::string& why) {
+    auto* ce = static_cast<zend_class_entry*>(
+        zend_hash_str_find_ptr(CG(class_table), exception_class, strlen(exception_class)));
+    std::string message = "SQLSTATE[HYT00]: " + why;
+    zend_object* e = zend_throw_exception(ce ? ce : zend_ce_exception, message.c_str(), 0);
+    if (e && ce && strcmp(exception_class, "pdoexception") == 0) {
+        zval code;
+        ZVAL_STRING(&code, "HYT00"); // PDOException::getCode() is the SQLSTATE
+        zend_update_property(ce, e, "code", 4, &code);
+        zval_ptr_dtor(&code);
+    }
+}
+
 bool pdo_driver_kept(const zval* dsn) {
     if (Z_TYPE_P(dsn) != IS_STRING) return false;
     return strncmp(Z_STRVAL_P(dsn), "pgsql:", 6) == 0 || strncmp(Z_STRVAL_P(dsn), "mysql:", 6) == 0;
@@ -103,12 +119,26 @@ ZEND_NAMED_FUNCTION(pdo_construct_kept) {
         add_index_bool(&options, kPdoAttrPersistent, true);
         ZVAL_COPY_VALUE(&args[3], &options);
     }
+    Admission admission;
+    std::string cap_key = key + "\n" + (Z_TYPE(args[2]) == IS_STRING ? Z_STRVAL(args[2]) : "");
+    if (!Z_ISUNDEF(options)) {
+        admission = admit(
+            pdo_target(Z_STRVAL(args[0]), Z_TYPE(args[1]) == IS_STRING ? Z_STRVAL(args[1]) : ""),
+            cap_key);
+        if (!admission.refused.empty()) {
+            zval_ptr_dtor(&options);
+            return refuse("pdoexception", admission.refused);
+        }
+    }
     size_t before = persistent_entries();
     call_original(pdo_construct, execute_data, return_value, n, args);
     zval_ptr_dtor(&options);
-    if (Z_ISUNDEF(options) || EG(exception)) return;
+    if (Z_ISUNDEF(options)) return;
+    pdo_dbh_t* dbh = EG(exception) ? nullptr : Z_PDO_DBH_P(&EX(This));
+    admitted(admission, dbh, cap_key, dbh && dbh->is_persistent);
+    if (!dbh) return;
     count_connect(before);
-    mark_used(Z_PDO_DBH_P(&EX(This)));
+    mark_used(dbh);
 }
 
 // The client handle behind a mysqli object (null before it connected).
@@ -146,7 +176,7 @@ void mysqli_kept(Original& o, zend_execute_data* execute_data, zval* return_valu
     if (given <= host_at || given > 12)
         return call_original(o, execute_data, return_value, given,
                              given ? ZEND_CALL_ARG(execute_data, 1) : nullptr);
-    copy_args(execute_data, args, host_at + 4); // nulls after the given ones, for login_of
+    copy_args(execute_data, args, host_at + 5); // nulls after the given ones, for login_of
     uint32_t n = given;
     zval host;
     ZVAL_UNDEF(&host);
@@ -160,6 +190,19 @@ void mysqli_kept(Original& o, zend_execute_data* execute_data, zval* return_valu
         ZVAL_STR(&host, zend_strpprintf(0, "p:%s", name && *name ? name : "localhost"));
         ZVAL_COPY_VALUE(given_host, &host);
     }
+    MysqliLogin login = login_of(&args[host_at]);
+    const zval* port = &args[host_at + 4];
+    std::string port_text = Z_TYPE_P(port) == IS_LONG        ? std::to_string(Z_LVAL_P(port))
+                            : INI_STR("mysqli.default_port") ? INI_STR("mysqli.default_port")
+                                                             : "";
+    std::string host_text = Z_STRVAL_P(given_host);
+    std::string cap_key =
+        host_text + "\n" + login.user + "\n" + login.password + "\n" + login.db + "\n" + port_text;
+    Admission admission = admit(mysqli_target(host_text, login.user, login.db, port_text), cap_key);
+    if (!admission.refused.empty()) {
+        zval_ptr_dtor(&host);
+        return refuse("mysqli_sql_exception", admission.refused);
+    }
     size_t waiting = mysqli_free_links();
     call_original(o, execute_data, return_value, n, args);
     zval_ptr_dtor(&host);
@@ -167,10 +210,11 @@ void mysqli_kept(Original& o, zend_execute_data* execute_data, zval* return_valu
     const zval* link = link_at == -1   ? &EX(This)
                        : link_at == -2 ? return_value
                                        : ZEND_CALL_ARG(execute_data, link_at + 1);
-    const void* handle = mysqli_handle(link);
+    const void* handle = EG(exception) ? nullptr : mysqli_handle(link);
+    admitted(admission, handle, cap_key, handle != nullptr);
     if (!handle) return;
     mark_used(handle);
-    remember_login(handle, login_of(&args[host_at]));
+    remember_login(handle, std::move(login));
 }
 
 ZEND_NAMED_FUNCTION(mysqli_construct_kept) {
@@ -195,12 +239,27 @@ ZEND_NAMED_FUNCTION(pg_connect_kept) {
     zval* flags = ZEND_NUM_ARGS() >= 2 ? ZEND_CALL_ARG(execute_data, 2) : nullptr;
     if (flags && Z_TYPE_P(flags) == IS_LONG && (Z_LVAL_P(flags) & (kPgsqlForceNew | kPgsqlAsync)))
         return pg_connect_handler(INTERNAL_FUNCTION_PARAM_PASSTHRU);
+    zval* conninfo = ZEND_NUM_ARGS() >= 1 ? ZEND_CALL_ARG(execute_data, 1) : nullptr;
+    std::string cap_key = conninfo && Z_TYPE_P(conninfo) == IS_STRING ? Z_STRVAL_P(conninfo) : "";
+    Admission admission;
+    if (!cap_key.empty() && ZEND_NUM_ARGS() <= 2) {
+        // pg_pconnect hands the same link to every pg_connect of a request.
+        admission = admit(pgsql_target(cap_key, ""), cap_key, true);
+        if (!admission.refused.empty()) {
+            php_error_docref(nullptr, E_WARNING, "Unable to connect to PostgreSQL server: %s",
+                             admission.refused.c_str());
+            RETURN_FALSE;
+        }
+    }
     size_t before = persistent_entries();
     pg_pconnect_handler(INTERNAL_FUNCTION_PARAM_PASSTHRU);
-    if (EG(exception) || Z_TYPE_P(return_value) != IS_OBJECT) return;
+    PgsqlLinkHandle* link = nullptr;
+    if (!EG(exception) && Z_TYPE_P(return_value) == IS_OBJECT)
+        link = reinterpret_cast<PgsqlLinkHandle*>(reinterpret_cast<char*>(Z_OBJ_P(return_value)) -
+                                                  XtOffsetOf(PgsqlLinkHandle, std));
+    admitted(admission, link ? link->conn : nullptr, cap_key, link && link->persistent);
+    if (!link) return;
     count_connect(before);
-    auto* link = reinterpret_cast<PgsqlLinkHandle*>(reinterpret_cast<char*>(Z_OBJ_P(return_value)) -
-                                                    XtOffsetOf(PgsqlLinkHandle, std));
     if (link->persistent && link->conn)
         mark_used(link->conn);
     else
