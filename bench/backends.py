@@ -60,11 +60,21 @@ CELLS = {
                   ("lowphp ->query()", "low", "pg_low.php")],
     "aggregate": [("php-fpm sequential, persistent", "fpm", "agg_fpm.php"),
                   ("lowphp async + await()", "low", "agg_low.php")],
+    # connections.reuse (issue 23): the unchanged connect-per-request pages, served by
+    # lowphp's pool with connections.reuse = on.
+    "pdo-reuse": [("php-fpm (a) PDO, connect per request", "fpm", "pg_connect.php"),
+                  ("php-fpm (b) PDO persistent (unsafe)", "fpm", "pg_persistent.php"),
+                  ("lowphp connections.reuse, page (a) unchanged", "low", "pg_connect.php")],
+    "mysqli-reuse": [("php-fpm mysqli, connect per request", "fpm", "my_connect.php"),
+                     ("lowphp connections.reuse, same page", "low", "my_connect.php")],
 }
 # The issue's targets: lowphp req/s >= N x the php-fpm variant's (by index in CELLS).
-TARGETS = {("pg-select", 0): 3.0, ("pg-select", 1): 1.2, ("aggregate", 0): 2.5}
+TARGETS = {("pg-select", 0): 3.0, ("pg-select", 1): 1.2, ("aggregate", 0): 2.5,
+           ("pdo-reuse", 0): 50.0, ("pdo-reuse", 1): 1.0, ("mysqli-reuse", 0): 1.3}
 # What both sides must answer alike before anything is timed.
-CHECK_QUERIES = {"pg-select": ["id=1", "id=17", "id=4711", f"id={ROWS}", "id=0"], "aggregate": [""]}
+ROW_QUERIES = ["id=1", "id=17", "id=4711", f"id={ROWS}", "id=0"]
+CHECK_QUERIES = {"pg-select": ROW_QUERIES, "aggregate": [""], "pdo-reuse": ROW_QUERIES,
+                 "mysqli-reuse": ROW_QUERIES}
 # What lowphp sends to PostgreSQL after each request (src/backends/pgsql.cpp), for the
 # diagnostic variant.
 PG_RESET = ("CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; "
@@ -92,6 +102,11 @@ def start_servers(servers):
            f"FROM generate_series(1, {ROWS}) AS i")
     pg.sql("ALTER TABLE items OWNER TO app")
     pg.sql("VACUUM ANALYZE items")           # (not in a transaction: a statement of its own)
+    servers["my"].sql("CREATE TABLE app.items (id int PRIMARY KEY, name varchar(40) NOT NULL, "
+                      "price decimal(10,2) NOT NULL, qty int NOT NULL) ENGINE=InnoDB")
+    servers["my"].sql(f"SET SESSION max_recursive_iterations = {ROWS + 1}; INSERT INTO app.items WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+                      f"FROM seq WHERE i < {ROWS}) SELECT i, CONCAT('item ', i), "
+                      f"ROUND((i * 7 % 10000) / 100.0 + 0.5, 2), i * 13 % 101 FROM seq")
     servers["redis"].cmd("CONFIG", "SET", "hz", str(REDIS_HZ))
 
 
@@ -128,6 +143,11 @@ echo json_encode($rows[0] ?? null);
     # lowphp's PostgreSQL reset (src/backends/pgsql.cpp), sent after the response
     B.write(f"{www}/pg_persistent_reset.php", "<?php\n" + row_page.format(
         fetch=pdo_fetch % ", PDO::ATTR_PERSISTENT => true") + f"fastcgi_finish_request();\n$db->exec('{PG_RESET}');\n")
+    # mysqli as most apps use it: a connect, a prepared statement (ints come back as int).
+    B.write(f"{www}/my_connect.php", "<?php\n" + row_page.format(fetch=(
+        f"$db = new mysqli('127.0.0.1', 'app', 'apppw', 'app', {my.port});\n"
+        f"$st = $db->prepare('{select}?');\n$st->bind_param('i', $id);\n$st->execute();\n"
+        "$rows = $st->get_result()->fetch_all(MYSQLI_ASSOC);")))
     B.write(f"{www}/pg_low.php", "<?php\n" + row_page.format(
         fetch=f"$rows = LowPHP\\pgsql('main')->query('{select}$1', [$id]);"))
 
@@ -178,6 +198,7 @@ def pool_conf(b, servers):
     also declares the three backends."""
     conf = B.pool_conf(b) + f"pm.status_path = /{b}-status\n"
     if b == "low":
+        conf += "connections.reuse = on\n"
         conf += (f'pgsql[main] = "{servers["pg"].dsn}"\n'
                  f'mysql[shop] = "{servers["my"].dsn}"\n'
                  f'redis[cache] = "{servers["redis"].dsn}"\n')
@@ -267,10 +288,10 @@ def body_sane(cell, q, txt):
         return [] if v == AGG_EXPECT else [f"aggregate: {v!r}, expected {AGG_EXPECT!r}"]
     want = int(q.split("=")[1])
     if want < 1 or want > ROWS:
-        return [] if v is None else [f"pg-select ?{q}: {v!r}, expected null"]
+        return [] if v is None else [f"{cell} ?{q}: {v!r}, expected null"]
     ok = (isinstance(v, dict) and v.get("id") == want and isinstance(v.get("qty"), int)
           and isinstance(v.get("price"), str) and v.get("name") == f"item {want}")
-    return [] if ok else [f"pg-select ?{q}: {v!r}: not the row (id int, price a string, qty int)"]
+    return [] if ok else [f"{cell} ?{q}: {v!r}: not the row (id int, price a string, qty int)"]
 
 
 # ---------------------------------------------------------------- measuring

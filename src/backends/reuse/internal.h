@@ -43,6 +43,9 @@ struct MysqliLogin {
     bool has_db = false;
 };
 void remember_login(const void* link, MysqliLogin login);
+// Around mysqli's own connect: a link it takes that was reset after the last
+// request is not reset a second time.
+void mysqli_taking(bool on);
 
 // Whether this request opened or took the kept connection `handle`.
 bool used_this_request(const void* handle);

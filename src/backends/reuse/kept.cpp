@@ -150,10 +150,41 @@ bool change_user(MYSQLND* link) {
                                   l.password.size()) == PASS;
 }
 
+// mysqli resets a link again when it hands it out (COM_CHANGE_USER, a round
+// trip with authentication). A link reset after the last request and not used
+// since is already what that would make it: mysqlnd's change_user method is
+// wrapped so that, while mysqli takes a link (`taking`), a fresh one with the
+// same login is handed out as is.
+std::unordered_map<const MYSQLND_CONN_DATA*, MysqliLogin> fresh;
+func_mysqlnd_conn_data__change_user original_change_user = nullptr;
+bool taking = false;
+
+enum_func_status change_user_unless_fresh(MYSQLND_CONN_DATA* const conn, const char* user,
+                                          const char* passwd, const char* db, bool silent,
+                                          size_t passwd_len) {
+    auto it = taking ? fresh.find(conn) : fresh.end();
+    if (it != fresh.end()) {
+        const MysqliLogin l = std::move(it->second);
+        fresh.erase(it);
+        if (l.user == (user ? user : "") &&
+            l.password == std::string(passwd ? passwd : "", passwd ? passwd_len : 0) &&
+            l.db == (db ? db : ""))
+            return PASS;
+    }
+    return original_change_user(conn, user, passwd, db, silent, passwd_len);
+}
+
+void wrap_change_user(MYSQLND* link) {
+    if (original_change_user || !link->data || !link->data->m) return;
+    original_change_user = link->data->m->change_user;
+    link->data->m->change_user = change_user_unless_fresh; // the methods table all links share
+}
+
 // A link taken off mysqli's free list and closed: mysqli counts it no more
 // (mysqli_get_links_stats, mysqli.max_persistent).
 void close_free_link(MYSQLND* link) {
     logins.erase(link);
+    fresh.erase(link->data);
     mysqlnd_close(link, MYSQLND_CLOSE_DISCONNECTED);
     if (mysqli_globals_ptr && mysqli_globals_ptr->num_inactive_persistent > 0)
         --mysqli_globals_ptr->num_inactive_persistent;
@@ -170,17 +201,17 @@ uint32_t tidy_mysqli_links(const Entry& e) {
     if (zend_ptr_stack_num_elements(&plist->free_links) == 0) return 0;
     auto* link = static_cast<MYSQLND*>(plist->free_links.elements[0]);
     if (!used.count(link)) return 1; // not taken by this request: still clean
-    if (mysql_in_transaction(link)) {
-        ZLOG_WARNING("[pool %s] mysqli connection: %s left a transaction open; rolled back",
-                     the_state.pool->name.c_str(), last_script.c_str());
-        count(&PoolBoard::rollbacks);
-    }
+    if (mysql_in_transaction(link)) warn_open(Kind::Mysqli);
     if (!change_user(link)) {
         close_free_link(static_cast<MYSQLND*>(zend_ptr_stack_pop(&plist->free_links)));
         count(&PoolBoard::reconnects);
         return 0;
     }
     count(&PoolBoard::resets);
+    if (auto it = logins.find(link); it != logins.end()) {
+        wrap_change_user(link);
+        fresh[link->data] = it->second;
+    }
     return 1;
 }
 
@@ -204,11 +235,7 @@ std::vector<MYSQLND*> held_mysqli_links() {
 // app, whose next query reports the error.
 void reset_held_mysqli_links() {
     for (MYSQLND* link : held_mysqli_links()) {
-        if (mysql_in_transaction(link)) {
-            ZLOG_WARNING("[pool %s] mysqli connection: %s left a transaction open; rolled back",
-                         the_state.pool->name.c_str(), last_script.c_str());
-            count(&PoolBoard::rollbacks);
-        }
+        if (mysql_in_transaction(link)) warn_open(Kind::Mysqli);
         if (change_user(link)) count(&PoolBoard::resets);
     }
 }
@@ -318,6 +345,10 @@ State& state() {
 
 void mark_used(const void* handle) {
     used.insert(handle);
+}
+
+void mysqli_taking(bool on) {
+    taking = on;
 }
 
 void remember_login(const void* link, MysqliLogin login) {

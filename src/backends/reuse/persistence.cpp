@@ -204,7 +204,9 @@ void mysqli_kept(Original& o, zend_execute_data* execute_data, zval* return_valu
         return refuse("mysqli_sql_exception", admission.refused);
     }
     size_t waiting = mysqli_free_links();
+    mysqli_taking(true);
     call_original(o, execute_data, return_value, n, args);
+    mysqli_taking(false);
     zval_ptr_dtor(&host);
     if (mysqli_free_links() < waiting) count(&PoolBoard::reuses);
     const zval* link = link_at == -1   ? &EX(This)
