@@ -32,6 +32,7 @@ struct Caps {
     int nudge_fd = -1;
     pid_t pid = 0;
     std::unordered_map<const void*, Held> held; // kept connection -> its token
+    std::vector<Target> declared;               // the pool's backends, as targets
 } caps;
 
 std::string word(const std::vector<std::pair<std::string, std::string>>& words,
@@ -144,6 +145,9 @@ void init_caps(const config::PoolConfig& pool, BackendTable* const* tables, int 
     caps.tables = tables;
     caps.nudge_fd = nudge_fd;
     caps.pid = getpid();
+    caps.declared.clear();
+    for (const auto& b : pool.backends)
+        caps.declared.push_back(declared_target(b));
 }
 
 Admission admit(const Target& target, const std::string& key, bool shared) {
@@ -151,7 +155,7 @@ Admission admit(const Target& target, const std::string& key, bool shared) {
     if (!caps.tables) return a;
     Target t = normalized(target);
     for (size_t i = 0; i < caps.pool->backends.size(); ++i)
-        if (same(t, declared_target(caps.pool->backends[i]))) a.backend = static_cast<int>(i);
+        if (same(t, caps.declared[i])) a.backend = static_cast<int>(i);
     if (a.backend < 0) return a;
     for (const auto& [handle, h] : caps.held)
         if (h.key == key && (shared || !used_this_request(handle))) return a; // a kept one is taken
