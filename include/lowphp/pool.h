@@ -146,6 +146,8 @@ class Pool {
     // process_manager.cpp
     uint32_t free_slot();
     bool is_idle(const Worker& w) const;
+    template <typename Fn> void each_idle_slot(Fn fn) const;
+    bool claim_idle_worker();
     void spawn_initial();
     bool connection_waiting() const;
     void watch_ondemand();
@@ -165,7 +167,8 @@ class Pool {
     bool start_zygote();
     void on_zygote_message();
     void on_worker_forked(pid_t pid, uint32_t slot);
-    void request_spawn(bool status_worker = false, bool replacement = false);
+    // The slot the zygote is asked to fill (UINT32_MAX: none).
+    uint32_t request_spawn(bool status_worker = false, bool replacement = false);
     void count_new_worker_active();
     // parking.cpp
     void on_park();
@@ -200,6 +203,12 @@ class Pool {
     bool zygote_wanted_ = true;
     // ondemand: connections that came (one event each) before the zygote was ready.
     int early_connections_ = 0;
+    // ondemand: idle workers a connection event counts on, by slot (claim_idle_worker).
+    struct Claim {
+        uint64_t at_us;
+        uint64_t requests; // the slot's count then: the next request ends the claim
+    };
+    std::map<uint32_t, Claim> claims_;
     bool boot_failures_announced_ = false; // worker mode: the 503 line was logged
     bool restart_requested_ = false;       // restart(): the zygote's exit was asked for
     bool replace_workers_ = false;         // restart(): quit the workers once it is up

@@ -49,10 +49,10 @@ bool Pool::is_idle(const Worker& w) const {
                static_cast<int>(WorkerState::Idle);
 }
 
-int Pool::idle_workers() const {
-    int n = 0;
+// Calls fn(slot index) for each worker waiting for work.
+template <typename Fn> void Pool::each_idle_slot(Fn fn) const {
     for (auto& [pid, w] : workers_)
-        if (is_idle(w)) ++n;
+        if (is_idle(w)) fn(w.slot);
     // A worker the zygote forked may serve, and wait again, before its pid
     // reaches the master: its slot tells (php-fpm forks itself and knows its
     // child at once). An ondemand pool forked a second worker for the next
@@ -62,9 +62,36 @@ int Pool::idle_workers() const {
         const WorkerSlot& s = slot(i);
         if (i != status_slot && s.pid.load(std::memory_order_relaxed) != 0 &&
             s.state.load(std::memory_order_relaxed) == static_cast<int>(WorkerState::Idle))
-            ++n;
+            fn(i);
     }
+}
+
+int Pool::idle_workers() const {
+    int n = 0;
+    each_idle_slot([&n](uint32_t) { ++n; });
     return n;
+}
+
+// ondemand: a connection event counts on an idle worker that no earlier event
+// counts on. A worker woken for a connection still says Idle until it starts
+// the request (longer than the next connection takes to come, on a busy
+// machine): the next event finds it claimed and forks. A worker forked for a
+// connection is claimed by it. The claim ends with the worker's next request,
+// or after a second (the connection went elsewhere).
+bool Pool::claim_idle_worker() {
+    uint64_t now = mono_us();
+    bool claimed = false;
+    each_idle_slot([&](uint32_t i) {
+        if (claimed) return;
+        uint64_t requests = slot(i).requests.load(std::memory_order_relaxed);
+        auto it = claims_.find(i);
+        if (it != claims_.end() && it->second.requests == requests &&
+            now - it->second.at_us < 1000000u)
+            return;
+        claims_[i] = {now, requests};
+        claimed = true;
+    });
+    return claimed;
 }
 
 // Start-up waits for this pool's zygote and first workers. An ondemand pool
@@ -127,7 +154,8 @@ void Pool::warn_max_children(const char* directive) {
 }
 
 // fpm_pctl_on_socket_accept: each new connection forks a worker when none is
-// idle (one being forked is not idle yet: two connections at once get two),
+// idle (one being forked is not idle yet: two connections at once get two;
+// one an earlier connection claimed is not either, see claim_idle_worker),
 // and it says once (until a spawn succeeds again) when max_children stops it.
 // A tick that finds a connection still waiting forks only if none is on its way.
 void Pool::on_ondemand_connection(bool edge) {
@@ -139,7 +167,7 @@ void Pool::on_ondemand_connection(bool edge) {
         }
         return;
     }
-    if (idle_workers() > 0 || (!edge && pending_spawns_ > 0)) return;
+    if (edge ? claim_idle_worker() : idle_workers() > 0 || pending_spawns_ > 0) return;
     // A worker that just became free may have taken the connection already (its
     // slot no longer says Idle): a worker forked for it would only idle out.
     // php-fpm forks regardless, and then retires the spare.
@@ -149,7 +177,9 @@ void Pool::on_ondemand_connection(bool edge) {
         return;
     }
     warned_max_children_ = false;
-    request_spawn();
+    // The new worker is this connection's: the next one does not count on it.
+    uint32_t i = request_spawn();
+    if (i != UINT32_MAX) claims_[i] = {mono_us(), 0};
 }
 
 // The 1-second maintenance of php-fpm's fpm_pctl_perform_idle_server_maintenance.
@@ -295,6 +325,7 @@ void Pool::free_worker_slot(const Worker& w) {
                     name().c_str(), static_cast<int>(w.pid), static_cast<unsigned long>(rss),
                     static_cast<unsigned long>(cfg_.pm_max_memory));
     }
+    claims_.erase(w.slot);
     s.pid = 0;
     s.state = static_cast<int>(WorkerState::Idle);
     s.request_started_us = 0;

@@ -195,10 +195,10 @@ std::unique_ptr<OutputPipe> make_pipe(const char* name, int& write_end) {
 
 } // namespace
 
-void Pool::request_spawn(bool status_worker, bool replacement) {
-    if (!zygote_ready_ || !zygote_ctl_) return;
+uint32_t Pool::request_spawn(bool status_worker, bool replacement) {
+    if (!zygote_ready_ || !zygote_ctl_) return UINT32_MAX;
     uint32_t slot_index = status_worker ? board().status_slot : free_slot();
-    if (slot_index == UINT32_MAX || !host_.may_spawn()) return;
+    if (slot_index == UINT32_MAX || !host_.may_spawn()) return UINT32_MAX;
     slot(slot_index).quit.store(false); // before the worker exists, so no stop is lost
     slot(slot_index).over_memory.store(0);
     zygote::SpawnCommand cmd{slot_index, status_worker ? zygote::kStatusWorker : 0u};
@@ -228,12 +228,13 @@ void Pool::request_spawn(bool status_worker, bool replacement) {
         if (fd >= 0) close(fd);
     if (!sent) {
         ZLOG_SYSERROR("[pool %s] unable to ask the zygote for a worker", name().c_str());
-        return;
+        return UINT32_MAX;
     }
     slot_busy_[slot_index - board().first_slot] = true;
     pending_spawns_++;
     pending_pipes_[slot_index] = {std::move(out), std::move(err)};
     if (replacement) announced_spawns_.insert(slot_index);
+    return slot_index;
 }
 
 } // namespace lowphp::pool
