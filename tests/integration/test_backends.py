@@ -17,70 +17,25 @@ import re
 import threading
 import time
 
-from lowphp_test import (Backend, MariaDB, Postgres, Redis, TempDir, check, check_eq, check_in, fcgi,
+from lowphp_test import (Backend, MariaDB, Postgres, Redis, ScriptedPool, TempDir, check, check_eq, check_in, fcgi,
                          run, test, util, wait_for)
 
 PG = MY = RD = None
 
 # A probe script: runs the PHP in $_GET-selected snippet files.
-PROBE_PREFIX = "<?php\nheader('Content-Type: application/json');\n"
-
-
-class Site:
-    """A lowphp-fpm pool declaring the three servers as backends; scripts are
-    written into its document root by name."""
+class Site(ScriptedPool):
+    """A lowphp-fpm pool declaring the three servers as backends; scripts
+    answer JSON."""
 
     def __init__(self, children=2, extra=None, servers=True, ini=None):
-        self.tmp = TempDir(prefix="lowphp-backends-")
-        self.root = self.tmp.join("www")
-        os.makedirs(self.root, exist_ok=True)
-        pool = {"pm": "static", "pm.max_children": str(children), "catch_workers_output": "yes",
-                "pm.status_path": "/status"}
+        pool = {}
         if servers:
             pool["pgsql[main]"] = f'"{PG.dsn}"'
             pool["mysql[shop]"] = f'"{MY.dsn}"'
             pool["redis[cache]"] = f'"{RD.dsn}"'
         pool.update(extra or {})
-        self.b = Backend(pool=pool, tmp=self.tmp, ini=ini)
-
-    def start(self):
-        self.b.start()
-        return self
-
-    def close(self):
-        self.b.stop()
-        self.tmp.cleanup()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def script(self, name, code):
-        util.write_file(os.path.join(self.root, name), PROBE_PREFIX + code)
-
-    def get(self, name, query="", timeout=20.0):
-        with fcgi.Connection(self.b.address, timeout=timeout) as c:
-            return c.request(fcgi.php_params(os.path.join(self.root, name), document_root=self.root,
-                                             query=query))
-
-    def json(self, name, query=""):
-        r = self.get(name, query)
-        check_eq(r.status, 200, f"status of {name}?{query} (body {r.body[:400]!r}, stderr {r.stderr[:400]!r})")
-        try:
-            return json.loads(r.body)
-        except ValueError:
-            raise AssertionError(f"{name}?{query}: not JSON: {r.body[:600]!r}")
-
-    def status(self):
-        with fcgi.Connection(self.b.address) as c:
-            p = fcgi.php_params(os.path.join(self.root, "status"), document_root=self.root, query="json")
-            p.update({"SCRIPT_NAME": "/status", "REQUEST_URI": "/status?json", "DOCUMENT_URI": "/status"})
-            return json.loads(c.request(p).body)
-
-    def log(self):
-        return util.read_text(self.b.error_log)
+        super().__init__(pool, children, prefix="lowphp-backends-", ini=ini,
+                         script_prefix="header('Content-Type: application/json');\n")
 
 
 # The same row through the pool and through PDO, in the same worker.

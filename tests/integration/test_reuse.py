@@ -19,7 +19,7 @@ import subprocess
 import threading
 import time
 
-from lowphp_test import (Backend, MariaDB, Postgres, Stack, TempDir, check, check_eq, check_in, fcgi, http,
+from lowphp_test import (MariaDB, Postgres, ScriptedPool, Stack, TempDir, check, check_eq, check_in, http,
                          run, test, util)
 
 PG = MY = None
@@ -36,54 +36,15 @@ def env_pool():
     }
 
 
-class Site:
-    """A lowphp-fpm pool (connections.reuse on unless told) with scripts
-    written into its document root by name."""
+class Site(ScriptedPool):
+    """A lowphp-fpm pool (connections.reuse on unless told) told where the
+    servers are."""
 
     def __init__(self, reuse=True, children=WORKERS, extra=None):
-        self.tmp = TempDir(prefix="lowphp-reuse-")
-        self.root = self.tmp.join("www")
-        os.makedirs(self.root, exist_ok=True)
-        pool = {"pm": "static", "pm.max_children": str(children), "catch_workers_output": "yes",
-                "pm.status_path": "/status"}
-        if reuse:
-            pool["connections.reuse"] = "on"
+        pool = {"connections.reuse": "on"} if reuse else {}
         pool.update(env_pool())
         pool.update(extra or {})
-        self.b = Backend(pool=pool, tmp=self.tmp)
-
-    def __enter__(self):
-        self.b.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.b.stop()
-        self.tmp.cleanup()
-
-    def script(self, name, code):
-        util.write_file(os.path.join(self.root, name), "<?php\n" + code)
-
-    def get(self, name, query="", timeout=30.0):
-        with fcgi.Connection(self.b.address, timeout=timeout) as c:
-            return c.request(fcgi.php_params(os.path.join(self.root, name), document_root=self.root,
-                                             query=query))
-
-    def json(self, name, query=""):
-        r = self.get(name, query)
-        check_eq(r.status, 200, f"{name}?{query} (body {r.body[:300]!r}, stderr {r.stderr[:500]!r})")
-        try:
-            return json.loads(r.body)
-        except ValueError:
-            raise AssertionError(f"{name}?{query}: not JSON: {r.body[:600]!r}")
-
-    def status(self):
-        with fcgi.Connection(self.b.address) as c:
-            p = fcgi.php_params(os.path.join(self.root, "status"), document_root=self.root, query="json")
-            p.update({"SCRIPT_NAME": "/status", "REQUEST_URI": "/status?json", "DOCUMENT_URI": "/status"})
-            return json.loads(c.request(p).body)
-
-    def log(self):
-        return util.read_text(self.b.error_log)
+        super().__init__(pool, children, prefix="lowphp-reuse-")
 
 
 def concurrently(fn, n):

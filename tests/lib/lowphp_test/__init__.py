@@ -6,6 +6,7 @@ from .backend import Backend, lowphp_bin, phpfpm_bin, run_cli, shut_down, write_
 from .nginx import Nginx  # noqa: F401
 from .servers import Postgres, MariaDB, Redis, RespClient, RedisError, ServerError  # noqa: F401
 from .stack import Stack  # noqa: F401
+from .scripted_pool import ScriptedPool  # noqa: F401
 from . import compat  # noqa: F401
 from . import fcgi_checks  # noqa: F401
 from .runner import test, run, fail, check, check_eq, check_in, TestFailure  # noqa: F401
