@@ -362,9 +362,9 @@ bool used_this_request(const void* handle) {
 void drop_kept(const void* handle) {
     for (const Entry& e : entries()) {
         if (e.kind != Kind::Mysqli) {
-            if (e.res->ptr == handle) drop(e);
-            if (e.res->ptr == handle) return;
-            continue;
+            if (e.res->ptr != handle) continue;
+            drop(e); // frees e.res (an ext/pgsql link's resource): not read after
+            return;
         }
         auto* plist = static_cast<mysqli_plist_entry*>(e.res->ptr);
         zend_ptr_stack& free_links = plist->free_links;
