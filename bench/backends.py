@@ -603,8 +603,13 @@ def main():
     ap.add_argument("--bin", default=os.path.join(REPO, "build", "lowphp-fpm"), help="lowphp-fpm binary")
     ap.add_argument("--quick", action="store_true",
                     help="1 run x 2 s per variant (CI smoke); exits non-zero if the bodies differ")
+    ap.add_argument("--cells", help="comma-separated cells to run (default: all); with BENCH_OUT, "
+                    "to re-measure some rows without overwriting the full report")
     args = ap.parse_args()
     quick = args.quick
+    if args.cells:
+        for cell in set(CELLS) - set(args.cells.split(",")):
+            del CELLS[cell]
     dur = int(os.environ.get("DUR", "2" if quick else "10"))
     runs = int(os.environ.get("RUNS", "1" if quick else "3"))
     bins = {"fpm": shutil.which("php-fpm8.2") or "/usr/sbin/php-fpm8.2", "low": args.bin}
