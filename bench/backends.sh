@@ -7,6 +7,8 @@
 #   (default) 3 interleaved runs x 10 s per variant (~6 min); writes bench/results/backends.md (+ -raw.txt)
 #   --quick   1 run x 2 s per variant (CI smoke, ~1 min); exits non-zero if the two sides answer a
 #             request with different JSON; writes bench/results/backends-quick.md
+#   --cells pg-select,aggregate,pdo-reuse,mysqli-reuse   only these cells (set BENCH_OUT too, so the
+#             full report is not overwritten)
 # Env: LOWPHP_BIN=/path/to/lowphp-fpm (default build/lowphp-fpm, built if missing)
 #      DUR=seconds per wrk run, RUNS=runs per variant, QUIET_WAIT=seconds at most to wait
 #      before each run for other load to go away (full mode, default 30), BENCH_OUT=report path
