@@ -7,6 +7,7 @@
 // worker that is nudged closes a kept connection. Connections to anything
 // else are capped by the worker count alone (one per worker and key).
 #include <algorithm>
+#include <functional>
 #include <libpq-fe.h>
 #include <unistd.h>
 #include <unordered_map>
@@ -33,7 +34,13 @@ struct Caps {
     pid_t pid = 0;
     std::unordered_map<const void*, Held> held; // kept connection -> its token
     std::vector<Target> declared;               // the pool's backends, as targets
+    // A connect key's declared backend (-1: none): its target is parsed once.
+    std::unordered_map<std::string, int> backend_of;
 } caps;
+
+// Keys are the app's connect arguments; an app that builds a new DSN for
+// every request would otherwise grow this for the worker's life.
+constexpr size_t kMaxKnownKeys = 256;
 
 std::string word(const std::vector<std::pair<std::string, std::string>>& words,
                  const std::string& key) {
@@ -146,16 +153,27 @@ void init_caps(const config::PoolConfig& pool, BackendTable* const* tables, int 
     caps.nudge_fd = nudge_fd;
     caps.pid = getpid();
     caps.declared.clear();
+    caps.backend_of.clear();
     for (const auto& b : pool.backends)
         caps.declared.push_back(declared_target(b));
 }
 
-Admission admit(const Target& target, const std::string& key, bool shared) {
+// The declared backend a connect goes to (-1: none).
+int backend_for(const std::string& key, const std::function<Target()>& target) {
+    if (auto it = caps.backend_of.find(key); it != caps.backend_of.end()) return it->second;
+    if (caps.backend_of.size() >= kMaxKnownKeys) caps.backend_of.clear();
+    Target t = normalized(target());
+    int backend = -1;
+    for (size_t i = 0; i < caps.declared.size(); ++i)
+        if (same(t, caps.declared[i])) backend = static_cast<int>(i);
+    caps.backend_of.emplace(key, backend);
+    return backend;
+}
+
+Admission admit(const std::function<Target()>& target, const std::string& key, bool shared) {
     Admission a;
     if (!caps.tables) return a;
-    Target t = normalized(target);
-    for (size_t i = 0; i < caps.pool->backends.size(); ++i)
-        if (same(t, caps.declared[i])) a.backend = static_cast<int>(i);
+    a.backend = backend_for(key, target);
     if (a.backend < 0) return a;
     for (const auto& [handle, h] : caps.held)
         if (h.key == key && (shared || !used_this_request(handle))) return a; // a kept one is taken

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -67,9 +68,11 @@ struct Admission {
     std::string refused; // no token within connections.wait_timeout
 };
 void init_caps(const config::PoolConfig& pool, BackendTable* const* tables, int nudge_fd);
-// Before a connect (`key`: what PHP keys the kept connection on; `shared`:
-// PHP hands the kept one out again within a request, as pg_pconnect does).
-Admission admit(const Target& target, const std::string& key, bool shared = false);
+// Before a connect (`key`: what PHP keys the kept connection on, the
+// arguments `target` is parsed from, only while caps apply and once per key;
+// `shared`: PHP hands the kept one out again within a request, as
+// pg_pconnect does).
+Admission admit(const std::function<Target()>& target, const std::string& key, bool shared = false);
 // After it: `handle` (null: failed), `kept`: PHP keeps it persistently.
 void admitted(const Admission& a, const void* handle, const std::string& key, bool kept);
 // After a request: tokens of connections no longer `alive` are freed, and

@@ -123,7 +123,10 @@ ZEND_NAMED_FUNCTION(pdo_construct_kept) {
     std::string cap_key = key + "\n" + (Z_TYPE(args[2]) == IS_STRING ? Z_STRVAL(args[2]) : "");
     if (!Z_ISUNDEF(options)) {
         admission = admit(
-            pdo_target(Z_STRVAL(args[0]), Z_TYPE(args[1]) == IS_STRING ? Z_STRVAL(args[1]) : ""),
+            [&] {
+                return pdo_target(Z_STRVAL(args[0]),
+                                  Z_TYPE(args[1]) == IS_STRING ? Z_STRVAL(args[1]) : "");
+            },
             cap_key);
         if (!admission.refused.empty()) {
             zval_ptr_dtor(&options);
@@ -198,7 +201,8 @@ void mysqli_kept(Original& o, zend_execute_data* execute_data, zval* return_valu
     std::string host_text = Z_STRVAL_P(given_host);
     std::string cap_key =
         host_text + "\n" + login.user + "\n" + login.password + "\n" + login.db + "\n" + port_text;
-    Admission admission = admit(mysqli_target(host_text, login.user, login.db, port_text), cap_key);
+    Admission admission =
+        admit([&] { return mysqli_target(host_text, login.user, login.db, port_text); }, cap_key);
     if (!admission.refused.empty()) {
         zval_ptr_dtor(&host);
         return refuse("mysqli_sql_exception", admission.refused);
@@ -246,7 +250,7 @@ ZEND_NAMED_FUNCTION(pg_connect_kept) {
     Admission admission;
     if (!cap_key.empty() && ZEND_NUM_ARGS() <= 2) {
         // pg_pconnect hands the same link to every pg_connect of a request.
-        admission = admit(pgsql_target(cap_key, ""), cap_key, true);
+        admission = admit([&] { return pgsql_target(cap_key, ""); }, cap_key, true);
         if (!admission.refused.empty()) {
             php_error_docref(nullptr, E_WARNING, "Unable to connect to PostgreSQL server: %s",
                              admission.refused.c_str());
