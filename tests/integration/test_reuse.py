@@ -82,9 +82,10 @@ function pg_state(callable $one): array {
         'statement_timeout' => $one('SHOW statement_timeout'),
         'temp_table' => $one("SELECT to_regclass('leak') IS NOT NULL") === 't',
         'advisory_locks' => (int)$one("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
+        'charset' => $one('SHOW client_encoding'),
     ];
 }
-$PG_DIRTY = ["SET statement_timeout = '123s'", 'CREATE TEMP TABLE leak(x int)',
+$PG_DIRTY = ["SET statement_timeout = '123s'", "SET client_encoding = 'LATIN1'", 'CREATE TEMP TABLE leak(x int)',
              'SELECT pg_try_advisory_lock(4242)', 'BEGIN', "INSERT INTO marks VALUES ('dirty')"];
 """
 
@@ -98,9 +99,10 @@ function my_state(callable $one): array {
         'user_variable' => $one('SELECT @leak'),
         'temp_table' => $temp,
         'named_lock' => $one("SELECT IS_USED_LOCK('leak')") !== null,
+        'charset' => $one('SELECT @@character_set_client'),
     ];
 }
-$MY_DIRTY = ['SET SESSION wait_timeout = 12345', 'SET @leak = 1', 'CREATE TEMPORARY TABLE leak(x int)',
+$MY_DIRTY = ['SET SESSION wait_timeout = 12345', 'SET NAMES latin1', 'SET @leak = 1', 'CREATE TEMPORARY TABLE leak(x int)',
              "SELECT GET_LOCK('leak', 0)", 'START TRANSACTION', "INSERT INTO marks VALUES ('dirty')"];
 """
 
@@ -195,6 +197,9 @@ def nothing_a_request_leaves_reaches_a_later_request_on_any_worker():
             first = s.json(name)
             want = clean_for(driver)
             check_eq({k: first[k] for k in want}, want, f"{driver}: a fresh session")
+            # the character set a fresh session has (the driver's, else the server's)
+            check(first["charset"].lower() != "latin1", f"{driver}: a fresh charset: {first}")
+            want["charset"] = first["charset"]
             if "wait_timeout" in first:
                 check(first["wait_timeout"] != 12345, f"{driver}: fresh wait_timeout")
             dirty = concurrently(lambda i: s.json(name, "dirty=1"), WORKERS)
