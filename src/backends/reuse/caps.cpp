@@ -162,7 +162,7 @@ void init_caps(const config::PoolConfig& pool, BackendTable* const* tables, int 
 int backend_for(const std::string& key, const std::function<Target()>& target) {
     if (auto it = caps.backend_of.find(key); it != caps.backend_of.end()) return it->second;
     if (caps.backend_of.size() >= kMaxKnownKeys) caps.backend_of.clear();
-    Target t = normalized(target());
+    Target t = target(); // pgsql_target & co. fill in the defaults already
     int backend = -1;
     for (size_t i = 0; i < caps.declared.size(); ++i)
         if (same(t, caps.declared[i])) backend = static_cast<int>(i);
